@@ -121,3 +121,17 @@ type Action struct {
 	From, To State // ActionTransition
 	Reason   string
 }
+
+// MachineStatus is a snapshot of a Machine for logs, status JSON and tests.
+type MachineStatus struct {
+	State             State
+	Priority          uint8         // configured priority
+	EffectivePriority uint8         // after trackers; what we advertise
+	MasterAddr        netip.Addr    // last master heard, or our own address as MASTER
+	MasterInterval    time.Duration // Master_Adver_Interval: adopted from the master, ours as MASTER
+	SkewTime          time.Duration // from MasterInterval and EffectivePriority
+	DownInterval      time.Duration // Master_Down_Interval
+	Ready             bool          // false until Ready when Config.HoldUntilReady
+	Leaving           bool          // MASTER that sent priority 0 and awaits its successor
+	HoldUntil         time.Time     // after a Leave: no preemption before this; zero = none
+}

@@ -1,0 +1,492 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every error NewMachine returns.
+var ErrInvalidConfig = errors.New("invalid instance config")
+
+// Advertisement interval bounds: the packet field is 12 bits of centiseconds
+// (RFC 9568 section 5.2.7).
+const (
+	machineMinInterval = 10 * time.Millisecond
+	machineMaxInterval = 4095 * 10 * time.Millisecond
+)
+
+// ownerPriority is the priority of the address owner (RFC 9568 section 5.2.4).
+const ownerPriority = 255
+
+// leaveKind says why a MASTER is handing over, which decides where it ends.
+type leaveKind uint8
+
+const (
+	leaveNone     leaveKind = iota
+	leaveDrill              // Leave{Hard: false}: ends in BACKUP, then holds
+	leaveFault              // a weight-0 tracker failed: ends in FAULT
+	leaveShutdown           // Shutdown: ends in INIT, then ActionStopped
+)
+
+func (k leaveKind) String() string {
+	switch k {
+	case leaveDrill:
+		return "leave"
+	case leaveFault:
+		return "fault"
+	case leaveShutdown:
+		return "shutdown"
+	}
+	return "none"
+}
+
+// Machine is the RFC 9568 section 6 state machine of one virtual router
+// instance. It is a pure value: Step feeds it one event with the current
+// time and returns the effects for the runner to carry out, in order;
+// Deadline says when the runner must deliver the next TimerFired. It does
+// no I/O, starts no goroutines and never reads the clock. It is not safe
+// for concurrent use: one runner goroutine owns it.
+type Machine struct {
+	cfg Config
+
+	state       State
+	prio        uint8 // effective priority
+	fault       bool
+	faultReason string
+	ready       bool
+	stopped     bool
+
+	masterAddr     netip.Addr
+	masterInterval time.Duration // Master_Adver_Interval
+
+	adverAt    time.Time // Adver_Timer (MASTER, not leaving)
+	downAt     time.Time // Master_Down_Timer (BACKUP)
+	downReason string    // what the Transition says when downAt fires
+
+	leaving   leaveKind
+	leaveAt   time.Time // give up waiting for a successor
+	leaveHold time.Duration
+
+	holdUntil  time.Time // after a Leave: no preemption before this
+	lowerSince time.Time // preempt_delay: lower-priority master first heard
+
+	armed time.Time // the deadline Deadline reports
+	gen   uint64
+}
+
+// NewMachine validates cfg and returns a Machine in INIT. Send it Start.
+// It never rewrites cfg: an out-of-range value is an error wrapping
+// ErrInvalidConfig.
+func NewMachine(cfg Config) (*Machine, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("vrrp: %w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if cfg.VRID == 0 {
+		bad("vrid 0 is not allowed, use 1..255")
+	}
+	if cfg.Priority == 0 {
+		bad("priority 0 is reserved for a leaving master, use 1..255")
+	}
+	switch iv := cfg.AdvertInterval; {
+	case iv < machineMinInterval || iv > machineMaxInterval:
+		bad("advert interval %v out of range %v..%v", iv, machineMinInterval, machineMaxInterval)
+	case iv%machineMinInterval != 0:
+		bad("advert interval %v is not a whole number of centiseconds", iv)
+	}
+	if !cfg.Addr.IsValid() || cfg.Addr.IsUnspecified() {
+		bad("primary address %q is not a usable address", cfg.Addr)
+	}
+	if cfg.PreemptDelay < 0 {
+		bad("negative preempt delay %v", cfg.PreemptDelay)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	m := &Machine{
+		cfg:            cfg,
+		state:          StateInit,
+		prio:           cfg.Priority,
+		ready:          !cfg.HoldUntilReady,
+		masterInterval: cfg.AdvertInterval,
+	}
+	return m, nil
+}
+
+// Step feeds one event to the machine at time now and returns the actions
+// to carry out, in order. After Step the runner re-reads Deadline.
+func (m *Machine) Step(now time.Time, ev Event) []Action {
+	if m.stopped {
+		return nil
+	}
+	var acts []Action
+	switch ev := ev.(type) {
+	case Start:
+		acts = m.start(now)
+	case AdvertReceived:
+		acts = m.advert(now, ev)
+	case TimerFired:
+		if ev.Gen != m.gen {
+			return nil // stale: the deadline it was armed for has moved
+		}
+		acts = m.timers(now)
+	case PriorityChanged:
+		acts = m.priorityChanged(now, ev)
+	case Ready:
+		m.ready = true
+	case Leave:
+		acts = m.leave(now, ev)
+	case Shutdown:
+		acts = m.shutdown(now)
+	}
+	m.rearm()
+	return acts
+}
+
+// Deadline returns when the runner must deliver TimerFired{Gen: gen}. A
+// zero time means no timer is running. The generation changes whenever
+// the deadline moves, so a TimerFired armed for an older deadline is
+// ignored.
+func (m *Machine) Deadline() (at time.Time, gen uint64) {
+	return m.armed, m.gen
+}
+
+// Status returns a snapshot of the machine.
+func (m *Machine) Status() MachineStatus {
+	return MachineStatus{
+		State:             m.state,
+		Priority:          m.cfg.Priority,
+		EffectivePriority: m.prio,
+		MasterAddr:        m.masterAddr,
+		MasterInterval:    m.masterInterval,
+		SkewTime:          skewTime(m.prio, m.masterInterval),
+		DownInterval:      downInterval(m.prio, m.masterInterval),
+		Ready:             m.ready,
+		Leaving:           m.leaving != leaveNone,
+		HoldUntil:         m.holdUntil,
+	}
+}
+
+// skewTime is RFC 9568 section 6.1: ((256 - Priority) * Master_Adver_Interval) / 256.
+func skewTime(prio uint8, interval time.Duration) time.Duration {
+	return time.Duration(256-int(prio)) * interval / 256
+}
+
+// downInterval is RFC 9568 section 6.1: 3 * Master_Adver_Interval + Skew_Time.
+func downInterval(prio uint8, interval time.Duration) time.Duration {
+	return 3*interval + skewTime(prio, interval)
+}
+
+func (m *Machine) owner() bool { return m.cfg.Priority == ownerPriority }
+
+func (m *Machine) skew() time.Duration { return skewTime(m.prio, m.masterInterval) }
+func (m *Machine) down() time.Duration { return downInterval(m.prio, m.masterInterval) }
+
+// rearm recomputes the single deadline the runner sees and bumps the
+// generation when it moved.
+func (m *Machine) rearm() {
+	var at time.Time
+	switch {
+	case m.stopped:
+	case m.state == StateMaster && m.leaving != leaveNone:
+		at = m.leaveAt
+	case m.state == StateMaster:
+		at = m.adverAt
+	case m.state == StateBackup:
+		at = m.downAt
+	}
+	if !at.Equal(m.armed) {
+		m.armed = at
+		m.gen++
+	}
+}
+
+// start is RFC 9568 section 6.4.1.
+func (m *Machine) start(now time.Time) []Action {
+	if m.state != StateInit {
+		return nil
+	}
+	return m.enter(now, "start")
+}
+
+// enter leaves INIT or FAULT: FAULT while a weight-0 tracker fails, MASTER
+// at once for the address owner, else BACKUP waiting Master_Down_Interval.
+func (m *Machine) enter(now time.Time, reason string) []Action {
+	switch {
+	case m.fault:
+		return m.to(StateFault, "fault: "+m.faultReason)
+	case m.owner():
+		return m.becomeMaster(now, reason+": address owner (priority 255)")
+	default:
+		return m.becomeBackup(now, reason)
+	}
+}
+
+// to records a state change and returns its Transition action.
+func (m *Machine) to(s State, reason string) []Action {
+	from := m.state
+	m.state = s
+	m.adverAt, m.downAt, m.lowerSince = time.Time{}, time.Time{}, time.Time{}
+	return []Action{{Kind: ActionTransition, From: from, To: s, Reason: reason}}
+}
+
+// becomeMaster emits the DESIGN.md section 4 order: listeners ready before
+// the VIP, the VIP before anyone is told about it.
+func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
+	acts := m.to(StateMaster, reason)
+	m.masterAddr = m.cfg.Addr
+	m.masterInterval = m.cfg.AdvertInterval
+	m.adverAt = now.Add(m.cfg.AdvertInterval)
+	return append(acts,
+		Action{Kind: ActionListen},
+		Action{Kind: ActionAddVIP},
+		Action{Kind: ActionAnnounce},
+		Action{Kind: ActionSendAdvert, Priority: m.prio},
+	)
+}
+
+func (m *Machine) becomeBackup(now time.Time, reason string) []Action {
+	acts := m.to(StateBackup, reason)
+	m.armDown(now)
+	return acts
+}
+
+// armDown sets Master_Down_Timer to Master_Down_Interval.
+func (m *Machine) armDown(now time.Time) {
+	d := m.down()
+	m.downAt = now.Add(d)
+	if m.masterAddr.IsValid() && m.masterAddr != m.cfg.Addr {
+		m.downReason = fmt.Sprintf("no advert from %s for Down_Interval %v", m.masterAddr, d)
+	} else {
+		m.downReason = fmt.Sprintf("no advert for Down_Interval %v", d)
+	}
+}
+
+// leaveMaster is the DESIGN.md section 4 break: VIP, then listeners, then
+// the connections still open.
+func (m *Machine) leaveMaster(s State, reason string) []Action {
+	m.leaving, m.leaveAt, m.leaveHold = leaveNone, time.Time{}, 0
+	acts := m.to(s, reason)
+	return append(acts,
+		Action{Kind: ActionRemoveVIP},
+		Action{Kind: ActionUnlisten},
+		Action{Kind: ActionCloseConns},
+	)
+}
+
+func (m *Machine) advert(now time.Time, adv AdvertReceived) []Action {
+	if !adv.From.IsValid() || adv.From == m.cfg.Addr || adv.Interval <= 0 {
+		return nil // our own echo, or nothing the codec would have passed
+	}
+	switch {
+	case m.state == StateBackup:
+		return m.backupAdvert(now, adv)
+	case m.state == StateMaster && m.leaving != leaveNone:
+		if adv.Priority == 0 {
+			return nil
+		}
+		return m.finishLeave(now, fmt.Sprintf("%s: new master %s heard (advert priority %d)",
+			m.leaving, adv.From, adv.Priority), &adv)
+	case m.state == StateMaster:
+		return m.masterAdvert(now, adv)
+	}
+	return nil // INIT and FAULT take no part
+}
+
+// backupAdvert is RFC 9568 section 6.4.2 on receiving an ADVERTISEMENT.
+func (m *Machine) backupAdvert(now time.Time, adv AdvertReceived) []Action {
+	if adv.Priority == 0 {
+		m.downAt = now.Add(m.skew())
+		m.downReason = fmt.Sprintf("master %s left (advert priority 0), Skew_Time %v passed", adv.From, m.skew())
+		return nil
+	}
+	if adv.Priority >= m.prio {
+		m.lowerSince = time.Time{}
+		m.accept(now, adv)
+		return nil
+	}
+	// A lower priority master. preempt_delay counts from the first such
+	// advert whether or not we may preempt yet.
+	if m.lowerSince.IsZero() {
+		m.lowerSince = now
+	}
+	if !m.mayPreempt(now) || now.Sub(m.lowerSince) < m.cfg.PreemptDelay {
+		m.accept(now, adv)
+		return nil
+	}
+	// Discard: let Master_Down_Timer run out and take over.
+	m.downReason = fmt.Sprintf("preempting lower priority %d from %s", adv.Priority, adv.From)
+	return nil
+}
+
+// accept adopts the master's interval and restarts Master_Down_Timer.
+func (m *Machine) accept(now time.Time, adv AdvertReceived) {
+	m.masterAddr = adv.From
+	m.masterInterval = adv.Interval
+	m.armDown(now)
+}
+
+// mayPreempt reports whether a BACKUP may discard a lower priority master's
+// adverts now. The owner always preempts (RFC 9568 section 6.1,
+// Preempt_Mode), except while holding back after a Leave.
+func (m *Machine) mayPreempt(now time.Time) bool {
+	if !m.owner() && (!m.cfg.Preempt || !m.ready) {
+		return false
+	}
+	return !now.Before(m.holdUntil)
+}
+
+// masterAdvert is RFC 9568 section 6.4.3 on receiving an ADVERTISEMENT.
+func (m *Machine) masterAdvert(now time.Time, adv AdvertReceived) []Action {
+	if adv.Priority == 0 {
+		m.adverAt = now.Add(m.cfg.AdvertInterval)
+		return []Action{{Kind: ActionSendAdvert, Priority: m.prio,
+			Reason: fmt.Sprintf("advert priority 0 from %s", adv.From)}}
+	}
+	higher := adv.Priority > m.prio
+	tie := adv.Priority == m.prio && adv.From.Compare(m.cfg.Addr) > 0
+	if higher || tie {
+		reason := fmt.Sprintf("advert priority %d from %s", adv.Priority, adv.From)
+		if tie {
+			reason += " (equal priority, higher address)"
+		}
+		acts := m.leaveMaster(StateBackup, reason)
+		m.accept(now, adv)
+		return acts
+	}
+	// Two masters: reassert at once and re-announce so that switches and
+	// neighbours that followed the other one come back (DESIGN.md section 3).
+	why := fmt.Sprintf("reassert over advert priority %d from %s", adv.Priority, adv.From)
+	m.adverAt = now.Add(m.cfg.AdvertInterval)
+	return []Action{
+		{Kind: ActionSendAdvert, Priority: m.prio, Reason: why},
+		{Kind: ActionAnnounce, Reason: why},
+	}
+}
+
+// timers handles everything due at now.
+func (m *Machine) timers(now time.Time) []Action {
+	due := func(t time.Time) bool { return !t.IsZero() && !t.After(now) }
+	var acts []Action
+	for range 4 { // each case changes state or moves its timer past now
+		switch {
+		case m.state == StateMaster && m.leaving != leaveNone && due(m.leaveAt):
+			d := downInterval(m.prio, m.cfg.AdvertInterval)
+			acts = append(acts, m.finishLeave(now,
+				fmt.Sprintf("%s: no new master within Down_Interval %v", m.leaving, d), nil)...)
+		case m.state == StateMaster && m.leaving == leaveNone && due(m.adverAt):
+			m.adverAt = now.Add(m.cfg.AdvertInterval)
+			acts = append(acts, Action{Kind: ActionSendAdvert, Priority: m.prio})
+		case m.state == StateBackup && due(m.downAt):
+			acts = append(acts, m.becomeMaster(now, m.downReason)...)
+		default:
+			return acts
+		}
+	}
+	return acts
+}
+
+// startLeave is the make half of make-before-break (DESIGN.md section 4):
+// tell the backups with priority 0, keep serving until one takes over.
+func (m *Machine) startLeave(now time.Time, kind leaveKind, hold time.Duration) []Action {
+	m.leaving, m.leaveHold = kind, hold
+	m.leaveAt = now.Add(downInterval(m.prio, m.cfg.AdvertInterval))
+	m.adverAt = time.Time{}
+	return []Action{{Kind: ActionSendAdvert, Priority: 0, Reason: kind.String() + ": handing over"}}
+}
+
+// finishLeave is the break half: a successor was heard (adv != nil) or
+// Down_Interval passed without one.
+func (m *Machine) finishLeave(now time.Time, reason string, adv *AdvertReceived) []Action {
+	kind, hold := m.leaving, m.leaveHold
+	switch {
+	case kind == leaveShutdown:
+		acts := m.leaveMaster(StateInit, reason)
+		m.stopped = true
+		return append(acts, Action{Kind: ActionStopped, Reason: "shutdown"})
+	case m.fault:
+		return m.leaveMaster(StateFault, reason)
+	}
+	acts := m.leaveMaster(StateBackup, reason)
+	if adv != nil {
+		m.accept(now, *adv)
+	} else {
+		m.armDown(now)
+	}
+	if kind == leaveDrill {
+		m.holdUntil = now.Add(hold)
+	}
+	return acts
+}
+
+func (m *Machine) leave(now time.Time, ev Leave) []Action {
+	if m.state != StateMaster || m.leaving != leaveNone {
+		return nil
+	}
+	hold := max(ev.Hold, 0)
+	if !ev.Hard {
+		return m.startLeave(now, leaveDrill, hold)
+	}
+	acts := m.leaveMaster(StateBackup, "leave (hard): crash rehearsal, no priority-0 advert")
+	// The backups take over after at most 3*interval+Skew_Time < 4*interval
+	// (they have our interval). Our own Master_Down_Interval is the shortest
+	// of all (highest priority), so wait twice it before taking back a VIP
+	// that nobody claimed.
+	m.masterAddr = netip.Addr{}
+	d := 2 * m.down()
+	m.downAt = now.Add(d)
+	m.downReason = fmt.Sprintf("no master took over within %v of a hard leave", d)
+	m.holdUntil = now.Add(hold)
+	return acts
+}
+
+func (m *Machine) shutdown(now time.Time) []Action {
+	switch m.state {
+	case StateMaster:
+		if m.leaving != leaveNone {
+			m.leaving = leaveShutdown // already sent priority 0; now end in INIT
+			return nil
+		}
+		return m.startLeave(now, leaveShutdown, 0)
+	case StateInit:
+		m.stopped = true
+		return []Action{{Kind: ActionStopped, Reason: "shutdown"}}
+	}
+	acts := m.to(StateInit, "shutdown")
+	m.stopped = true
+	return append(acts, Action{Kind: ActionStopped, Reason: "shutdown"})
+}
+
+func (m *Machine) priorityChanged(now time.Time, ev PriorityChanged) []Action {
+	if !m.owner() {
+		// Trackers clamp to 1..254 already; 0 and 255 have protocol meanings
+		// a tracker must not reach.
+		m.prio = min(max(ev.Priority, 1), ownerPriority-1)
+	}
+	was := m.fault
+	m.fault = ev.Fault
+	if ev.Fault {
+		m.faultReason = ev.Reason
+		if m.faultReason == "" {
+			m.faultReason = "tracker failing"
+		}
+	}
+	switch {
+	case ev.Fault && !was:
+		switch {
+		case m.state == StateMaster && m.leaving == leaveNone:
+			return m.startLeave(now, leaveFault, 0)
+		case m.state == StateBackup:
+			return m.to(StateFault, "fault: "+m.faultReason)
+		}
+	case !ev.Fault && was && m.state == StateFault:
+		reason := "fault cleared"
+		if ev.Reason != "" {
+			reason += ": " + ev.Reason
+		}
+		return m.enter(now, reason)
+	}
+	return nil
+}
