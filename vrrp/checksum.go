@@ -114,7 +114,9 @@ func MarshalAdvertisement(a *Advertisement, src, dst netip.Addr, mode ChecksumMo
 		return nil, fmt.Errorf("vrrp: unknown checksum mode %v", mode)
 	}
 	if a.Version == 2 {
-		mode = ChecksumMessage
+		// RFC 3768 section 5.3.8: the message alone, whatever the
+		// addresses (VerifyChecksum checks VRRPv2 the same way).
+		mode, src, dst = ChecksumMessage, netip.Addr{}, netip.Addr{}
 	}
 	b, err := a.MarshalBinary()
 	if err != nil {

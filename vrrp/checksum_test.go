@@ -189,3 +189,24 @@ func TestChecksumShortInput(t *testing.T) {
 		_ = Checksum(make([]byte, n), ipv6Src, IPv6Group, ChecksumPseudoHeader)
 	}
 }
+
+// TestMarshalAdvertisementVRRPv2IgnoresAddresses is a regression case found
+// by FuzzUnmarshal: a VRRPv2 advert marshalled with IPv6 source and
+// destination took the IPv6 pseudo-header, which VerifyChecksum (rightly,
+// RFC 3768 section 5.3.8) does not include for VRRPv2.
+func TestMarshalAdvertisementVRRPv2IgnoresAddresses(t *testing.T) {
+	want := mustHex("21 33 64 01 00 01 70 73 0a 4d 00 0a 00 00 00 00 00 00 00 00")
+	a := v2(100, 0)
+	for _, p := range [][2]netip.Addr{{nodeA, IPv4Group}, {ipv6Src, IPv6Group}, {{}, {}}} {
+		b, err := MarshalAdvertisement(&a, p[0], p[1], ChecksumPseudoHeader)
+		if err != nil {
+			t.Fatalf("MarshalAdvertisement: %v", err)
+		}
+		if diff := cmp.Diff(want, b); diff != "" {
+			t.Errorf("from %v to %v: MarshalAdvertisement mismatch (-want +got):\n%s", p[0], p[1], diff)
+		}
+		if mode, err := VerifyChecksum(b, p[0], p[1]); err != nil || mode != ChecksumMessage {
+			t.Errorf("from %v to %v: VerifyChecksum = %v, %v; want rfc9568", p[0], p[1], mode, err)
+		}
+	}
+}
