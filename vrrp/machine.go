@@ -354,7 +354,12 @@ func (m *Machine) masterAdvert(now time.Time, adv AdvertReceived) []Action {
 		}
 		acts := m.leaveMaster(StateBackup, reason)
 		m.accept(now, adv)
-		return acts
+		// A parting advert at our priority. Hearing another master means
+		// there were two: hosts on our side of a healed partition still map
+		// the VIP to us. The winner hears this lower advert and re-announces
+		// (below) even when its own advert happened to reach us first.
+		return append(acts, Action{Kind: ActionSendAdvert, Priority: m.prio,
+			Reason: fmt.Sprintf("parting advert: %s must re-announce", adv.From)})
 	}
 	// Two masters: reassert at once and re-announce so that switches and
 	// neighbours that followed the other one come back (DESIGN.md section 3).

@@ -257,7 +257,9 @@ func TestMachineMasterAdvertisesEveryInterval(t *testing.T) {
 // Adver Interval contained in the ADVERTISEMENT; Recompute the Skew_Time;
 // Recompute the Master_Down_Interval; Set Master_Down_Timer to
 // Master_Down_Interval; Transition to the {Backup} state".
-// Effects: VIP, listeners, connections (DESIGN.md section 4).
+// Effects: VIP, listeners, connections (DESIGN.md section 4), then one
+// parting advert at our priority so that the winner, hearing a lower
+// priority, re-announces (DESIGN.md section 3).
 // Reference: RFC 9568 section 6.4.3
 func TestMachineMasterYieldsToBetterAdvert(t *testing.T) {
 	tests := []struct {
@@ -275,7 +277,8 @@ func TestMachineMasterYieldsToBetterAdvert(t *testing.T) {
 			m, now := startMachine(t, testConfig(100), true)
 			now = now.Add(300 * time.Millisecond)
 			got := m.Step(now, tt.adv)
-			diffActions(t, leftMaster, got)
+			// The parting advert makes the winner re-announce (DESIGN.md section 3).
+			diffActions(t, cat(leftMaster, advert(100)), got)
 			if got[0].Reason != tt.reason {
 				t.Errorf("reason = %q, want %q", got[0].Reason, tt.reason)
 			}
