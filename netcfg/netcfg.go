@@ -132,6 +132,8 @@ func (a *announcer) Close() error { return a.pc.Close() }
 // reply of the same shape, both to the Ethernet broadcast address. Linux
 // treats both as gratuitous (arp_is_garp) and overrides an existing
 // neighbour entry with them.
+const ethHeaderLen = 14
+
 func garpFrames(mac net.HardwareAddr, vip netip.Addr) ([][]byte, error) {
 	if !vip.Is4() {
 		return nil, ErrNotIPv4
@@ -156,7 +158,9 @@ func garpFrames(mac net.HardwareAddr, vip netip.Addr) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		frames = append(frames, fb)
+		// ethernet pads to the 60-byte minimum; send the 42 bytes
+		// keepalived sends and let the driver pad on the wire.
+		frames = append(frames, fb[:ethHeaderLen+len(pb)])
 	}
 	return frames, nil
 }
