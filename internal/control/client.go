@@ -1,0 +1,140 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Client talks to a running vipd over its unix socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	return &Client{
+		Socket: path,
+		hc: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			DisableKeepAlives: true,
+		}},
+	}
+}
+
+// Status fetches the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+	return s, err
+}
+
+// Drill runs a failover drill on the daemon (which must be MASTER).
+func (c *Client) Drill(ctx context.Context, req DrillRequest) (DrillResult, error) {
+	var res DrillResult
+	err := c.do(ctx, http.MethodPost, "/v1/drill", req, &res)
+	return res, err
+}
+
+// Server changes a server's administrative state.
+func (c *Client) Server(ctx context.Context, req ServerRequest) error {
+	return c.do(ctx, http.MethodPost, "/v1/server", req, nil)
+}
+
+// Reload asks the daemon to re-read its config file.
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var res ReloadResult
+	err := c.do(ctx, http.MethodPost, "/v1/reload", struct{}{}, &res)
+	return res, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://vipd"+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.explain(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("vipd: %s", e.Error)
+		}
+		return fmt.Errorf("vipd: %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// explain turns a dial failure into advice.
+func (c *Client) explain(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("no vipd control socket at %s: is vipd running (systemctl status vipd)? use -c FILE or --socket PATH", c.Socket)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("vipd is not answering on %s (stale socket?): %w", c.Socket, err)
+	case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("permission denied on %s: run as root or as a member of the socket's group ([control] group)", c.Socket)
+	}
+	return err
+}
+
+// Wait polls Status until ok returns true or the timeout passes; it returns
+// the last status and the last error seen.
+func (c *Client) Wait(ctx context.Context, timeout time.Duration, ok func(Status) bool) (Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var last Status
+	var lastErr error
+	for {
+		s, err := c.Status(ctx)
+		if err == nil {
+			last, lastErr = s, nil
+			if ok(s) {
+				return s, nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return last, lastErr
+		case <-t.C:
+		}
+	}
+}

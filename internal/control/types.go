@@ -1,0 +1,160 @@
+package control
+
+import "time"
+
+// Status is the document behind `vipd status -o json` and /api/v1/status.
+// The fields named in DESIGN.md section 6 are a contract: add fields, never
+// rename them.
+type Status struct {
+	Node      string       `json:"node"`
+	Version   string       `json:"version,omitempty"`
+	Mode      string       `json:"mode"` // "vrrp" or "single"
+	Started   time.Time    `json:"started"`
+	Instances []Instance   `json:"instances"`
+	Frontends []Frontend   `json:"frontends"`
+	Backends  []Backend    `json:"backends"`
+	Peers     []Peer       `json:"peers,omitempty"`
+	Trackers  []Tracker    `json:"trackers,omitempty"`
+	LastDrill *DrillResult `json:"last_drill,omitempty"`
+}
+
+// Instance is one VRRP instance.
+type Instance struct {
+	Name              string            `json:"name"`
+	VRID              int               `json:"vrid"`
+	Interface         string            `json:"interface"`
+	State             string            `json:"state"`
+	Priority          int               `json:"priority"`
+	EffectivePriority int               `json:"effective_priority"`
+	PriorityReason    string            `json:"priority_reason,omitempty"`
+	MasterAddr        string            `json:"master_addr"`
+	VIPs              []string          `json:"vips"`
+	LastTransition    time.Time         `json:"last_transition"`
+	LastReason        string            `json:"last_reason,omitempty"`
+	Transitions       int               `json:"transitions"`
+	AdvertIntervalMs  float64           `json:"advert_interval_ms"`
+	MasterIntervalMs  float64           `json:"master_interval_ms"`
+	DownIntervalMs    float64           `json:"down_interval_ms"`
+	SkewTimeMs        float64           `json:"skew_time_ms"`
+	Ready             bool              `json:"ready"`
+	Unicast           bool              `json:"unicast"`
+	Checksum          string            `json:"checksum"`
+	AdvertsSent       uint64            `json:"adverts_sent"`
+	AdvertsReceived   uint64            `json:"adverts_received"`
+	Drops             map[string]uint64 `json:"drops"`
+	// Senders lists every router heard on this VRID, with the checksum
+	// form it uses (keepalived: pseudo-header).
+	Senders []Sender `json:"senders,omitempty"`
+	// Recent holds the last transitions, newest first.
+	Recent []Transition `json:"recent,omitempty"`
+}
+
+// Sender is a router heard on the VRID.
+type Sender struct {
+	Addr     string    `json:"addr"`
+	Priority int       `json:"priority"`
+	Interval float64   `json:"interval_ms"`
+	Checksum string    `json:"checksum"`
+	LastSeen time.Time `json:"last_seen"`
+	Count    uint64    `json:"count"`
+}
+
+// Transition is one logged state change.
+type Transition struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// Frontend is one proxy listener set.
+type Frontend struct {
+	Name        string   `json:"name"`
+	Bind        string   `json:"bind"`
+	Binds       []string `json:"binds,omitempty"`
+	Backend     string   `json:"backend"`
+	Listening   bool     `json:"listening"`
+	ActiveConns int64    `json:"active_conns"`
+	TotalConns  uint64   `json:"total_conns"`
+	BytesIn     uint64   `json:"bytes_in"`
+	BytesOut    uint64   `json:"bytes_out"`
+	Healthy     int      `json:"healthy_servers"`
+}
+
+// Backend is a server pool.
+type Backend struct {
+	Name    string   `json:"name"`
+	Servers []Server `json:"servers"`
+}
+
+// Server is one backend server with its state and last check.
+type Server struct {
+	Name        string    `json:"name"`
+	Addr        string    `json:"addr"`
+	State       string    `json:"state"`
+	Health      string    `json:"health"`
+	LastCheck   string    `json:"last_check,omitempty"`
+	CheckedAt   time.Time `json:"checked_at,omitempty"`
+	LatencyMs   float64   `json:"check_latency_ms"`
+	ActiveConns int64     `json:"active_conns"`
+	TotalConns  uint64    `json:"total_conns"`
+	FailedConns uint64    `json:"failed_conns"`
+}
+
+// Peer is another vipd node, as its status beacon last described it.
+type Peer struct {
+	Name              string    `json:"name"`
+	Addr              string    `json:"addr"`
+	State             string    `json:"state"`
+	EffectivePriority int       `json:"effective_priority"`
+	Ready             bool      `json:"ready"`
+	LastSeen          time.Time `json:"last_seen"`
+	Fresh             bool      `json:"fresh"`
+}
+
+// Tracker is one priority tracker.
+type Tracker struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Weight  int    `json:"weight"`
+	Healthy bool   `json:"healthy"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// DrillRequest asks the master to hand over the VIP.
+type DrillRequest struct {
+	Hard  bool          `json:"hard"`
+	Hold  time.Duration `json:"hold"`  // how long not to preempt back
+	Force bool          `json:"force"` // skip the healthy-backup check
+}
+
+// DrillResult is what `vipd drill failover -o json` prints.
+type DrillResult struct {
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	GapMs      float64   `json:"gap_ms"`
+	ExpectedMs float64   `json:"expected_ms"`
+	TakeoverMs float64   `json:"takeover_ms"`
+	Hard       bool      `json:"hard"`
+	Probe      string    `json:"probe"`
+	Probes     int       `json:"probes"`
+	Failed     int       `json:"failed_probes"`
+	At         time.Time `json:"at"`
+}
+
+// ServerRequest changes a server's administrative state.
+type ServerRequest struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server"`
+	Action  string `json:"action"` // "drain" | "maint" | "ready"
+}
+
+// ReloadResult says what a reload applied.
+type ReloadResult struct {
+	Applied []string `json:"applied"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
