@@ -1,0 +1,55 @@
+// Package vrrp implements the Virtual Router Redundancy Protocol version 3
+// (RFC 9568, which obsoletes RFC 5798) as vipd uses it: to elect which
+// load-balancer host owns the virtual IP.
+//
+// # What it implements
+//
+// The state machine of RFC 9568 section 6 (Initialize, Backup and Master —
+// RFC 9568 says "Active"; this package keeps the MASTER name operators know
+// from keepalived) plus keepalived's FAULT state. Machine is a pure value in
+// the style of etcd-io/raft: Step feeds it one Event with the current time
+// and returns the Actions to carry out, in order; Deadline says when the
+// next TimerFired is due. It does no I/O, starts no goroutines and never
+// reads the clock, so an in-memory network of machines can rehearse
+// elections, crashes, partitions and ties in microseconds.
+//
+// Beyond the RFC, following DESIGN.md sections 3 and 4:
+//
+//   - A MASTER that hears a lower priority sends an advert at once and
+//     re-announces the VIP, and a MASTER that yields sends one parting
+//     advert so that the winner re-announces: a healed split brain heals
+//     the hosts' ARP caches too.
+//   - Voluntary hand-overs (Shutdown, Leave, a weight-0 tracker failing on
+//     the MASTER) are make-before-break: priority 0 first, the VIP and
+//     listeners kept until the successor is heard, bounded by
+//     Master_Down_Interval.
+//   - keepalived's nopreempt and preempt_delay, a hold after a drill, and
+//     HoldUntilReady, which keeps a starting node from preempting before
+//     its health checks have completed a round. None of them stops a node
+//     from taking over when no master is heard at all.
+//   - The order of effects: listeners before the VIP before the announcement
+//     when becoming MASTER; VIP, listeners, then open connections when
+//     leaving.
+//
+// The advertisement codec (Advertisement, MarshalAdvertisement, and
+// checksums with or without the IPv4 pseudo-header, as keepalived and RFC
+// 9568 differ), EffectivePriority for keepalived's tracker weights, and
+// Runner, which drives a Machine with a socket, a timer and host effects
+// behind the Conn and Effects interfaces.
+//
+// # What it does not implement
+//
+//   - Sending VRRPv2. Version 2 adverts are decoded, so a keepalived peer
+//     still on VRRPv2 is visible, but the Runner only sends version 3.
+//   - Authentication (removed from VRRP in RFC 3768 and absent from
+//     version 3); VRRPv2 authentication data is only carried through.
+//   - Virtual MAC addresses: the VIP is a secondary address on the host's
+//     own interface, claimed with gratuitous ARP or unsolicited neighbour
+//     advertisements.
+//   - Sockets and the host: raw IPv4 and IPv6 VRRP sockets, adding and
+//     removing the VIP, gratuitous ARP and unsolicited NA live in package
+//     netcfg; the proxy listeners in package proxy; health checks in
+//     package health.
+//   - Accept_Mode false: the VIP always accepts traffic, since the proxy
+//     must receive it.
+package vrrp
