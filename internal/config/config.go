@@ -1,0 +1,337 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is a parsed, defaulted and validated vipd configuration file.
+//
+// A Config built by Parse also remembers file positions for its warnings;
+// compare Configs with cmpopts.IgnoreUnexported(Config{}).
+type Config struct {
+	// Path is the file the configuration was read from, as given to Parse.
+	Path string
+	// VRRP is the election; nil means single-LB mode (no election): every
+	// frontend then needs an address and always listens.
+	VRRP      *VRRP
+	Nodes     []Node
+	Tracks    []Track
+	Frontends []Frontend
+	Backends  []Backend
+	Control   Control
+	// HTTP is the status page and metrics listener; nil when there is no
+	// [http] table.
+	HTTP *HTTP
+	// Notify runs a command on each VRRP transition; nil when there is no
+	// [notify] table.
+	Notify *Notify
+	Log    Log
+	Global Global
+
+	// warnings found while parsing, already prefixed with file:line.
+	warnings []string
+}
+
+// VRRP is the [vrrp] table: one VRRPv3 instance (RFC 9568).
+type VRRP struct {
+	// VRID is the virtual router ID, 1..255, unique per L2 segment.
+	VRID uint8
+	// Interface carries the adverts and the VIPs; a [[node]] may override it.
+	Interface string
+	// VIPs are the virtual addresses; a bare address means a /32 (/128).
+	// The address bits are kept as written ("192.168.30.30/24" stays so).
+	VIPs []netip.Prefix
+	// AdvertInterval is 10ms..40.95s in steps of 10ms (the packet carries
+	// 12-bit centiseconds). Default 200ms; 1s with Preset "keepalived".
+	AdvertInterval time.Duration
+	// Preempt lets a higher priority node take the VIP back. Default true.
+	Preempt bool
+	// PreemptDelay holds back preemption after start-up. Default 0.
+	PreemptDelay time.Duration
+	// Checksum is the IPv4 transmit form: "pseudo-header" (default,
+	// keepalived-compatible) or "rfc9568" (message only).
+	Checksum string
+	// Unicast sends adverts to the other nodes' addresses instead of the
+	// multicast group, and accepts adverts only from them.
+	Unicast bool
+	// GARPRepeat is the number of rounds in the burst on becoming MASTER.
+	// Default 5.
+	GARPRepeat int
+	// GARPInterval is the gap between rounds of the burst. Default 100ms.
+	GARPInterval time.Duration
+	// GARPRefresh is the period of the refresh while MASTER; 0 turns it off.
+	// Default 60s.
+	GARPRefresh time.Duration
+	// StartupHold keeps a starting node from preempting until its health
+	// checks completed one round. Default true.
+	StartupHold bool
+	// Preset is "" or "keepalived" (advert_interval 1s unless set).
+	Preset string
+}
+
+// Node is one [[node]]: a host taking part in the election.
+type Node struct {
+	Name    string
+	Address netip.Addr
+	// Priority is 1..255; 255 is the address owner. Default 100.
+	Priority uint8
+	// Interface overrides [vrrp] interface on this node when not empty.
+	Interface string
+}
+
+// Track types.
+const (
+	TrackScript    = "script"
+	TrackInterface = "interface"
+	TrackBackends  = "backends"
+)
+
+// Track is one [[track]]: something that adjusts the priority with
+// keepalived weight semantics.
+type Track struct {
+	Name string
+	// Type is TrackScript, TrackInterface or TrackBackends.
+	Type string
+	// Weight is -254..254; 0 (the default) puts the instance in FAULT when
+	// the tracker fails.
+	Weight int
+
+	// Command is the argv of a script tracker (no shell).
+	Command []string
+	// Interval, Timeout, Rise and Fall drive a script tracker; defaults
+	// 2s, 1s, 2, 2.
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+
+	// Interface is the link an interface tracker watches.
+	Interface string
+
+	// Frontend names the frontend a backends tracker watches: the tracker
+	// fails when fewer than MinHealthy (default 1) of its backend's servers
+	// are healthy.
+	Frontend   string
+	MinHealthy int
+}
+
+// Balance algorithms.
+const (
+	BalanceLeastConn  = "leastconn"
+	BalanceRoundRobin = "roundrobin"
+	BalanceSource     = "source"
+)
+
+// Frontend is one [[frontend]]: a TCP listener.
+type Frontend struct {
+	Name    string
+	Port    uint16
+	Backend string
+	// Balance is BalanceLeastConn (default), BalanceRoundRobin or
+	// BalanceSource.
+	Balance string
+	// Address, when valid, is bound instead of the VIPs. Required without
+	// [vrrp].
+	Address netip.Addr
+	// MaxConn limits concurrent connections; 0 is unlimited.
+	MaxConn int
+	// ConnectTimeout bounds the dial to a server. Default 5s.
+	ConnectTimeout time.Duration
+	// IdleTimeout closes a tunnel idle that long; 0 (default) never does.
+	IdleTimeout time.Duration
+}
+
+// Backend is one [[backend]]: a pool of servers with one health check.
+type Backend struct {
+	Name    string
+	Servers []Server
+	Check   Check
+	// DrainTimeout is how long a draining server keeps its connections
+	// (deregistration delay). Key drain_timeout, default 30s.
+	DrainTimeout time.Duration
+	// ProxyProtocol sends a PROXY protocol v2 header. Default false.
+	ProxyProtocol bool
+	// CloseOnDown closes a server's connections when it goes DOWN.
+	CloseOnDown bool
+}
+
+// Server is one backend server. Name defaults to the host part of Addr.
+type Server struct {
+	Name string
+	Addr netip.AddrPort
+}
+
+// Check types.
+const (
+	CheckTCP   = "tcp"
+	CheckTLS   = "tls"
+	CheckHTTP  = "http"
+	CheckHTTPS = "https"
+	CheckNone  = "none"
+)
+
+// Check is a backend's active health check.
+type Check struct {
+	// Type is CheckTCP (default), CheckTLS, CheckHTTP, CheckHTTPS or
+	// CheckNone.
+	Type string
+	// Port, when not 0, is checked instead of each server's port.
+	Port uint16
+	// Method, Path and ExpectStatus apply to http and https; defaults GET,
+	// "/", 200.
+	Method       string
+	Path         string
+	ExpectStatus int
+	// Interval, Timeout, Rise and Fall default to 2s, 1s, 2, 3 (HAProxy's).
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+	// TLS settings for tls and https.
+	CA, SNI, ClientCert, ClientKey string
+	InsecureSkipVerify             bool
+}
+
+// Control is the [control] table: the daemon's unix socket.
+type Control struct {
+	// Socket defaults to /run/vipd/vipd.sock.
+	Socket string
+	// Group, when set, owns the socket.
+	Group string
+	// Mode defaults to 0660.
+	Mode os.FileMode
+}
+
+// HTTP is the [http] table: the status page, /metrics and the JSON API.
+type HTTP struct {
+	// Listen defaults to 127.0.0.1:9600.
+	Listen string
+	// Users enables basic auth when not empty.
+	Users []User
+	// Allow lists the client networks; default loopback only
+	// (127.0.0.0/8 and ::1/128).
+	Allow []netip.Prefix
+}
+
+// User is one [[http.user]].
+type User struct {
+	Name string
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$).
+	PasswordHash string
+}
+
+// Notify is the [notify] table: Command is run on each transition with the
+// instance, the state and the priority appended, killed after Timeout
+// (default 5s).
+type Notify struct {
+	Command []string
+	Timeout time.Duration
+}
+
+// Log is the [log] table.
+type Log struct {
+	// Level is trace, debug, info (default), warn or error.
+	Level string
+	// Format is json, console or auto (default: console on a terminal, json
+	// otherwise).
+	Format string
+}
+
+// Global is the [global] table.
+type Global struct {
+	// MaxConn limits connections over all frontends; 0 is unlimited.
+	MaxConn int
+}
+
+// Error is one problem in a configuration file. Msg says what is wrong and
+// how to fix it.
+type Error struct {
+	File string
+	// Line is 1-based; 0 when the problem has no single line (then Error
+	// prints "file: msg").
+	Line int
+	Msg  string
+}
+
+// Error implements error as "file:line: msg".
+func (e *Error) Error() string {
+	if e.Line <= 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Load reads the file at path and parses it with Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data strictly, applies defaults and validates the result.
+// path is used in messages only. On failure the error is an errors.Join of
+// every *Error found, sorted by line, so that they can all be fixed at once;
+// use errors.As or the Unwrap() []error method to get at them.
+func Parse(path string, data []byte) (*Config, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, syntaxError(path, err)
+	}
+	d := &decoder{file: path, pos: scanPositions(string(data))}
+	c := d.config(raw)
+	d.validate(c)
+	if len(d.errs) > 0 {
+		return nil, joinErrors(d.errs)
+	}
+	c.Path = path
+	c.warnings = d.warnings()
+	return c, nil
+}
+
+func joinErrors(es []*Error) error {
+	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].Line != es[j].Line {
+			return es[i].Line < es[j].Line
+		}
+		return es[i].Msg < es[j].Msg
+	})
+	errs := make([]error, 0, len(es))
+	var last *Error
+	for _, e := range es {
+		if last != nil && *last == *e {
+			continue // the same problem found by two checks
+		}
+		errs = append(errs, e)
+		last = e
+	}
+	return errors.Join(errs...)
+}
+
+// syntaxError turns a toml error into a *Error with its line.
+func syntaxError(path string, err error) error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return &Error{File: path, Msg: fmt.Sprintf("TOML: %v", err)}
+	}
+	msg := pe.Message
+	hint := "see https://toml.io/en/v1.0.0 for the syntax"
+	switch {
+	case strings.Contains(msg, "already been defined"):
+		hint = "each key and [table] may appear once; for a list of tables write [[name]] for every entry"
+	case strings.Contains(msg, "expected value but found"),
+		strings.Contains(msg, "invalid integer"),
+		strings.Contains(msg, "invalid float"):
+		hint = `strings need quotes (interface = "eth0", advert_interval = "200ms"); integers have no leading zeros (write mode = "0660")`
+	case strings.Contains(msg, "newline"):
+		hint = "a string or key/value pair cannot span lines here; close the quote on the same line"
+	case strings.Contains(msg, "unexpected EOF"), strings.Contains(msg, "unexpected end"):
+		hint = "a quote, ] or } is not closed"
+	}
+	return &Error{File: path, Line: pe.Position.Line, Msg: fmt.Sprintf("TOML syntax: %s; %s", msg, hint)}
+}

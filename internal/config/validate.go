@@ -1,0 +1,281 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// validate checks what spans tables: references, uniqueness, address
+// families. Values that already failed to decode are zero and skipped here,
+// so one mistake gives one message.
+func (d *decoder) validate(c *Config) {
+	d.validateNodes(c)
+	d.validateVRRP(c)
+	d.validateFrontends(c)
+	d.validateBackends(c)
+	d.validateTracks(c)
+}
+
+func (d *decoder) lineOf(path string) string {
+	if l := d.pos.line(path); l > 0 {
+		return fmt.Sprintf(" on line %d", l)
+	}
+	return ""
+}
+
+func nodeLabel(n Node, i int) string {
+	if n.Name != "" {
+		return fmt.Sprintf("[[node]] %q", n.Name)
+	}
+	return fmt.Sprintf("[[node]] #%d", i+1)
+}
+
+func (d *decoder) validateNodes(c *Config) {
+	names := map[string]int{}
+	addrs := map[netip.Addr]int{}
+	owner := -1
+	for i, n := range c.Nodes {
+		p := indexPath("node", i)
+		if n.Name != "" {
+			if j, dup := names[n.Name]; dup {
+				d.errAt(p+".name", "%s name = %q: already used by the [[node]]%s; node names must be unique (they are matched against --node and the hostname)",
+					nodeLabel(n, i), n.Name, d.lineOf(indexPath("node", j)))
+			} else {
+				names[n.Name] = i
+			}
+		}
+		if n.Address.IsValid() {
+			if j, dup := addrs[n.Address]; dup {
+				d.errAt(p+".address", "%s address = %q: already the address of %s%s; every node needs its own address",
+					nodeLabel(n, i), n.Address, nodeLabel(c.Nodes[j], j), d.lineOf(indexPath("node", j)))
+			} else {
+				addrs[n.Address] = i
+			}
+		}
+		if n.Priority == 255 && c.VRRP != nil {
+			if owner >= 0 {
+				d.errAt(p+".priority", "%s priority = 255: %s is already the address owner (255); only one node may own the VIP: use 1..254 here",
+					nodeLabel(n, i), nodeLabel(c.Nodes[owner], owner))
+			} else {
+				owner = i
+			}
+		}
+	}
+}
+
+func (d *decoder) validateVRRP(c *Config) {
+	v := c.VRRP
+	if v == nil {
+		return
+	}
+	if len(c.Nodes) == 0 {
+		d.errAt("vrrp", `[vrrp]: no [[node]] tables; add one per load-balancer host: [[node]] name = "lb1" address = "192.168.30.21" priority = 150 (or remove [vrrp] for a single LB without failover)`)
+	}
+	if v.Interface == "" {
+		var missing []string
+		for i, n := range c.Nodes {
+			if n.Interface == "" {
+				missing = append(missing, nodeLabel(n, i))
+			}
+		}
+		if len(missing) > 0 {
+			d.errAt("vrrp", `[vrrp]: missing interface; add interface = "eth0" (the link that carries the VIP), or set interface in every [[node]] (missing in %s)`,
+				strings.Join(missing, ", "))
+		}
+	}
+	if len(v.VIPs) == 0 {
+		return
+	}
+	vipFam := v.VIPs[0].Addr().Is4()
+	var same, other []int
+	for i, n := range c.Nodes {
+		if !n.Address.IsValid() {
+			continue
+		}
+		if n.Address.Is4() == vipFam {
+			same = append(same, i)
+		} else {
+			other = append(other, i)
+		}
+	}
+	switch {
+	case len(other) > 0 && len(same) == 0:
+		d.errAt("vrrp.vips", "[vrrp] vips: %s VIPs, but every [[node]] address is %s; one VRRP instance carries one address family (RFC 9568 section 5): use %s VIPs, or give the nodes %s addresses",
+			family(v.VIPs[0].Addr()), family(c.Nodes[other[0]].Address), family(c.Nodes[other[0]].Address), family(v.VIPs[0].Addr()))
+	case len(other) > 0:
+		for _, i := range other {
+			n := c.Nodes[i]
+			d.errAt(indexPath("node", i)+".address", "%s address = %q: %s, but the VIPs are %s; the adverts carry one address family, so give this node its %s address",
+				nodeLabel(n, i), n.Address, family(n.Address), family(v.VIPs[0].Addr()), family(v.VIPs[0].Addr()))
+		}
+	}
+	for j, vip := range v.VIPs {
+		for i, n := range c.Nodes {
+			if n.Address == vip.Addr() && n.Priority != 255 {
+				d.errAt(indexPath("vrrp.vips", j), "[vrrp] vips[%d] = %q: this is %s's own address, so it would never move; use a free address for the VIP (or make %s its owner with priority = 255)",
+					j, vip, nodeLabel(n, i), n.Name)
+			}
+		}
+	}
+}
+
+func (d *decoder) validateFrontends(c *Config) {
+	backends := map[string]bool{}
+	var backendNames []string
+	for _, b := range c.Backends {
+		if b.Name != "" && !backends[b.Name] {
+			backends[b.Name] = true
+			backendNames = append(backendNames, b.Name)
+		}
+	}
+	names := map[string]int{}
+	type bind struct {
+		addrs []netip.Addr // nil: the VIPs
+		i     int
+	}
+	byPort := map[uint16][]bind{}
+	for i, f := range c.Frontends {
+		p := indexPath("frontend", i)
+		label := elemLabelName("frontend", f.Name, i)
+		if f.Name != "" {
+			if j, dup := names[f.Name]; dup {
+				d.errAt(p+".name", "%s name = %q: already used by the [[frontend]]%s; frontend names must be unique",
+					label, f.Name, d.lineOf(indexPath("frontend", j)))
+			} else {
+				names[f.Name] = i
+			}
+		}
+		if f.Backend != "" && !backends[f.Backend] {
+			d.errAt(p+".backend", "%s backend = %q: no [[backend]] has that name; %s", label, f.Backend, pickFrom("backend", f.Backend, backendNames))
+		}
+		if _, written := d.pos[p+".address"]; c.VRRP == nil && !f.Address.IsValid() && !written {
+			d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
+		}
+		if f.Port == 0 {
+			continue
+		}
+		b := bind{i: i}
+		if f.Address.IsValid() {
+			b.addrs = []netip.Addr{f.Address}
+		} else if c.VRRP != nil {
+			for _, v := range c.VRRP.VIPs {
+				b.addrs = append(b.addrs, v.Addr())
+			}
+		} else {
+			continue
+		}
+		for _, o := range byPort[f.Port] {
+			if overlap(b.addrs, o.addrs) {
+				d.errAt(p+".port", "%s port = %d: [[frontend]] %q%s already listens on port %d on the same address; give one of them another port (or another address)",
+					label, f.Port, c.Frontends[o.i].Name, d.lineOf(indexPath("frontend", o.i)), f.Port)
+				break
+			}
+		}
+		byPort[f.Port] = append(byPort[f.Port], b)
+	}
+}
+
+// overlap reports whether two bind sets share an address; an unspecified
+// address (0.0.0.0, ::) binds them all.
+func overlap(a, b []netip.Addr) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y || x.IsUnspecified() || y.IsUnspecified() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func elemLabelName(kind, name string, i int) string {
+	if name != "" {
+		return fmt.Sprintf("[[%s]] %q", kind, name)
+	}
+	return fmt.Sprintf("[[%s]] #%d", kind, i+1)
+}
+
+// pickFrom completes a "no such name" message with a suggestion or the list.
+func pickFrom(kind, name string, names []string) string {
+	if s := suggest(name, names); s != "" {
+		return fmt.Sprintf("did you mean %q?", s)
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("add a [[%s]] with name = %q", kind, name)
+	}
+	return fmt.Sprintf("use one of %s", quoteList(names))
+}
+
+func (d *decoder) validateBackends(c *Config) {
+	names := map[string]int{}
+	used := map[string]bool{}
+	for _, f := range c.Frontends {
+		used[f.Backend] = true
+	}
+	for i, b := range c.Backends {
+		p := indexPath("backend", i)
+		if b.Name == "" {
+			continue
+		}
+		if j, dup := names[b.Name]; dup {
+			d.errAt(p+".name", "[[backend]] %q name: already used by the [[backend]]%s; backend names must be unique",
+				b.Name, d.lineOf(indexPath("backend", j)))
+			continue
+		}
+		names[b.Name] = i
+		if !used[b.Name] {
+			d.warnAt(p, "[[backend]] %q: no [[frontend]] uses it; add backend = %q to a frontend or remove it", b.Name, b.Name)
+		}
+	}
+}
+
+func (d *decoder) validateTracks(c *Config) {
+	frontends := map[string]int{}
+	var frontendNames []string
+	for i, f := range c.Frontends {
+		if _, ok := frontends[f.Name]; !ok && f.Name != "" {
+			frontends[f.Name] = i
+			frontendNames = append(frontendNames, f.Name)
+		}
+	}
+	backends := map[string]Backend{}
+	for _, b := range c.Backends {
+		if _, ok := backends[b.Name]; !ok {
+			backends[b.Name] = b
+		}
+	}
+	names := map[string]int{}
+	for i, t := range c.Tracks {
+		p := indexPath("track", i)
+		label := elemLabelName("track", t.Name, i)
+		if t.Name != "" {
+			if j, dup := names[t.Name]; dup {
+				d.errAt(p+".name", "%s name = %q: already used by the [[track]]%s; tracker names must be unique (logs and status name them)",
+					label, t.Name, d.lineOf(indexPath("track", j)))
+			} else {
+				names[t.Name] = i
+			}
+		}
+		if t.Type == TrackBackends && t.Frontend != "" {
+			fi, ok := frontends[t.Frontend]
+			if !ok {
+				d.errAt(p+".frontend", "%s frontend = %q: no [[frontend]] has that name; %s", label, t.Frontend, pickFrom("frontend", t.Frontend, frontendNames))
+			} else if b, ok := backends[c.Frontends[fi].Backend]; ok && len(b.Servers) > 0 && t.MinHealthy > len(b.Servers) {
+				d.errAt(p+".min_healthy", "%s min_healthy = %d: backend %q has only %d servers, so the tracker could never pass; use min_healthy = %d or less",
+					label, t.MinHealthy, b.Name, len(b.Servers), len(b.Servers))
+			}
+		}
+	}
+	if c.VRRP == nil && len(c.Tracks) > 0 {
+		d.warnAt("track[0]", "[[track]]: trackers adjust the VRRP priority, and there is no [vrrp]; they run but change nothing")
+	}
+	if c.Global.MaxConn > 0 {
+		for i, f := range c.Frontends {
+			if f.MaxConn > c.Global.MaxConn {
+				d.warnAt(indexPath("frontend", i)+".maxconn", "%s maxconn = %d: above [global] maxconn = %d, which caps it first",
+					elemLabelName("frontend", f.Name, i), f.MaxConn, c.Global.MaxConn)
+			}
+		}
+	}
+}

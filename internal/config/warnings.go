@@ -1,0 +1,89 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Warnings returns what is valid but probably not what the operator meant,
+// for `vipd check` and the start-up log: a check timeout not shorter than
+// its interval, trackers whose weights can never move the VIP, a single
+// node with [vrrp], tied priorities, an unused backend, a status page that
+// only loopback may read, a world-writable control socket, an https check
+// without a CA. Warnings found while parsing carry file:line.
+func (c *Config) Warnings() []string {
+	out := append([]string(nil), c.warnings...)
+	if c.VRRP == nil {
+		return out
+	}
+	prefix := c.Path + ": "
+	switch len(c.Nodes) {
+	case 0:
+		return out
+	case 1:
+		msg := fmt.Sprintf("only one [[node]] (%s): there is no peer to fail over to; add the other load balancer, or remove [vrrp] for single-LB mode", c.Nodes[0].Name)
+		if c.VRRP.Unicast {
+			msg += " (with unicast = true the adverts have nobody to go to)"
+		}
+		return append(out, prefix+msg)
+	}
+
+	nodes := append([]Node(nil), c.Nodes...)
+	sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].Priority > nodes[j].Priority })
+	for i := 1; i < len(nodes); i++ {
+		if nodes[i].Priority == nodes[i-1].Priority {
+			out = append(out, prefix+fmt.Sprintf("[[node]] %q and %q both have priority %d; the higher address wins the tie (RFC 9568 section 6.4.3), so give them different priorities to choose the master",
+				nodes[i-1].Name, nodes[i].Name, nodes[i].Priority))
+		}
+	}
+
+	var weighted []Track
+	sumNeg, sumPos := 0, 0
+	for _, t := range c.Tracks {
+		switch {
+		case t.Weight < 0:
+			sumNeg -= t.Weight
+		case t.Weight > 0:
+			sumPos += t.Weight
+		default:
+			continue
+		}
+		weighted = append(weighted, t)
+	}
+	if len(weighted) == 0 {
+		return out
+	}
+	top, next := nodes[0], nodes[1]
+	if top.Priority == 255 {
+		return append(out, prefix+fmt.Sprintf("[[node]] %q has priority 255 (address owner), which trackers never adjust, so their weights cannot move the VIP off it; use 254 or less", top.Name))
+	}
+	gap := int(top.Priority) - int(next.Priority)
+	// Worst case for the master: every tracker fails on it (negative
+	// weights subtract, positive ones are not earned) while every tracker is
+	// healthy on the next node. Results are clamped to 1..254 (RFC 9568).
+	worstTop := clamp(int(top.Priority)-sumNeg, 1, 254)
+	bestNext := clamp(int(next.Priority)+sumPos, 1, 254)
+	if worstTop >= bestNext {
+		tie := ""
+		if worstTop == bestNext {
+			tie = " (equal priorities go to the higher address)"
+		}
+		return append(out, prefix+fmt.Sprintf("trackers can never move the VIP from %q to %q: with all of them failing %q has %d - %d = %d, and %q with all healthy has %d + %d = %d%s; the weights must add up to more than the priority gap %d",
+			top.Name, next.Name, top.Name, top.Priority, sumNeg, worstTop, next.Name, next.Priority, sumPos, bestNext, tie, gap))
+	}
+	for _, t := range weighted {
+		w := t.Weight
+		if w < 0 {
+			w = -w
+		}
+		if w <= gap {
+			out = append(out, prefix+fmt.Sprintf("[[track]] %q weight %d cannot move the VIP on its own: the priority gap between %q (%d) and %q (%d) is %d; it only matters together with other trackers",
+				t.Name, t.Weight, top.Name, top.Priority, next.Name, next.Priority, gap))
+		}
+	}
+	return out
+}
+
+func clamp(v, lo, hi int) int {
+	return max(lo, min(hi, v))
+}
