@@ -1,0 +1,46 @@
+// Package config turns a vipd TOML file into a typed, defaulted and
+// validated Config.
+//
+// # What it implements
+//
+// The file format is the contract of DESIGN.md section 7: [vrrp], [[node]],
+// [[track]], [[frontend]], [[backend]], [control], [http] with
+// [[http.user]], [notify], [log] and [global]. Durations are strings with a
+// unit ("200ms"), addresses are IP literals (hostnames are never resolved),
+// and the defaults make the minimal file of DESIGN.md valid: advert
+// interval 200ms, preempt on, pseudo-header checksum, leastconn balancing,
+// tcp checks at 2s/1s/2/3, connect timeout 5s, drain timeout 30s, socket
+// /run/vipd/vipd.sock mode 0660. The Default* constants list them all.
+//
+// Decoding is strict, in the manner of mdlayher/corerad: an unknown key is
+// an error with a "did you mean" suggestion (keepalived and HAProxy habits
+// such as nopreempt or advert_int get their own hint), a key that belongs to
+// another track or check type is an error, and every problem in the file is
+// reported at once. Parse returns an errors.Join of *Error values sorted by
+// line, each printed as
+//
+//	vipd.toml:12: [vrrp] advert_interval = "0ms": must be between 10ms and 40.95s (RFC 9568 12-bit centiseconds); try "200ms"
+//
+// so the operator learns both where and how to fix it. TOML syntax errors
+// from github.com/BurntSushi/toml become *Error values with their line too.
+//
+// toml decodes into map[string]any and this package walks the map with the
+// schema in code rather than decoding into tagged structs: toml matches
+// struct fields case-insensitively (VRID = 51 would slip through), stops at
+// the first type error, and keeps one position per dotted key for all
+// [[node]] tables alike. Line numbers come from a small scanner over the
+// source (position.go) that indexes array elements.
+//
+// Besides Load and Parse, a Config answers three questions for the daemon:
+// SelectNode (which [[node]] this host is), Warnings (valid but doubtful
+// settings, such as tracker weights that can never cause a failover) and
+// Diff (what a reload changes, and whether the VRRP instance must restart).
+//
+// # What it does not do
+//
+// It does not touch the system: it does not check that interfaces, CA files,
+// scripts or groups exist, that ports are free, or that addresses are
+// configured; `vipd check` and the daemon do that on the host that runs
+// them, since the same file is meant for every node. It does not resolve
+// hostnames. It does not apply a Config; Diff only describes changes.
+package config
