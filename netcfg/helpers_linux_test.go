@@ -437,7 +437,7 @@ func vrrpConfig(t *testing.T, self, peer string) (VRRPConfig, netip.Addr) {
 	dst := VRRPGroup()
 	if env(t, "NC_MODE") == "unicast" {
 		cfg.Unicast = true
-		cfg.Source = envAddr(t, "NC_ADDR_"+self)
+		cfg.Source = envAddr(t, "NC_SRC_"+self)
 		cfg.Peers = []netip.Addr{envAddr(t, "NC_ADDR_"+peer)}
 		dst = envAddr(t, "NC_ADDR_"+self)
 	}
@@ -449,7 +449,7 @@ func vrrpConfig(t *testing.T, self, peer string) (VRRPConfig, netip.Addr) {
 func TestHelperVRRPRecv(t *testing.T) {
 	isHelper(t)
 	cfg, wantDst := vrrpConfig(t, "B", "A")
-	peer := envAddr(t, "NC_ADDR_A")
+	peer := envAddr(t, "NC_SRC_A") // where A's packets come from
 	multicast := !cfg.Unicast
 	c, err := ListenVRRP(cfg)
 	if err != nil {
@@ -523,7 +523,7 @@ func TestHelperVRRPRecv(t *testing.T) {
 func TestHelperVRRPSend(t *testing.T) {
 	isHelper(t)
 	cfg, wantDst := vrrpConfig(t, "A", "B")
-	self, peer := envAddr(t, "NC_ADDR_A"), envAddr(t, "NC_ADDR_B")
+	self, peer := envAddr(t, "NC_SRC_A"), envAddr(t, "NC_SRC_B")
 	c, err := ListenVRRP(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -252,19 +252,21 @@ func TestVRRPMulticast(t *testing.T) {
 	// A holds a /32 VIP and sends without an explicit source: the kernel
 	// must still pick the node address.
 	ip(t, "-n", l.nsA, "addr", "add", l.addr(100).String()+"/32", "dev", l.ifA)
-	env := l.env("NC_MODE=multicast")
+	env := l.env("NC_MODE=multicast", "NC_SRC_A="+l.addrA.String(), "NC_SRC_B="+l.addrB.String())
 	recv := startHelper(t, l.nsB, "VRRPRecv", env)
 	recv.awaitReady(t)
 	runHelper(t, l.nsA, "VRRPSend", env)
 	recv.wait(t)
 }
 
-// TestVRRPUnicast: the same exchange addressed to the peer, with the source
-// set explicitly while a VIP is present.
+// TestVRRPUnicast: the same exchange addressed to the peer. A holds a VIP
+// and a second address, .3, which it names as VRRPConfig.Source: adverts
+// must leave from .3, which the kernel would not pick by itself.
 func TestVRRPUnicast(t *testing.T) {
 	l := newLab(t)
 	ip(t, "-n", l.nsA, "addr", "add", l.addr(100).String()+"/32", "dev", l.ifA)
-	env := l.env("NC_MODE=unicast")
+	ip(t, "-n", l.nsA, "addr", "add", l.addr(3).String()+"/32", "dev", l.ifA)
+	env := l.env("NC_MODE=unicast", "NC_SRC_A="+l.addr(3).String(), "NC_SRC_B="+l.addrB.String())
 	recv := startHelper(t, l.nsB, "VRRPRecv", env)
 	recv.awaitReady(t)
 	runHelper(t, l.nsA, "VRRPSend", env)
