@@ -366,7 +366,9 @@ func failure(ctx context.Context, start time.Time, err error) Result {
 	r := Result{Err: err, Latency: time.Since(start), At: start}
 	if timedOut(ctx, err) {
 		d := r.Latency
-		if dl, ok := ctx.Deadline(); ok {
+		if nominal, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+			d = nominal // set by the Checker
+		} else if dl, ok := ctx.Deadline(); ok {
 			d = dl.Sub(start)
 		}
 		d = d.Round(time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -345,7 +346,7 @@ func startHTTPServer(t *testing.T, tlsCfg *tls.Config, handler http.HandlerFunc)
 			s.mu.Unlock()
 		}
 	}
-	s.Config.ErrorLog = nil
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // expected handshake failures
 	if tlsCfg != nil {
 		s.TLS = tlsCfg
 		s.StartTLS()

@@ -77,6 +77,19 @@ func (c *FakeClock) Timers() int {
 	return len(c.timers)
 }
 
+// Next returns the deadline of the earliest pending timer, if any.
+func (c *FakeClock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, t := range c.timers {
+		if next.IsZero() || t.when.Before(next) {
+			next = t.when
+		}
+	}
+	return next, !next.IsZero()
+}
+
 // WaitTimers blocks until at least n timers are pending or the deadline (real
 // time) passes, and reports whether n was reached. Tests use it to know that
 // the code under test is parked on the clock before they advance it.

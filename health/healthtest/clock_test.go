@@ -15,6 +15,9 @@ func TestFakeClock(t *testing.T) {
 	t1 := c.NewTimer(time.Second)
 	t2 := c.NewTimer(3 * time.Second)
 	t3 := c.NewTimer(2 * time.Second)
+	if next, ok := c.Next(); !ok || !next.Equal(start.Add(time.Second)) {
+		t.Errorf("Next() = %v, %v; want start+1s", next, ok)
+	}
 	if !t3.Stop() {
 		t.Fatal("Stop of a pending timer = false")
 	}
@@ -46,6 +49,9 @@ func TestFakeClock(t *testing.T) {
 	}
 	if got := c.Timers(); got != 0 {
 		t.Errorf("Timers() = %d, want 0", got)
+	}
+	if _, ok := c.Next(); ok {
+		t.Error("Next() with no timers reports one")
 	}
 	if !c.WaitTimers(0, time.Second) {
 		t.Error("WaitTimers(0) = false")
