@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -594,4 +595,26 @@ func TestHelperVRRPSend(t *testing.T) {
 		}
 	}
 	t.Fatal("no pong from B")
+}
+
+func TestHelperPermission(t *testing.T) {
+	isHelper(t)
+	ifname := env(t, "NC_IF_A")
+	vip := netip.PrefixFrom(labAddr(t, 100), 32)
+	a, err := NewAddresses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = a.AddVIP(ifname, vip)
+	if !errors.Is(err, os.ErrPermission) || !strings.HasPrefix(err.Error(), fmt.Sprintf("netcfg: add %s on %s: ", vip, ifname)) {
+		t.Errorf("AddVIP without CAP_NET_ADMIN = %v, want wrapped os.ErrPermission", err)
+	}
+	if _, err := ListenVRRP(VRRPConfig{Interface: ifname}); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("ListenVRRP without CAP_NET_RAW = %v, want wrapped os.ErrPermission", err)
+	}
+	if _, err := NewAnnouncer(ifname); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("NewAnnouncer without CAP_NET_RAW = %v, want wrapped os.ErrPermission", err)
+	}
+	t.Logf("AddVIP: %v", err)
 }

@@ -141,15 +141,16 @@ func (h *helper) output() string {
 // startHelper starts TestHelper<name> in namespace ns. The child prints a
 // line "READY" when it is set up; the child is killed at cleanup at the
 // latest.
-func startHelper(t *testing.T, ns, name string, env []string) *helper {
+func startHelper(t *testing.T, ns, name string, env []string, wrap ...string) *helper {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe,
+	args := append(append([]string{"netns", "exec", ns}, wrap...), exe,
 		"-test.run=^TestHelper"+name+"$", "-test.v", "-test.count=1", "-test.timeout=50s")
+	cmd := exec.CommandContext(ctx, "ip", args...)
 	cmd.Env = append(append(os.Environ(), helperEnv+"=1"), env...)
 	h := &helper{name: name, ready: make(chan struct{}), done: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -211,10 +212,22 @@ func (h *helper) wait(t *testing.T) {
 	}
 }
 
-// runHelper runs TestHelper<name> in ns to completion.
-func runHelper(t *testing.T, ns, name string, env []string) {
+// runHelper runs TestHelper<name> in ns to completion, under the command
+// prefix wrap if given.
+func runHelper(t *testing.T, ns, name string, env []string, wrap ...string) {
 	t.Helper()
-	startHelper(t, ns, name, env).wait(t)
+	startHelper(t, ns, name, env, wrap...).wait(t)
+}
+
+// TestPermissionErrors runs the operations as root without capabilities
+// and checks that callers can recognise the failure with os.ErrPermission.
+func TestPermissionErrors(t *testing.T) {
+	l := newLab(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("SKIP: needs setpriv (util-linux)")
+	}
+	runHelper(t, l.nsA, "Permission", l.env(), setpriv, "--bounding-set=-all", "--inh-caps=-all")
 }
 
 func TestAddresses(t *testing.T) {
