@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// syncBuf is a log sink safe for the proxy's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startProxy builds and runs a proxy; it is stopped in t.Cleanup.
+func startProxy(t *testing.T, cfg Config, log zerolog.Logger) *Proxy {
+	t.Helper()
+	p, err := New(cfg, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
+	return p
+}
+
+// serve runs p.Serve for frontend on a fresh 127.0.0.1:0 listener and
+// returns its address.
+func serve(t *testing.T, p *Proxy, frontend string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Serve(ctx, frontend, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// testServer is a backend: it greets each connection with its name and a
+// newline, then echoes until EOF, then closes.
+type testServer struct {
+	name string
+	ln   net.Listener
+	ap   netip.AddrPort
+	mu   sync.Mutex
+	n    int
+}
+
+func newTestServer(t *testing.T, name string, handler func(net.Conn)) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{name: name, ln: ln, ap: netip.MustParseAddrPort(ln.Addr().String())}
+	if handler == nil {
+		handler = func(c net.Conn) {
+			io.WriteString(c, name+"\n")
+			io.Copy(c, c)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.n++
+			s.mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				handler(c)
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return s
+}
+
+func (s *testServer) config() ServerConfig { return ServerConfig{Name: s.name, Addr: s.ap} }
+
+// deadPort returns a loopback address where nothing listens.
+func deadPort(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	return ap
+}
+
+// freePort returns a port free on 127.0.0.1 right now.
+func freePort(t *testing.T) uint16 { return deadPort(t).Port() }
+
+type client struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{Conn: c, r: bufio.NewReader(c)}
+}
+
+// greeting reads the server's name line.
+func (c *client) greeting(t *testing.T) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read greeting: %v", err)
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+// echo checks a round trip.
+func (c *client) echo(t *testing.T, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	line, err := c.r.ReadString('\n')
+	if err != nil || line != msg+"\n" {
+		t.Fatalf("echo: got %q, %v; want %q", line, err, msg)
+	}
+}
+
+// closedWithin checks the proxy closes the connection within d: the read
+// returns EOF or a reset, not a timeout.
+func (c *client) closedWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.r.ReadString('\n')
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("connection not closed within %v: %v", d, err)
+	}
+}
+
+// waitFor polls cond until it holds or 5s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func oneBackend(balance string, servers ...ServerConfig) Config {
+	return Config{
+		Frontends: []FrontendConfig{{Name: "fe", Backend: "be"}},
+		Backends:  []BackendConfig{{Name: "be", Servers: servers, Balance: balance}},
+	}
+}
+
+func serverStatus(p *Proxy, backend, server string) ServerStatus {
+	for _, b := range p.Status().Backends {
+		if b.Name == backend {
+			for _, s := range b.Servers {
+				if s.Name == server {
+					return s
+				}
+			}
+		}
+	}
+	return ServerStatus{}
+}

@@ -1,0 +1,343 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const keepAliveIdle = 15 // seconds, as Go's net package
+
+// BindError is returned by Listen when a frontend address cannot be bound.
+type BindError struct {
+	Frontend string
+	Addr     netip.AddrPort
+	// Wildcard is set when the address is in use and another socket
+	// listens on the wildcard address of the same port (the
+	// kube-apiserver co-location trap).
+	Wildcard bool
+	Err      error
+}
+
+func (e *BindError) Error() string {
+	if e.Wildcard {
+		p := e.Addr.Port()
+		return fmt.Sprintf("proxy: frontend %q: cannot listen on %s: %v: another process listens on *:%d "+
+			"(every address, the VIP included; kube-apiserver does this by default). "+
+			"Fix: run kube-apiserver with --bind-address=<node IP> so it does not hold *:%d, "+
+			"or give the frontend another port than %d", e.Frontend, e.Addr, e.Err, p, p, p)
+	}
+	return fmt.Sprintf("proxy: frontend %q: cannot listen on %s: %v", e.Frontend, e.Addr, e.Err)
+}
+
+func (e *BindError) Unwrap() error { return e.Err }
+
+// listenFreebind opens a non-blocking listening socket on addr with
+// IP_FREEBIND, so the address need not exist on the host yet (no global
+// ip_nonlocal_bind). Accepted sockets inherit keepalive and TCP_NODELAY
+// from the listener, which saves three system calls per connection.
+func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
+	a := addr.Addr().Unmap()
+	family := unix.AF_INET
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+	if a.Is6() {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	opts := [][3]int{
+		{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
+		{unix.IPPROTO_IP, unix.IP_FREEBIND, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+	}
+	if a.Is6() {
+		opts[1] = [3]int{unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1}
+		opts = append(opts, [3]int{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1})
+	}
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Listen(fd, 65535); err != nil { // the kernel caps it at somaxconn
+		unix.Close(fd)
+		return nil, err
+	}
+	return newRawListener(fd)
+}
+
+// rawListener accepts raw non-blocking fds through the runtime poller, so
+// no Go net.Conn is built per connection.
+type rawListener struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newRawListener(fd int) (*rawListener, error) {
+	f := os.NewFile(uintptr(fd), "listener")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &rawListener{f: f, rc: rc}, nil
+}
+
+func (r *rawListener) accept() (int, unix.Sockaddr, error) {
+	var nfd int
+	var sa unix.Sockaddr
+	var aerr error
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			if aerr != unix.EINTR {
+				return aerr != unix.EAGAIN
+			}
+		}
+	})
+	if err != nil {
+		return -1, nil, err
+	}
+	return nfd, sa, aerr
+}
+
+func (r *rawListener) close() { r.f.Close() }
+
+// wildcardListening reports whether a socket listens on 0.0.0.0:port or
+// [::]:port, from /proc/net/tcp and /proc/net/tcp6.
+func wildcardListening(port uint16) bool {
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if wildcardIn(string(data), port) {
+			return true
+		}
+	}
+	return false
+}
+
+func wildcardIn(table string, port uint16) bool {
+	for i, line := range strings.Split(table, "\n") {
+		fields := strings.Fields(line)
+		if i == 0 || len(fields) < 4 || fields[3] != "0A" { // TCP_LISTEN
+			continue
+		}
+		ip, hexPort, ok := strings.Cut(fields[1], ":")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseUint(hexPort, 16, 16)
+		if err != nil || uint16(p) != port {
+			continue
+		}
+		if strings.Trim(ip, "0") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// gate lets acceptors at a connection limit wait until a connection closes.
+type gate struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiters atomic.Int32
+}
+
+func (g *gate) arm() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.waiters.Add(1)
+	if g.ch == nil {
+		g.ch = make(chan struct{})
+	}
+	return g.ch
+}
+
+func (g *gate) disarm() { g.waiters.Add(-1) }
+
+func (g *gate) signal() {
+	if g.waiters.Load() == 0 {
+		return
+	}
+	g.mu.Lock()
+	if g.ch != nil {
+		close(g.ch)
+		g.ch = nil
+	}
+	g.mu.Unlock()
+}
+
+// backoff is the delay after a temporary accept error (EMFILE, ENFILE,
+// ENOBUFS...): 5ms doubling to 1s, reset by a successful accept.
+type backoff struct{ d time.Duration }
+
+const (
+	backoffMin = 5 * time.Millisecond
+	backoffMax = time.Second
+)
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.d == 0:
+		b.d = backoffMin
+	case b.d < backoffMax:
+		b.d = min(2*b.d, backoffMax)
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+func sleepDone(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+type acceptFunc func() (int, unix.Sockaddr, error)
+
+// netAccept accepts from any net.Listener and duplicates the connection's
+// fd (the slow path, for Serve with listeners that are not TCP).
+func netAccept(ln net.Listener) acceptFunc {
+	return func() (int, unix.Sockaddr, error) {
+		c, err := ln.Accept()
+		if err != nil {
+			return -1, nil, err
+		}
+		defer c.Close()
+		sc, ok := c.(syscall.Conn)
+		if !ok {
+			return -1, nil, fmt.Errorf("proxy: %T has no file descriptor", c)
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return -1, nil, err
+		}
+		nfd := -1
+		var derr error
+		if err := rc.Control(func(fd uintptr) {
+			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}); err != nil {
+			return -1, nil, err
+		}
+		if derr != nil {
+			return -1, nil, derr
+		}
+		unix.SetNonblock(nfd, true)
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
+		if ap.Addr().Unmap().Is6() {
+			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		}
+		return nfd, sa, nil
+	}
+}
+
+// acceptLoop accepts on ln for fe until ln is closed or done is closed. At
+// a connection limit it stops calling accept, so new connections wait in
+// the kernel backlog. Accept errors are backed off, never fatal.
+func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}) {
+	var bo backoff
+	for {
+		if !p.admit(fe, done) {
+			return
+		}
+		fd, sa, err := accept()
+		if err != nil {
+			p.unadmit(fe)
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if errors.Is(err, unix.ECONNABORTED) {
+				continue
+			}
+			d := bo.next()
+			p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Msg("accept failed, backing off")
+			if !p.sleep(done, d) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+		fe.total.Add(1)
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
+		l := p.loops[p.nextLoop.Add(1)%uint32(len(p.loops))]
+		if !l.post(c) {
+			c.closeUnadopted(p)
+		}
+	}
+}
+
+// admit reserves a connection slot under the global and frontend limits,
+// waiting for a close while at a limit. False when done is closed.
+func (p *Proxy) admit(fe *frontend, done <-chan struct{}) bool {
+	for {
+		if p.tryAdmit(fe) {
+			return true
+		}
+		ch := p.gate.arm()
+		if p.tryAdmit(fe) {
+			p.gate.disarm()
+			return true
+		}
+		select {
+		case <-ch:
+			p.gate.disarm()
+		case <-done:
+			p.gate.disarm()
+			return false
+		}
+	}
+}
+
+func (p *Proxy) tryAdmit(fe *frontend) bool {
+	// A mutex, not optimistic increments: a transient over-count would make
+	// another acceptor wait with nobody left to wake it.
+	p.admitMu.Lock()
+	defer p.admitMu.Unlock()
+	if m := p.maxConn.Load(); m > 0 && p.active.Load() >= m {
+		return false
+	}
+	if m := fe.maxConn.Load(); m > 0 && fe.active.Load() >= m {
+		return false
+	}
+	p.active.Add(1)
+	fe.active.Add(1)
+	return true
+}
+
+func (p *Proxy) unadmit(fe *frontend) {
+	fe.active.Add(-1)
+	p.active.Add(-1)
+	p.gate.signal()
+}

@@ -1,0 +1,670 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	// spliceBudget bounds the splices per direction per wake-up so one
+	// bulk stream cannot starve the loop's other connections.
+	spliceBudget = 16
+	// maxTries bounds the servers tried for one client connection.
+	maxTries = 4
+	// pipeSize is the capacity asked of pooled pipes.
+	pipeSize = 1 << 18
+	// maxFreePipes bounds the idle pipes a loop keeps.
+	maxFreePipes = 32
+	sweepEvery   = 50 * time.Millisecond
+	idleEvery    = time.Second
+)
+
+// loop is one event loop: an epoll set, the connections it owns and a pool
+// of pipes. Only the loop goroutine touches its connections; other
+// goroutines hand it new connections and commands through mu.
+type loop struct {
+	p    *Proxy
+	epfd int
+	efd  int // eventfd: wakes the loop when it is blocked in epoll_wait
+
+	own sync.Mutex // held by the loop goroutine while it runs
+
+	mu       sync.Mutex
+	incoming []*conn
+	cmds     []func(*loop)
+	sleeping bool
+	running  bool
+	stopping bool
+
+	// Owned by the loop goroutine (or by whoever holds own).
+	stop       bool
+	conns      map[int32]*conn // by fd, client and server side
+	nextID     int32
+	connecting []*conn
+	again      []*conn
+	free       []*pipe
+	now        int64 // monotonic ns since Proxy.epoch, once per wake-up
+	nextSweep  int64
+	nextIdle   int64
+}
+
+type pipe struct {
+	r, w int
+	n    int // bytes buffered
+	cap  int
+}
+
+func newLoop(p *Proxy) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	return &loop{p: p, epfd: epfd, efd: efd, conns: make(map[int32]*conn)}, nil
+}
+
+func (l *loop) wakeLocked() bool {
+	if l.sleeping {
+		l.sleeping = false
+		return true
+	}
+	return false
+}
+
+func (l *loop) wake() {
+	var one = [8]byte{1}
+	unix.Write(l.efd, one[:])
+}
+
+// post hands a freshly accepted connection to the loop. It returns false
+// when the loop has stopped for good.
+func (l *loop) post(c *conn) bool {
+	l.mu.Lock()
+	if l.stopping {
+		l.mu.Unlock()
+		return false
+	}
+	l.incoming = append(l.incoming, c)
+	w := l.wakeLocked()
+	l.mu.Unlock()
+	if w {
+		l.wake()
+	}
+	return true
+}
+
+// async runs fn on the loop goroutine soon, or right away if the loop is not
+// running.
+func (l *loop) async(fn func(*loop)) {
+	l.mu.Lock()
+	if l.running && !l.stopping {
+		l.cmds = append(l.cmds, fn)
+		w := l.wakeLocked()
+		l.mu.Unlock()
+		if w {
+			l.wake()
+		}
+		return
+	}
+	l.mu.Unlock()
+	l.own.Lock()
+	fn(l)
+	l.own.Unlock()
+}
+
+// do runs fn on the loop and waits for it.
+func (l *loop) do(fn func(*loop)) {
+	done := make(chan struct{})
+	l.async(func(l *loop) { fn(l); close(done) })
+	<-done
+}
+
+func (l *loop) clock() int64 { return int64(time.Since(l.p.epoch)) }
+
+func (l *loop) run() {
+	l.own.Lock()
+	defer l.own.Unlock()
+	l.mu.Lock()
+	l.running = true
+	l.mu.Unlock()
+	events := make([]unix.EpollEvent, 256)
+	l.now = l.clock()
+	for !l.stop {
+		timeout := l.waitTimeout()
+		if timeout != 0 {
+			l.mu.Lock()
+			if len(l.incoming) == 0 && len(l.cmds) == 0 {
+				l.sleeping = true
+			} else {
+				timeout = 0
+			}
+			l.mu.Unlock()
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		if err != nil {
+			n = 0 // EINTR
+		}
+		l.now = l.clock()
+		for i := range events[:n] {
+			ev := &events[i]
+			if ev.Fd == int32(l.efd) {
+				var b [8]byte
+				unix.Read(l.efd, b[:])
+				continue
+			}
+			c := l.conns[ev.Fd]
+			if c == nil {
+				continue
+			}
+			switch {
+			case ev.Fd == c.cfd && ev.Pad == c.cid:
+				c.clientEvent(l, ev.Events)
+			case ev.Fd == c.sfd && ev.Pad == c.sid:
+				c.serverEvent(l, ev.Events)
+			}
+		}
+		l.mu.Lock()
+		l.sleeping = false
+		in, cmds := l.incoming, l.cmds
+		l.incoming, l.cmds = nil, nil
+		l.mu.Unlock()
+		for _, c := range in {
+			l.adopt(c)
+		}
+		for _, fn := range cmds {
+			fn(l)
+		}
+		if len(l.again) > 0 {
+			again := l.again
+			l.again = nil
+			for _, c := range again {
+				c.flags &^= fAgain
+				if c.flags&fClosed == 0 {
+					c.run(l)
+				}
+			}
+		}
+		if l.now >= l.nextSweep && len(l.connecting) > 0 {
+			l.sweepConnecting()
+			l.nextSweep = l.now + int64(sweepEvery)
+		}
+		if l.now >= l.nextIdle && l.p.idleAny.Load() {
+			l.sweepIdle()
+			l.nextIdle = l.now + int64(idleEvery)
+		}
+	}
+	l.shutdown()
+}
+
+// shutdown closes everything the loop owns; no more connections are posted.
+func (l *loop) shutdown() {
+	l.mu.Lock()
+	l.stopping = true
+	l.running = false
+	in, cmds := l.incoming, l.cmds
+	l.incoming, l.cmds = nil, nil
+	l.mu.Unlock()
+	for _, c := range in {
+		c.closeUnadopted(l.p)
+	}
+	for _, fn := range cmds {
+		fn(l)
+	}
+	l.closeAll(nil)
+	for _, p := range l.free {
+		unix.Close(p.r)
+		unix.Close(p.w)
+	}
+	l.free = nil
+}
+
+func (l *loop) waitTimeout() int {
+	if len(l.again) > 0 {
+		return 0
+	}
+	next := int64(-1)
+	if len(l.connecting) > 0 {
+		if l.nextSweep <= l.now {
+			l.nextSweep = l.now + int64(sweepEvery)
+		}
+		next = l.nextSweep
+	}
+	if l.p.idleAny.Load() {
+		if l.nextIdle <= l.now {
+			l.nextIdle = l.now + int64(idleEvery)
+		}
+		if next < 0 || l.nextIdle < next {
+			next = l.nextIdle
+		}
+	}
+	if next < 0 {
+		return -1
+	}
+	return int((next - l.now + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// closeAll closes every connection the loop owns for which match is true
+// (all if match is nil), including ones still connecting.
+func (l *loop) closeAll(match func(*conn) bool) {
+	var victims []*conn
+	for fd, c := range l.conns {
+		if fd == c.cfd && (match == nil || match(c)) {
+			victims = append(victims, c)
+		}
+	}
+	for _, c := range victims {
+		c.close(l)
+	}
+}
+
+func (l *loop) sweepConnecting() {
+	list := l.connecting
+	l.connecting = nil
+	for _, c := range list {
+		if c.flags&(fEstablished|fClosed) != 0 || c.sfd < 0 {
+			c.flags &^= fConnecting
+			continue
+		}
+		if l.now >= c.deadline {
+			c.flags &^= fConnecting
+			c.connectFailed(l, unix.ETIMEDOUT)
+			continue
+		}
+		l.connecting = append(l.connecting, c)
+	}
+}
+
+func (l *loop) sweepIdle() {
+	l.closeAll(func(c *conn) bool {
+		idle := c.fe.idle.Load()
+		return idle > 0 && c.flags&fEstablished != 0 && l.now-c.last > idle
+	})
+}
+
+func (l *loop) getPipe() *pipe {
+	if n := len(l.free); n > 0 {
+		p := l.free[n-1]
+		l.free = l.free[:n-1]
+		return p
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil
+	}
+	p := &pipe{r: fds[0], w: fds[1], cap: 1 << 16}
+	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
+		p.cap = n
+	}
+	return p
+}
+
+func (l *loop) putPipe(p *pipe) {
+	if p.n == 0 && len(l.free) < maxFreePipes {
+		l.free = append(l.free, p)
+		return
+	}
+	unix.Close(p.r)
+	unix.Close(p.w)
+}
+
+// Connection flags.
+const (
+	fCRead uint16 = 1 << iota // client readable since the last EAGAIN (edge-triggered)
+	fCWrite
+	fSRead
+	fSWrite
+	fC2SEOF  // client sent FIN
+	fS2CEOF  // server sent FIN
+	fC2SShut // FIN forwarded to the server
+	fS2CShut // FIN forwarded to the client
+	fEstablished
+	fConnecting // on the loop's connecting list
+	fAgain      // on the loop's again list
+	fClosed
+)
+
+// conn is one proxied connection. It holds no buffer while idle: a pipe is
+// taken from the loop's pool only while bytes are in flight.
+type conn struct {
+	fe       *frontend
+	be       *backend
+	srv      *server
+	src      unix.Sockaddr // client address from accept
+	pipes    [2]*pipe      // [0] client->server, [1] server->client
+	deadline int64         // connect deadline
+	last     int64         // last activity, for the idle timeout
+	tried    [maxTries]*server
+	cfd, sfd int32
+	cid, sid int32 // registration ids: stale epoll events are ignored
+	flags    uint16
+	tries    uint8
+}
+
+func (l *loop) id() int32 {
+	l.nextID++
+	if l.nextID <= 0 {
+		l.nextID = 1
+	}
+	return l.nextID
+}
+
+// adopt registers a new client connection and starts connecting.
+func (l *loop) adopt(c *conn) {
+	c.cid = l.id()
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.cfd), &unix.EpollEvent{Events: connEvents, Fd: c.cfd, Pad: c.cid}); err != nil {
+		c.closeUnadopted(l.p)
+		return
+	}
+	l.conns[c.cfd] = c
+	c.last = l.now
+	c.be = c.fe.be.Load()
+	c.connect(l)
+}
+
+// connect tries eligible servers not tried yet, up to maxTries, and closes
+// the client when none is left.
+func (c *conn) connect(l *loop) {
+	for c.tries < maxTries {
+		s := c.pick()
+		if s == nil {
+			break
+		}
+		c.tried[c.tries] = s
+		c.tries++
+		sa := s.sockaddr()
+		family := unix.AF_INET
+		if _, ok := sa.(*unix.SockaddrInet6); ok {
+			family = unix.AF_INET6
+		}
+		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			s.failed.Add(1)
+			l.p.log.Warn().Err(err).Msg("socket for server connection")
+			break
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle)
+		err = unix.Connect(fd, sa)
+		if err != nil && err != unix.EINPROGRESS {
+			unix.Close(fd)
+			s.failed.Add(1)
+			l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
+			continue
+		}
+		c.srv = s
+		s.active.Add(1)
+		c.sfd = int32(fd)
+		c.sid = l.id()
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: connEvents, Fd: c.sfd, Pad: c.sid}); err != nil {
+			c.close(l)
+			return
+		}
+		l.conns[c.sfd] = c
+		if err == nil {
+			c.established(l)
+			c.run(l)
+			return
+		}
+		c.deadline = l.now + c.fe.connectTimeout.Load()
+		if c.flags&fConnecting == 0 {
+			c.flags |= fConnecting
+			l.connecting = append(l.connecting, c)
+		}
+		return
+	}
+	if c.tries == 0 {
+		l.p.log.Warn().Str("frontend", c.fe.name).Str("backend", c.be.name).Msg("no server available")
+	}
+	c.close(l)
+}
+
+func (c *conn) pick() *server {
+	snap := c.be.snap.Load()
+	cand := snap.servers
+	if c.tries > 0 {
+		var buf [8]*server
+		f := buf[:0]
+	next:
+		for _, s := range cand {
+			for _, t := range c.tried[:c.tries] {
+				if s == t {
+					continue next
+				}
+			}
+			f = append(f, s)
+		}
+		cand = f
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	var ip = sockaddrToAddrPort(c.src).Addr()
+	return snap.picker.pick(ip, cand)
+}
+
+func (c *conn) connectFailed(l *loop, err error) {
+	s := c.srv
+	s.failed.Add(1)
+	s.active.Add(-1)
+	l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
+	c.srv = nil
+	delete(l.conns, c.sfd)
+	unix.Close(int(c.sfd))
+	c.sfd = -1
+	c.connect(l)
+}
+
+func (c *conn) established(l *loop) {
+	c.flags |= fEstablished
+	c.srv.total.Add(1)
+	if c.be.snap.Load().proxyProto {
+		dst := netipFromFd(int(c.cfd))
+		hdr := AppendProxyHeaderV2(make([]byte, 0, 52), sockaddrToAddrPort(c.src), dst)
+		if n, err := unix.Write(int(c.sfd), hdr); err != nil || n != len(hdr) {
+			c.close(l)
+		}
+	}
+}
+
+func (c *conn) clientEvent(l *loop, ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fCRead
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fCWrite
+	}
+	if c.flags&fEstablished == 0 {
+		if ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			c.close(l) // client gone while we connect
+		}
+		return
+	}
+	c.run(l)
+}
+
+func (c *conn) serverEvent(l *loop, ev uint32) {
+	if c.flags&fEstablished == 0 {
+		if ev&unix.EPOLLERR != 0 || ev&unix.EPOLLOUT == 0 {
+			err, _ := unix.GetsockoptInt(int(c.sfd), unix.SOL_SOCKET, unix.SO_ERROR)
+			c.connectFailed(l, unix.Errno(err))
+			return
+		}
+		c.established(l)
+		if c.flags&fClosed != 0 {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fSRead
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fSWrite
+	}
+	c.run(l)
+}
+
+// run moves whatever can move in both directions.
+func (c *conn) run(l *loop) {
+	c.last = l.now
+	more := false
+	for d := range 2 {
+		m, ok := c.pump(l, d)
+		if !ok {
+			c.close(l)
+			return
+		}
+		more = more || m
+	}
+	if c.flags&(fC2SShut|fS2CShut) == fC2SShut|fS2CShut {
+		c.close(l)
+		return
+	}
+	if more && c.flags&fAgain == 0 {
+		c.flags |= fAgain
+		l.again = append(l.again, c)
+	}
+}
+
+var dirFlags = [2]struct{ read, write, eof, shut uint16 }{
+	{fCRead, fSWrite, fC2SEOF, fC2SShut},
+	{fSRead, fCWrite, fS2CEOF, fS2CShut},
+}
+
+// pump splices one direction (0: client to server, 1: server to client)
+// through a pooled pipe until the source has nothing or the destination is
+// full. It reports whether its budget ran out with work left, and false in
+// ok on a fatal error.
+func (c *conn) pump(l *loop, d int) (more, ok bool) {
+	f := dirFlags[d]
+	if c.flags&f.shut != 0 {
+		return false, true
+	}
+	src, dst := int(c.cfd), int(c.sfd)
+	counter := &c.fe.bytesIn
+	if d == 1 {
+		src, dst = dst, src
+		counter = &c.fe.bytesOut
+	}
+	for range spliceBudget {
+		p := c.pipes[d]
+		if p != nil && p.n > 0 {
+			if c.flags&f.write == 0 {
+				return false, true
+			}
+			n, err := unix.Splice(p.r, nil, dst, nil, p.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if err != nil {
+				if err == unix.EAGAIN {
+					c.flags &^= f.write
+					return false, true
+				}
+				if err == unix.EINTR {
+					continue
+				}
+				return false, false
+			}
+			p.n -= int(n)
+			counter.Add(uint64(n))
+			if p.n == 0 {
+				c.pipes[d] = nil
+				l.putPipe(p)
+			}
+			continue
+		}
+		if c.flags&f.eof != 0 {
+			unix.Shutdown(dst, unix.SHUT_WR)
+			c.flags |= f.shut
+			if p != nil {
+				c.pipes[d] = nil
+				l.putPipe(p)
+			}
+			return false, true
+		}
+		if c.flags&f.read == 0 {
+			return false, true
+		}
+		if p == nil {
+			if p = l.getPipe(); p == nil {
+				return false, false
+			}
+			c.pipes[d] = p
+		}
+		n, err := unix.Splice(src, nil, p.w, nil, p.cap, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == unix.EAGAIN:
+			c.flags &^= f.read
+			c.pipes[d] = nil
+			l.putPipe(p)
+			return false, true
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return false, false
+		case n == 0:
+			c.flags |= f.eof
+		}
+		p.n = int(n)
+	}
+	return true, true
+}
+
+// close closes both sides and releases everything the connection holds.
+func (c *conn) close(l *loop) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	c.flags |= fClosed
+	delete(l.conns, c.cfd)
+	unix.Close(int(c.cfd))
+	if c.sfd >= 0 {
+		delete(l.conns, c.sfd)
+		unix.Close(int(c.sfd))
+	}
+	for d, p := range c.pipes {
+		if p != nil {
+			c.pipes[d] = nil
+			l.putPipe(p)
+		}
+	}
+	if c.srv != nil {
+		c.srv.active.Add(-1)
+		c.srv = nil
+	}
+	c.release(l.p)
+}
+
+// closeUnadopted closes a connection no loop has registered.
+func (c *conn) closeUnadopted(p *Proxy) {
+	c.flags |= fClosed
+	unix.Close(int(c.cfd))
+	c.release(p)
+}
+
+func (c *conn) release(p *Proxy) {
+	c.fe.active.Add(-1)
+	p.active.Add(-1)
+	p.gate.signal()
+}
+
+func netipFromFd(fd int) netip.AddrPort {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return sockaddrToAddrPort(sa)
+}
+
+func closeFd(fd int) { unix.Close(fd) }
