@@ -152,6 +152,8 @@ func (d *decoder) config(raw map[string]any) *Config {
 	root.hints = topHints
 	if t := root.sub("vrrp", "[vrrp]"); t != nil {
 		c.VRRP = d.vrrp(t)
+	} else if root.has("vrrp") {
+		d.vrrpInvalid = true
 	}
 	nodes, _ := root.list("node")
 	for i, m := range nodes {
@@ -513,10 +515,10 @@ func (d *decoder) servers(t *table) []Server {
 			if st.has("name") && s.Name == "" {
 				st.bad("name", "", "must not be empty; remove it to use the address as the name")
 			}
+			a := st.str("address", "")
 			if !st.has("address") {
 				st.badTable(`missing address; add address = "192.168.30.31:6443"`)
 			} else {
-				a := st.str("address", "")
 				if _, isStr := x["address"].(string); isStr {
 					ap, err := parseServerAddr(a)
 					if err != nil {

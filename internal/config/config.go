@@ -320,17 +320,18 @@ func syntaxError(path string, err error) error {
 		return &Error{File: path, Msg: fmt.Sprintf("TOML: %v", err)}
 	}
 	msg := pe.Message
+	lower := strings.ToLower(msg)
 	hint := "see https://toml.io/en/v1.0.0 for the syntax"
 	switch {
-	case strings.Contains(msg, "already been defined"):
+	case strings.Contains(lower, "already been defined"):
 		hint = "each key and [table] may appear once; for a list of tables write [[name]] for every entry"
-	case strings.Contains(msg, "expected value but found"),
-		strings.Contains(msg, "invalid integer"),
-		strings.Contains(msg, "invalid float"):
+	case strings.Contains(lower, "expected value but found"),
+		strings.Contains(lower, "invalid integer"),
+		strings.Contains(lower, "invalid float"):
 		hint = `strings need quotes (interface = "eth0", advert_interval = "200ms"); integers have no leading zeros (write mode = "0660")`
-	case strings.Contains(msg, "newline"):
+	case strings.Contains(lower, "newline"):
 		hint = "a string or key/value pair cannot span lines here; close the quote on the same line"
-	case strings.Contains(msg, "unexpected EOF"), strings.Contains(msg, "unexpected end"):
+	case strings.Contains(lower, "end of file"), strings.Contains(lower, "unexpected eof"):
 		hint = "a quote, ] or } is not closed"
 	}
 	return &Error{File: path, Line: pe.Position.Line, Msg: fmt.Sprintf("TOML syntax: %s; %s", msg, hint)}

@@ -24,6 +24,9 @@ type decoder struct {
 	pos  positions
 	errs []*Error
 	warn []*Error
+	// vrrpInvalid is set when [vrrp] is there but not a table: the checks
+	// for single-LB mode must not fire then.
+	vrrpInvalid bool
 }
 
 func (d *decoder) errAt(path, format string, args ...any) {
@@ -75,7 +78,14 @@ func (t *table) has(key string) bool {
 
 // bad reports a problem with the value of key.
 func (t *table) bad(key string, v any, format string, args ...any) {
-	t.d.errAt(t.keyPath(key), "%s %s = %s: %s", t.label, key, render(v), fmt.Sprintf(format, args...))
+	t.d.errAt(t.keyPath(key), "%s%s = %s: %s", labelSpace(t.label), key, render(v), fmt.Sprintf(format, args...))
+}
+
+func labelSpace(label string) string {
+	if label == "" {
+		return ""
+	}
+	return label + " "
 }
 
 // badTable reports a problem with the table as a whole (at its header).
@@ -85,7 +95,7 @@ func (t *table) badTable(format string, args ...any) {
 
 func (t *table) warnKey(key string, format string, args ...any) {
 	v := t.m[key]
-	t.d.warnAt(t.keyPath(key), "%s %s = %s: %s", t.label, key, render(v), fmt.Sprintf(format, args...))
+	t.d.warnAt(t.keyPath(key), "%s%s = %s: %s", labelSpace(t.label), key, render(v), fmt.Sprintf(format, args...))
 }
 
 // finish reports every key of the table that no accessor asked for.
@@ -308,7 +318,7 @@ func (t *table) sub(key, label string) *table {
 	m, ok := v.(map[string]any)
 	if !ok {
 		if _, isArr := v.([]map[string]any); isArr {
-			t.bad(key, "[[...]]", "must be a single table; write [%s] (not [[%s]])", joinPath(t.name, key), joinPath(t.name, key))
+			t.d.errAt(t.keyPath(key), "[[%s]]: must be a single table; write [%s] (not [[%s]])", joinPath(t.name, key), joinPath(t.name, key), joinPath(t.name, key))
 		} else {
 			t.bad(key, v, "must be a table; write [%s] followed by its keys", joinPath(t.name, key))
 		}
@@ -364,9 +374,6 @@ func elemLabel(kind string, m map[string]any, i int) string {
 func render(v any) string {
 	switch x := v.(type) {
 	case string:
-		if x == "[[...]]" {
-			return x
-		}
 		return strconv.Quote(x)
 	case []any:
 		parts := make([]string, len(x))

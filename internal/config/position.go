@@ -132,6 +132,7 @@ func (sc *posScanner) header() string {
 		p := joinPath(cur, k)
 		if n, ok := sc.aot[p]; array && j == len(keys)-1 {
 			sc.aot[p] = n + 1
+			sc.record(p) // the array as a whole starts at its first element
 			cur = indexPath(p, n)
 		} else if ok && n > 0 {
 			cur = indexPath(p, n-1)

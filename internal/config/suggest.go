@@ -7,8 +7,8 @@ import "strings"
 func suggest(s string, candidates []string) string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
-		if strings.EqualFold(s, c) {
-			return c
+		if strings.EqualFold(s, c) || (len(s) >= 3 && strings.HasPrefix(c, strings.ToLower(s))) {
+			return c // a case slip, or an abbreviation such as addr
 		}
 		d := editDistance(strings.ToLower(s), c)
 		if bestDist < 0 || d < bestDist {

@@ -149,7 +149,7 @@ func (d *decoder) validateFrontends(c *Config) {
 		if f.Backend != "" && !backends[f.Backend] {
 			d.errAt(p+".backend", "%s backend = %q: no [[backend]] has that name; %s", label, f.Backend, pickFrom("backend", f.Backend, backendNames))
 		}
-		if _, written := d.pos[p+".address"]; c.VRRP == nil && !f.Address.IsValid() && !written {
+		if _, written := d.pos[p+".address"]; c.VRRP == nil && !d.vrrpInvalid && !f.Address.IsValid() && !written {
 			d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
 		}
 		if f.Port == 0 {
