@@ -335,3 +335,42 @@ func TestCheckerValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckerSystemClock runs the real clock path end to end: a real
+// deadline, and two rounds against a hung TLS server and an open port.
+func TestCheckerSystemClock(t *testing.T) {
+	hung := listen(t)
+	stop := make(chan struct{})
+	serve(t, hung, func(net.Conn) { <-stop })
+	t.Cleanup(func() { close(stop) })
+
+	tests := []struct {
+		name string
+		spec health.Spec
+		want []summary
+	}{
+		{"tls hung", health.Spec{Type: "tls", Addr: hung.Addr().String(), InsecureSkipVerify: true}, []summary{
+			{Name: "c", Status: "DOWN", Changed: true, Round: 1, Detail: "timeout after 100ms"},
+			{Name: "c", Status: "DOWN", Round: 2, Detail: "timeout after 100ms"},
+		}},
+		{"tcp open", health.Spec{Type: "tcp", Addr: hung.Addr().String()}, []summary{
+			{Name: "c", Status: "UP", Changed: true, Round: 1, OK: true, Detail: "connected"},
+			{Name: "c", Status: "UP", Round: 2, OK: true, Detail: "connected"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := make(chan health.Event)
+			startChecker(t, &health.Checker{Name: "c", Probe: mustProbe(t, tt.spec), Interval: 150 * time.Millisecond, Timeout: 100 * time.Millisecond}, out)
+			var got []summary
+			for range tt.want {
+				s := summarize(recv(t, out))
+				s.At = 0
+				got = append(got, s)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

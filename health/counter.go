@@ -27,6 +27,10 @@ func (s Status) String() string {
 	}
 }
 
+// MarshalText encodes s as its String form, so that status JSON reads
+// "UP" rather than 1.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Counter is the rise/fall state machine, with HAProxy semantics: after Fall
 // consecutive failures an UP target goes DOWN, after Rise consecutive
 // successes a DOWN target goes UP. A result that breaks a streak resets it, so

@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -117,7 +118,12 @@ func TestCounterStreak(t *testing.T) {
 
 func TestStatusString(t *testing.T) {
 	got := []string{health.Unknown.String(), health.Up.String(), health.Down.String(), health.Status(9).String()}
-	want := []string{"UNKNOWN", "UP", "DOWN", "Status(9)"}
+	b, err := json.Marshal(map[string]health.Status{"cp1": health.Up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, string(b))
+	want := []string{"UNKNOWN", "UP", "DOWN", "Status(9)", `{"cp1":"UP"}`}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("String() (-want +got):\n%s", diff)
 	}
