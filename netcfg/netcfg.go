@@ -245,6 +245,16 @@ func (c *VRRPConn) Send(payload []byte) error {
 	return errors.Join(errs...)
 }
 
+// WriteTo sends one VRRP message to dst: the group, or one unicast peer.
+// The runner needs it per destination because the IPv4 pseudo-header
+// checksum covers the destination address.
+func (c *VRRPConn) WriteTo(payload []byte, dst netip.Addr) error {
+	if _, err := c.p.WriteTo(payload, c.wcm, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return fmt.Errorf("netcfg: vrrp send to %s on %s: %w", dst, c.ifname, err)
+	}
+	return nil
+}
+
 // SetReadDeadline sets the deadline for ReadFrom.
 func (c *VRRPConn) SetReadDeadline(t time.Time) error { return c.p.SetReadDeadline(t) }
 
