@@ -1,0 +1,115 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDiff(t *testing.T) {
+	base := vrrpOK + nodesOK + feOK + beOK
+	tests := []struct {
+		name        string
+		old, new    string
+		want        Changes
+		electionLB1 bool
+		electionLB2 bool
+	}{
+		{name: "same", old: base, new: base},
+		{
+			name: "interval and garp",
+			old:  base,
+			new:  strings.Replace(base, "[vrrp]\n", "[vrrp]\nadvert_interval = \"1s\"\ngarp_repeat = 2\n", 1),
+			want: Changes{VRRP: []string{"advert_interval", "garp_repeat"}},
+			// An interval change restarts the instance everywhere.
+			electionLB1: true, electionLB2: true,
+		},
+		{
+			name: "garp only",
+			old:  base,
+			new:  strings.Replace(base, "[vrrp]\n", "[vrrp]\ngarp_refresh = \"0s\"\n", 1),
+			want: Changes{VRRP: []string{"garp_refresh"}},
+		},
+		{
+			name:        "priority of one node",
+			old:         base,
+			new:         strings.Replace(base, "priority = 100", "priority = 120", 1),
+			want:        Changes{Nodes: Named{Changed: []string{"lb2"}}},
+			electionLB2: true,
+		},
+		{
+			name:        "vrrp removed",
+			old:         base,
+			new:         strings.Replace(strings.Replace(base, vrrpOK, "", 1), "backend = \"kube-apiserver\"\n", "backend = \"kube-apiserver\"\naddress = \"10.0.0.5\"\n", 1),
+			want:        Changes{VRRP: []string{"vrrp"}, Frontends: Named{Changed: []string{"kubernetes"}}},
+			electionLB1: true, electionLB2: true,
+		},
+		{
+			name: "proxy side",
+			old:  base,
+			new: strings.Replace(base, "servers = [\"192.168.30.31:6443\", \"192.168.30.32:6443\"]", "servers = [\"192.168.30.31:6443\"]", 1) +
+				"[[frontend]]\nname = \"talos\"\nport = 50000\nbackend = \"talos\"\n[[backend]]\nname = \"talos\"\nservers = [\"192.168.30.31:50000\"]\n" +
+				"[http]\n[notify]\ncommand = [\"/bin/true\"]\n[log]\nlevel = \"debug\"\n[global]\nmaxconn = 10\n[control]\ngroup = \"vipd\"\n",
+			want: Changes{
+				Frontends: Named{Added: []string{"talos"}},
+				Backends:  Named{Added: []string{"talos"}, Changed: []string{"kube-apiserver"}},
+				HTTP:      true, Control: true, Notify: true, Log: true, Global: true,
+			},
+		},
+		{
+			name: "tracks",
+			old:  base + "[[track]]\nname = \"a\"\ntype = \"interface\"\ninterface = \"eth0\"\n",
+			new:  base + "[[track]]\nname = \"b\"\ntype = \"interface\"\ninterface = \"eth0\"\n",
+			want: Changes{Tracks: Named{Added: []string{"b"}, Removed: []string{"a"}}},
+		},
+		{
+			name:        "unicast peer added",
+			old:         strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1),
+			new:         strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1) + "[[node]]\nname = \"lb3\"\naddress = \"192.168.30.23\"\npriority = 50\n",
+			want:        Changes{Peers: true, Nodes: Named{Added: []string{"lb3"}}},
+			electionLB1: true, electionLB2: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldC, err := Parse("old.toml", []byte(tt.old))
+			if err != nil {
+				t.Fatalf("old: %v", err)
+			}
+			newC, err := Parse("new.toml", []byte(tt.new))
+			if err != nil {
+				t.Fatalf("new: %v", err)
+			}
+			got := newC.Diff(oldC)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+			if got.Empty() != cmp.Equal(tt.want, Changes{}) {
+				t.Errorf("Empty() = %v for %+v", got.Empty(), got)
+			}
+			if e := got.Election("lb1"); e != tt.electionLB1 {
+				t.Errorf("Election(lb1) = %v, want %v", e, tt.electionLB1)
+			}
+			if e := got.Election("lb2"); e != tt.electionLB2 {
+				t.Errorf("Election(lb2) = %v, want %v", e, tt.electionLB2)
+			}
+		})
+	}
+}
+
+func TestDiffNil(t *testing.T) {
+	c := mustLoad(t, "testdata/design.toml")
+	got := c.Diff(nil)
+	want := Changes{
+		VRRP:      []string{"vrrp"},
+		Nodes:     Named{Added: []string{"lb1", "lb2"}},
+		Tracks:    Named{Added: []string{"apiserver-local"}},
+		Frontends: Named{Added: []string{"kubernetes"}},
+		Backends:  Named{Added: []string{"kube-apiserver"}},
+		HTTP:      true, Control: true, Log: true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Diff(nil) (-want +got):\n%s", diff)
+	}
+}
