@@ -212,3 +212,7 @@ func serverStatus(p *Proxy, backend, server string) ServerStatus {
 	}
 	return ServerStatus{}
 }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

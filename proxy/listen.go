@@ -290,6 +290,8 @@ func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}
 		}
 		bo.reset()
 		fe.total.Add(1)
+		fe.active.Add(1)
+		p.active.Add(1)
 		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
 		l := p.loops[p.nextLoop.Add(1)%uint32(len(p.loops))]
 		if !l.post(c) {
@@ -325,19 +327,19 @@ func (p *Proxy) tryAdmit(fe *frontend) bool {
 	// another acceptor wait with nobody left to wake it.
 	p.admitMu.Lock()
 	defer p.admitMu.Unlock()
-	if m := p.maxConn.Load(); m > 0 && p.active.Load() >= m {
+	if m := p.maxConn.Load(); m > 0 && p.slots.Load() >= m {
 		return false
 	}
-	if m := fe.maxConn.Load(); m > 0 && fe.active.Load() >= m {
+	if m := fe.maxConn.Load(); m > 0 && fe.slots.Load() >= m {
 		return false
 	}
-	p.active.Add(1)
-	fe.active.Add(1)
+	p.slots.Add(1)
+	fe.slots.Add(1)
 	return true
 }
 
 func (p *Proxy) unadmit(fe *frontend) {
-	fe.active.Add(-1)
-	p.active.Add(-1)
+	fe.slots.Add(-1)
+	p.slots.Add(-1)
 	p.gate.signal()
 }

@@ -656,7 +656,7 @@ func (c *conn) closeUnadopted(p *Proxy) {
 func (c *conn) release(p *Proxy) {
 	c.fe.active.Add(-1)
 	p.active.Add(-1)
-	p.gate.signal()
+	p.unadmit(c.fe)
 }
 
 func netipFromFd(fd int) netip.AddrPort {

@@ -26,7 +26,8 @@ type Proxy struct {
 	// sleep waits d or until done is closed (false); tests replace it.
 	sleep func(done <-chan struct{}, d time.Duration) bool
 
-	active   atomic.Int64
+	active   atomic.Int64 // open connections
+	slots    atomic.Int64 // active plus acceptors' reservations, for the limit
 	maxConn  atomic.Int64
 	idleAny  atomic.Bool
 	nextLoop atomic.Uint32
@@ -51,6 +52,7 @@ type frontend struct {
 	idle           atomic.Int64 // ns, 0 = none
 
 	active   atomic.Int64
+	slots    atomic.Int64
 	total    atomic.Int64
 	bytesIn  atomic.Uint64 // client to server
 	bytesOut atomic.Uint64 // server to client
