@@ -20,6 +20,7 @@ const (
 	DefaultGARPRepeat         = 5
 	DefaultGARPInterval       = 100 * time.Millisecond
 	DefaultGARPRefresh        = 60 * time.Second
+	DefaultStatusPort         = 9601
 	DefaultPriority           = 100
 	DefaultScriptInterval     = 2 * time.Second
 	DefaultScriptTimeout      = time.Second
@@ -259,6 +260,7 @@ func (d *decoder) vrrp(t *table) *VRRP {
 		v.GARPRefresh = DefaultGARPRefresh
 	}
 	v.StartupHold = t.boolean("startup_hold", true)
+	v.StatusPort = uint16(t.integer("status_port", DefaultStatusPort, 0, 65535, "the default is 9601; 0 turns the beacons off"))
 	t.finish()
 	return v
 }

@@ -73,6 +73,10 @@ type VRRP struct {
 	// StartupHold keeps a starting node from preempting until its health
 	// checks completed one round. Default true.
 	StartupHold bool
+	// StatusPort is the UDP port of the status beacons vipd nodes send each
+	// other (status page, drill safety); 0 turns them off. They never
+	// influence the election.
+	StatusPort uint16
 	// Preset is "" or "keepalived" (advert_interval 1s unless set).
 	Preset string
 }

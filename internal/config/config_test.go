@@ -44,6 +44,7 @@ func TestParseDesignExample(t *testing.T) {
 			GARPInterval:   100 * time.Millisecond,
 			GARPRefresh:    60 * time.Second,
 			StartupHold:    true,
+			StatusPort:     9601,
 		},
 		Nodes: []Node{
 			{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 150},
@@ -107,6 +108,7 @@ func TestParseDefaults(t *testing.T) {
 					AdvertInterval: 200 * time.Millisecond, Preempt: true, Checksum: "pseudo-header",
 					GARPRepeat: 5, GARPInterval: 100 * time.Millisecond, GARPRefresh: time.Minute,
 					StartupHold: true,
+					StatusPort:  9601,
 				},
 				Nodes: []Node{
 					{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 100},
@@ -209,7 +211,7 @@ func TestParseVariants(t *testing.T) {
 		},
 		{
 			name:  "octal integer mode and every vrrp key",
-			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
+			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
 			check: func(t *testing.T, c *Config) {
 				want := &VRRP{
 					VRID: 51, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},

@@ -105,6 +105,7 @@ func vrrpDiff(a, b *VRRP) []string {
 	add("garp_interval", a.GARPInterval != b.GARPInterval)
 	add("garp_refresh", a.GARPRefresh != b.GARPRefresh)
 	add("startup_hold", a.StartupHold != b.StartupHold)
+	add("status_port", a.StatusPort != b.StatusPort)
 	add("preset", a.Preset != b.Preset)
 	return out
 }
