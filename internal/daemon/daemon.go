@@ -1,0 +1,346 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vipd/vipd/health"
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/netcfg"
+	"github.com/vipd/vipd/proxy"
+	"github.com/vipd/vipd/vrrp"
+)
+
+// Version is set by cmd/vipd at build time.
+var Version = "dev"
+
+// Options configure a Daemon.
+type Options struct {
+	ConfigPath string
+	NodeName   string // --node; empty: by hostname, then by local address
+	Log        zerolog.Logger
+	OS         OS
+}
+
+// Daemon wires one node: VRRP runner, netcfg, health checks, proxy and
+// the control API. Data flows one way: config -> daemon -> components.
+type Daemon struct {
+	opts    Options
+	log     zerolog.Logger
+	os      OS
+	started time.Time
+
+	mu   sync.Mutex // guards cfg, node, trackers, lastDrill
+	cfg  *config.Config
+	node *config.Node
+
+	proxy  *proxy.Proxy
+	runner *vrrp.Runner // nil in single-LB mode
+	conn   vrrp.Conn
+	ann    netcfg.Announcer
+	ifname string
+
+	trk *trackers
+
+	// health checks are restarted on reload; healthMu guards them.
+	healthMu     sync.Mutex
+	healthGroup  *health.Group
+	healthCancel context.CancelFunc
+	healthEvents chan health.Event
+
+	announceMu     sync.Mutex
+	announceCancel context.CancelFunc
+
+	peers *peerTable
+
+	lastDrill *control.DrillResult
+	drillMu   sync.Mutex // one drill at a time
+	reloadMu  sync.Mutex // one reload at a time
+
+	// vipWanted is true between AddVIP and RemoveVIP: the VIP watcher
+	// restores the VIP only then (the runner's status snapshot lags the
+	// actions it is executing).
+	vipWanted atomic.Bool
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Shutdown
+	runCtx   context.Context
+}
+
+// New loads the config, picks this node and builds every component. It
+// touches nothing on the host yet: Run does.
+func New(opts Options) (*Daemon, error) {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.OS.fill(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		opts: opts, log: opts.Log, os: opts.OS, cfg: cfg,
+		stop:         make(chan struct{}),
+		healthEvents: make(chan health.Event, 256),
+		peers:        newPeerTable(),
+	}
+	hostname, _ := os.Hostname()
+	local, _ := d.os.LocalAddrs()
+	node, err := cfg.SelectNode(opts.NodeName, hostname, local)
+	if err != nil {
+		return nil, err
+	}
+	d.node = node
+	d.log = d.log.With().Str("node", node.Name).Logger()
+
+	p, err := proxy.New(proxyConfig(cfg, node), d.log.With().Str("component", "proxy").Logger())
+	if err != nil {
+		return nil, err
+	}
+	d.proxy = p
+	d.trk = newTrackers(cfg, node)
+	return d, nil
+}
+
+// Run brings the node up and blocks until Shutdown has completed or ctx is
+// cancelled. Every component stops when Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.runCtx = ctx
+	cfg := d.config()
+
+	// Fail fast on the co-location trap (kube-apiserver on *:6443) before
+	// we could ever win an election with listeners that cannot bind.
+	if err := d.proxy.Listen(); err != nil {
+		return err
+	}
+	if cfg.VRRP != nil {
+		d.proxy.Unlisten()
+	}
+
+	ln, err := control.Listen(control.SocketOptions{Path: cfg.Control.Socket, Mode: cfg.Control.Mode, Group: cfg.Control.Group})
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Control.Socket)
+
+	if cfg.VRRP != nil {
+		if err := d.setupVRRP(cfg); err != nil {
+			ln.Close()
+			return err
+		}
+		defer d.conn.Close()
+		defer d.ann.Close()
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	api := &control.API{Service: d, Group: cfg.Control.Group}
+	g.Go(func() error { return api.Serve(gctx, ln) })
+	g.Go(func() error { return d.proxy.Run(gctx) })
+	g.Go(func() error { return d.healthLoop(gctx) })
+	d.restartHealth(gctx, cfg)
+	if h := cfg.HTTP; h != nil {
+		g.Go(func() error { return d.serveHTTP(gctx, h) })
+	}
+
+	if d.runner != nil {
+		g.Go(func() error {
+			err := d.runner.Run(gctx)
+			// The runner returns nil only after a completed Shutdown:
+			// that ends the whole daemon.
+			cancel()
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		})
+		g.Go(func() error { return d.watchVIPs(gctx, cfg) })
+		g.Go(func() error { return d.runBeacon(gctx, cfg) })
+	} else {
+		g.Go(func() error {
+			select {
+			case <-d.stop:
+				cancel()
+			case <-gctx.Done():
+			}
+			return nil
+		})
+	}
+	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Msg("vipd started")
+	err = g.Wait()
+	d.stopHealth()
+	d.stopAnnounce()
+	if d.runner == nil {
+		d.proxy.Unlisten()
+		d.proxy.CloseConns()
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	d.log.Info().Msg("vipd stopped")
+	return err
+}
+
+func (d *Daemon) mode() string {
+	if d.runner != nil {
+		return "vrrp"
+	}
+	return "single"
+}
+
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// setupVRRP removes a VIP left behind by a crashed run, opens the VRRP
+// socket and the announcer, and builds the runner.
+func (d *Daemon) setupVRRP(cfg *config.Config) error {
+	v := cfg.VRRP
+	d.ifname = v.Interface
+	if d.node.Interface != "" {
+		d.ifname = d.node.Interface
+	}
+	for _, p := range v.VIPs {
+		has, err := d.os.Addrs.HasVIP(d.ifname, p)
+		if err != nil {
+			return err
+		}
+		if has {
+			d.log.Warn().Str("vip", p.String()).Str("interface", d.ifname).
+				Msg("removing a VIP left behind by a previous run (a crashed master keeps it and clients would be refused)")
+			if err := d.os.Addrs.RemoveVIP(d.ifname, p); err != nil {
+				return err
+			}
+		}
+	}
+	// Without promote_secondaries, deleting the node's own address would
+	// take a same-subnet VIP with it.
+	if err := netcfg.NewSysctls().Set(netcfg.InterfaceSysctl(d.ifname, "promote_secondaries"), "1"); err != nil {
+		d.log.Warn().Err(err).Msg("could not set promote_secondaries")
+	}
+	var peers []netip.Addr
+	for _, n := range cfg.Nodes {
+		if n.Name != d.node.Name {
+			peers = append(peers, n.Address)
+		}
+	}
+	conn, err := d.os.ListenVRRP(netcfg.VRRPConfig{Interface: d.ifname, Source: d.node.Address, Unicast: v.Unicast, Peers: peers})
+	if err != nil {
+		return err
+	}
+	ann, err := d.os.NewAnnouncer(d.ifname)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	mode := vrrp.ChecksumPseudoHeader
+	if v.Checksum == "rfc9568" {
+		mode = vrrp.ChecksumMessage
+	}
+	var vips []netip.Addr
+	for _, p := range v.VIPs {
+		vips = append(vips, p.Addr())
+	}
+	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+		Machine: vrrp.Config{
+			VRID:           v.VRID,
+			Priority:       d.node.Priority,
+			AdvertInterval: v.AdvertInterval,
+			Preempt:        v.Preempt,
+			PreemptDelay:   v.PreemptDelay,
+			Addr:           d.node.Address,
+			HoldUntilReady: v.StartupHold && d.hasChecks(cfg),
+		},
+		VIPs:     vips,
+		Checksum: mode,
+		Unicast:  v.Unicast,
+		Peers:    peers,
+		Log:      d.log.With().Str("component", "vrrp").Int("vrid", int(v.VRID)).Logger(),
+	}, conn, (*effects)(d))
+	if err != nil {
+		conn.Close()
+		ann.Close()
+		return err
+	}
+	d.conn, d.ann, d.runner = conn, ann, r
+	return nil
+}
+
+func (d *Daemon) hasChecks(cfg *config.Config) bool {
+	for _, b := range cfg.Backends {
+		if b.Check.Type != "none" {
+			return true
+		}
+	}
+	for _, t := range cfg.Tracks {
+		if t.Type == "script" {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown starts a terminal stop (SIGTERM/SIGINT): a master sends
+// priority 0 and keeps serving until the new master is heard; then Run
+// returns. It does not wait.
+func (d *Daemon) Shutdown() {
+	d.stopOnce.Do(func() {
+		close(d.stop)
+		if d.runner != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := d.runner.Shutdown(ctx); err != nil {
+				d.log.Warn().Err(err).Msg("shutdown")
+			}
+		}
+	})
+}
+
+// watchVIPs puts the VIP back when something else (systemd-networkd, an
+// operator) removes it while we are MASTER.
+func (d *Daemon) watchVIPs(ctx context.Context, cfg *config.Config) error {
+	err := d.os.WatchVIPs(ctx, d.ifname, cfg.VRRP.VIPs, func(p netip.Prefix) {
+		if !d.vipWanted.Load() {
+			return
+		}
+		d.log.Warn().Str("vip", p.String()).Msg("the VIP was removed by something else while MASTER; restoring it and re-announcing")
+		if err := d.os.Addrs.AddVIP(d.ifname, p); err != nil {
+			d.log.Error().Err(err).Msg("restore VIP")
+			return
+		}
+		(*effects)(d).Announce()
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (d *Daemon) stopAnnounce() {
+	d.announceMu.Lock()
+	defer d.announceMu.Unlock()
+	if d.announceCancel != nil {
+		d.announceCancel()
+		d.announceCancel = nil
+	}
+}
+
+func describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprint(err)
+}
