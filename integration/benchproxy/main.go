@@ -1,0 +1,655 @@
+// Command benchproxy compares vipd's proxy with HAProxy (mode tcp) and with a
+// direct connection on loopback: bulk throughput, new-connection rate and
+// the proxy's CPU per connection, ping-pong latency, and memory and file
+// descriptors per idle connection. Backends, HAProxy and the vipd proxy each
+// run in their own process so CPU and memory are measured per process.
+//
+//	go run ./integration/benchproxy -reps 3
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/proxy"
+)
+
+func main() {
+	role := flag.String("role", "", "internal: backend | proxy")
+	cfgFile := flag.String("config", "", "internal: proxy config (JSON)")
+	ports := flag.String("ports", "", "internal: sink,echo ports for the backend")
+	reps := flag.Int("reps", 3, "repetitions of each measurement per target")
+	dur := flag.Duration("dur", 1500*time.Millisecond, "duration of each timed measurement")
+	idle := flag.Int("idle", 5000, "idle connections for the memory measurement")
+	haproxy := flag.String("haproxy", "/usr/sbin/haproxy", "HAProxy binary")
+	flag.Parse()
+	raiseNofile()
+	var err error
+	switch *role {
+	case "backend":
+		err = runBackend(*ports)
+	case "proxy":
+		err = runProxy(*cfgFile)
+	case "":
+		err = runBench(*reps, *dur, *idle, *haproxy)
+	default:
+		err = fmt.Errorf("unknown role %q", *role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchproxy:", err)
+		os.Exit(1)
+	}
+}
+
+func raiseNofile() {
+	var r unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &r) == nil {
+		r.Cur = r.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &r)
+	}
+}
+
+// --- child roles ---
+
+// runBackend serves a sink (read and discard) and an echo server until
+// SIGTERM.
+func runBackend(ports string) error {
+	p := strings.Split(ports, ",")
+	if len(p) != 2 {
+		return errors.New("want -ports sink,echo")
+	}
+	sink, err := net.Listen("tcp", "127.0.0.1:"+p[0])
+	if err != nil {
+		return err
+	}
+	echo, err := net.Listen("tcp", "127.0.0.1:"+p[1])
+	if err != nil {
+		return err
+	}
+	serveLn := func(ln net.Listener, h func(net.Conn)) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); h(c) }()
+		}
+	}
+	go serveLn(sink, func(c net.Conn) {
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	go serveLn(echo, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	})
+	fmt.Println("ready")
+	waitSignal()
+	return nil
+}
+
+func runProxy(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var cfg proxy.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return err
+	}
+	p, err := proxy.New(cfg, zerolog.New(os.Stderr).Level(zerolog.WarnLevel))
+	if err != nil {
+		return err
+	}
+	if err := p.Listen(); err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	fmt.Println("ready")
+	return p.Run(ctx)
+}
+
+func waitSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	<-ch
+}
+
+// --- processes ---
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+}
+
+func start(name string, ready func(*bufio.Reader) error, args ...string) (*proc, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, cmd: cmd}
+	errc := make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		errc <- ready(r)
+		io.Copy(io.Discard, r)
+	}()
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		err = errors.New("not ready after 10s")
+	}
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
+}
+
+func readyLine(r *bufio.Reader) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "ready" {
+		return fmt.Errorf("unexpected %q", line)
+	}
+	return nil
+}
+
+// stop sends SIGTERM to the child by PID and kills it if it lingers.
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// cpuTicks returns utime+stime of pid in clock ticks (100 per second).
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
+
+func rssKB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func fdCount(pid int) int64 {
+	e, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return int64(len(e))
+}
+
+// tcpMemPages is the kernel's TCP buffer memory (pages), system wide.
+func tcpMemPages() int64 {
+	b, _ := os.ReadFile("/proc/net/sockstat")
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "TCP: "); ok {
+			f := strings.Fields(rest)
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "mem" {
+					n, _ := strconv.ParseInt(f[i+1], 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ps []int
+	for range n {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// --- the bench ---
+
+// target is where the client connects for each service, and the process
+// to measure (none for direct).
+type target struct {
+	name       string
+	sink, echo string
+	proc       *proc
+}
+
+func runBench(reps int, dur time.Duration, idle int, haproxyBin string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ps, err := freePorts(6)
+	if err != nil {
+		return err
+	}
+	bSink, bEcho, hSink, hEcho, vSink, vEcho := ps[0], ps[1], ps[2], ps[3], ps[4], ps[5]
+	dir, err := os.MkdirTemp("", "benchproxy")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	backend, err := start("backend", readyLine, self, "-role", "backend", "-ports", fmt.Sprintf("%d,%d", bSink, bEcho))
+	if err != nil {
+		return err
+	}
+	defer backend.stop()
+
+	hcfg := fmt.Sprintf(`global
+	nbthread 2
+	maxconn 9000
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 1h
+	timeout server 1h
+frontend sink
+	bind 127.0.0.1:%d
+	default_backend sink
+backend sink
+	server s1 127.0.0.1:%d
+frontend echo
+	bind 127.0.0.1:%d
+	default_backend echo
+backend echo
+	server s1 127.0.0.1:%d
+`, hSink, bSink, hEcho, bEcho)
+	hfile := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(hfile, []byte(hcfg), 0o600); err != nil {
+		return err
+	}
+	hap, err := start("haproxy", func(*bufio.Reader) error {
+		return waitDial(fmt.Sprintf("127.0.0.1:%d", hEcho))
+	}, haproxyBin, "-f", hfile, "-db")
+	if err != nil {
+		return err
+	}
+	defer hap.stop()
+
+	lo := netip.MustParseAddr("127.0.0.1")
+	ap := func(p int) netip.AddrPort { return netip.AddrPortFrom(lo, uint16(p)) }
+	vcfg := proxy.Config{
+		Frontends: []proxy.FrontendConfig{
+			{Name: "sink", Binds: []netip.AddrPort{ap(vSink)}, Backend: "sink"},
+			{Name: "echo", Binds: []netip.AddrPort{ap(vEcho)}, Backend: "echo"},
+		},
+		Backends: []proxy.BackendConfig{
+			{Name: "sink", Servers: []proxy.ServerConfig{{Name: "s1", Addr: ap(bSink)}}},
+			{Name: "echo", Servers: []proxy.ServerConfig{{Name: "s1", Addr: ap(bEcho)}}},
+		},
+	}
+	vfile := filepath.Join(dir, "vipd.json")
+	b, _ := json.Marshal(vcfg)
+	if err := os.WriteFile(vfile, b, 0o600); err != nil {
+		return err
+	}
+	vipd, err := start("vipd", readyLine, self, "-role", "proxy", "-config", vfile)
+	if err != nil {
+		return err
+	}
+	defer vipd.stop()
+
+	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	targets := []target{
+		{"direct", addr(bSink), addr(bEcho), nil},
+		{"haproxy", addr(hSink), addr(hEcho), hap},
+		{"vipd", addr(vSink), addr(vEcho), vipd},
+	}
+	res := map[string]map[string][]float64{}
+	add := func(t, m string, v float64) {
+		if res[t] == nil {
+			res[t] = map[string][]float64{}
+		}
+		res[t][m] = append(res[t][m], v)
+	}
+	for rep := range reps {
+		for i := range targets {
+			t := targets[(i+rep)%len(targets)] // alternate the order
+			fmt.Fprintf(os.Stderr, "rep %d: %s\n", rep+1, t.name)
+			for _, streams := range []int{1, 8} {
+				add(t.name, fmt.Sprintf("bulk%d", streams), bulk(t.sink, streams, dur))
+			}
+			r := connRate(t, dur)
+			add(t.name, "rate", r.rate)
+			add(t.name, "rate_p50", r.p50)
+			add(t.name, "rate_p99", r.p99)
+			if t.proc != nil {
+				add(t.name, "cpu", r.cpuPerConn)
+			}
+			p50, p99 := pingPong(t.echo, dur)
+			add(t.name, "pp_p50", p50)
+			add(t.name, "pp_p99", p99)
+			if m, err := idleConns(t, idle); err != nil {
+				fmt.Fprintln(os.Stderr, "idle:", err)
+			} else {
+				if t.proc != nil {
+					add(t.name, "rss", m.rssPerConn)
+					add(t.name, "fds", m.fdsPerConn)
+				}
+				add(t.name, "kmem", m.kmemPerConn)
+			}
+		}
+	}
+	printTable(res, reps, dur, idle)
+	return nil
+}
+
+func waitDial(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// bulk writes for dur over n streams and returns Gbit/s.
+func bulk(addr string, n int, dur time.Duration) float64 {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 128<<10)
+			end := start.Add(dur)
+			c.SetWriteDeadline(end.Add(2 * time.Second))
+			for i := 0; i < 1<<22 && time.Now().Before(end); i++ {
+				w, err := c.Write(buf)
+				total.Add(int64(w))
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(total.Load()) * 8 / time.Since(start).Seconds() / 1e9
+}
+
+type rateResult struct{ rate, p50, p99, cpuPerConn float64 }
+
+// connRate opens, uses (1 byte each way) and closes connections from 32
+// workers for dur.
+func connRate(t target, dur time.Duration) rateResult {
+	const workers = 32
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	var cpu0 int64
+	if t.proc != nil {
+		cpu0 = cpuTicks(t.proc.pid())
+	}
+	start := time.Now()
+	end := start.Add(dur)
+	for range workers {
+		wg.Go(func() {
+			var mine []time.Duration
+			b := []byte{1}
+			for i := 0; i < 1_000_000 && time.Now().Before(end); i++ {
+				t0 := time.Now()
+				c, err := net.DialTimeout("tcp", t.echo, 2*time.Second)
+				if err != nil {
+					continue
+				}
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Write(b); err == nil {
+					if _, err := io.ReadFull(c, b); err == nil {
+						mine = append(mine, time.Since(t0))
+					}
+				}
+				c.Close()
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	r := rateResult{rate: float64(len(lat)) / el.Seconds()}
+	if t.proc != nil && len(lat) > 0 {
+		r.cpuPerConn = float64(cpuTicks(t.proc.pid())-cpu0) * 1e4 / float64(len(lat)) // ticks are 10ms
+	}
+	r.p50, r.p99 = pct(lat)
+	return r
+}
+
+func pct(lat []time.Duration) (p50, p99 float64) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
+	return us(lat[len(lat)/2]), us(lat[len(lat)*99/100])
+}
+
+// pingPong times 64-byte round trips on one connection.
+func pingPong(addr string, dur time.Duration) (p50, p99 float64) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, 0
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(dur + 5*time.Second))
+	msg := make([]byte, 64)
+	var lat []time.Duration
+	end := time.Now().Add(dur)
+	for i := 0; i < 200_000 && time.Now().Before(end); i++ {
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			break
+		}
+		if _, err := io.ReadFull(c, msg); err != nil {
+			break
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return pct(lat)
+}
+
+type idleResult struct{ rssPerConn, fdsPerConn, kmemPerConn float64 }
+
+// idleConns opens n connections, moves one byte each way on each (so the
+// proxy has connected and forwarded on every one), then measures.
+func idleConns(t target, n int) (idleResult, error) {
+	var r idleResult
+	pid := 0
+	if t.proc != nil {
+		pid = t.proc.pid()
+	}
+	settle := func() {
+		// Let the allocator and the kernel settle: a short bounded pause.
+		time.Sleep(300 * time.Millisecond)
+	}
+	settle()
+	var rss0, fd0 int64
+	if pid != 0 {
+		rss0, fd0 = rssKB(pid), fdCount(pid)
+	}
+	kmem0 := tcpMemPages()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b := []byte{1}
+	for range n {
+		c, err := net.DialTimeout("tcp", t.echo, 5*time.Second)
+		if err != nil {
+			return r, err
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(b); err != nil {
+			return r, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return r, err
+		}
+	}
+	settle()
+	if pid != 0 {
+		r.rssPerConn = float64(rssKB(pid)-rss0) * 1024 / float64(n)
+		r.fdsPerConn = float64(fdCount(pid)-fd0) / float64(n)
+	}
+	r.kmemPerConn = float64(tcpMemPages()-kmem0) * 4096 / float64(n)
+	return r, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func printTable(res map[string]map[string][]float64, reps int, dur time.Duration, idle int) {
+	type row struct {
+		key, label, unit string
+		lowerBetter      bool
+	}
+	rows := []row{
+		{"bulk1", "bulk throughput, 1 stream", "Gbit/s", false},
+		{"bulk8", "bulk throughput, 8 streams", "Gbit/s", false},
+		{"rate", "new connections (32 clients)", "conn/s", false},
+		{"rate_p50", "connect+1B echo latency p50", "µs", true},
+		{"rate_p99", "connect+1B echo latency p99", "µs", true},
+		{"cpu", "proxy CPU per connection", "µs", true},
+		{"pp_p50", "ping-pong 64B RTT p50", "µs", true},
+		{"pp_p99", "ping-pong 64B RTT p99", "µs", true},
+		{"rss", fmt.Sprintf("proxy RSS per idle conn (%d)", idle), "bytes", true},
+		{"fds", fmt.Sprintf("proxy fds per idle conn (%d)", idle), "fds", true},
+		{"kmem", "kernel TCP mem per idle conn (system)", "bytes", true},
+	}
+	fmt.Printf("\nMedian of %d reps, %v per timed run, loopback, HAProxy `mode tcp` nbthread 2.\n\n", reps, dur)
+	fmt.Println("| metric | unit | direct | haproxy | vipd | vipd/haproxy | vipd/direct |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
+	f := func(t, k string) (float64, bool) {
+		v, ok := res[t][k]
+		return median(v), ok && len(v) > 0
+	}
+	num := func(v float64, ok bool) string {
+		if !ok {
+			return "–"
+		}
+		switch {
+		case v >= 100:
+			return fmt.Sprintf("%.0f", v)
+		case v >= 10:
+			return fmt.Sprintf("%.1f", v)
+		}
+		return fmt.Sprintf("%.2f", v)
+	}
+	ratio := func(a float64, aok bool, b float64, bok bool) string {
+		if !aok || !bok || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	for _, r := range rows {
+		d, dok := f("direct", r.key)
+		h, hok := f("haproxy", r.key)
+		v, vok := f("vipd", r.key)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.label, r.unit, num(d, dok), num(h, hok), num(v, vok),
+			ratio(v, vok, h, hok), ratio(v, vok, d, dok))
+	}
+	pd, _ := f("direct", "pp_p50")
+	ph, _ := f("haproxy", "pp_p50")
+	pv, _ := f("vipd", "pp_p50")
+	qd, _ := f("direct", "pp_p99")
+	qh, _ := f("haproxy", "pp_p99")
+	qv, _ := f("vipd", "pp_p99")
+	fmt.Printf("\nAdded ping-pong latency vs direct: haproxy p50 %+.1f µs p99 %+.1f µs; vipd p50 %+.1f µs p99 %+.1f µs\n", ph-pd, qh-qd, pv-pd, qv-qd)
+}
