@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/netip"
+	"os"
+	"syscall"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ const (
 // goroutines hand it new connections and commands through mu.
 type loop struct {
 	p    *Proxy
+	epf  *os.File // epfd, registered with the runtime poller: the loop parks as a goroutine
+	eprc syscall.RawConn
 	epfd int
 	efd  int // eventfd: wakes the loop when it is blocked in epoll_wait
 
@@ -50,6 +54,7 @@ type loop struct {
 	now        int64 // monotonic ns since Proxy.epoch, once per wake-up
 	nextSweep  int64
 	nextIdle   int64
+	deadline   bool // a read deadline is set on epf
 }
 
 type pipe struct {
@@ -73,7 +78,15 @@ func newLoop(p *Proxy) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &loop{p: p, epfd: epfd, efd: efd, conns: make(map[int32]*conn)}, nil
+	unix.SetNonblock(epfd, true)
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(efd)
+		return nil, err
+	}
+	return &loop{p: p, epf: f, eprc: rc, epfd: epfd, efd: efd, conns: make(map[int32]*conn)}, nil
 }
 
 func (l *loop) wakeLocked() bool {
@@ -153,10 +166,7 @@ func (l *loop) run() {
 			}
 			l.mu.Unlock()
 		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		if err != nil {
-			n = 0 // EINTR
-		}
+		n := l.wait(events, timeout)
 		l.now = l.clock()
 		for i := range events[:n] {
 			ev := &events[i]
@@ -229,6 +239,36 @@ func (l *loop) shutdown() {
 		unix.Close(p.w)
 	}
 	l.free = nil
+}
+
+// wait returns ready events, waiting up to timeout ms (-1: no limit). It
+// parks in the runtime poller rather than blocking a thread in epoll_wait,
+// so the scheduler keeps every P for runnable goroutines (the acceptors).
+func (l *loop) wait(events []unix.EpollEvent, timeout int) int {
+	if timeout == 0 {
+		n, _ := unix.EpollWait(l.epfd, events, 0)
+		return max(n, 0)
+	}
+	if timeout > 0 {
+		l.epf.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
+		l.deadline = true
+	} else if l.deadline {
+		l.epf.SetReadDeadline(time.Time{})
+		l.deadline = false
+	}
+	n := 0
+	// The callback runs once at once, and again each time the runtime
+	// poller sees the epoll fd readable.
+	l.eprc.Read(func(uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(l.epfd, events, 0)
+		if err != nil {
+			n = 0
+			return err != unix.EINTR
+		}
+		return n > 0
+	})
+	return n
 }
 
 func (l *loop) waitTimeout() int {

@@ -97,7 +97,7 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 
 func (p *Proxy) closeLoops() {
 	for _, l := range p.loops {
-		closeFd(l.epfd)
+		l.epf.Close()
 		closeFd(l.efd)
 	}
 }
