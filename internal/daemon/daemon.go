@@ -149,7 +149,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return api.Serve(gctx, ln) })
 	g.Go(func() error { return d.proxy.Run(gctx) })
 	g.Go(func() error { return d.healthLoop(gctx) })
-	d.restartHealth(gctx, cfg)
 	if h := cfg.HTTP; h != nil {
 		g.Go(func() error { return d.serveHTTP(gctx, h) })
 	}
@@ -177,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	d.restartHealth(gctx, cfg)
 	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Msg("vipd started")
 	err = g.Wait()
 	d.stopHealth()

@@ -173,21 +173,19 @@ func (d *Daemon) restartHealth(ctx context.Context, cfg *config.Config) {
 				return nil
 			})
 		}
-		if n == 0 {
-			d.runner.SetReady(ctx)
-		} else {
-			go func() {
-				select {
-				case <-g.FirstRoundDone():
+		go func() {
+			select {
+			case <-g.FirstRoundDone():
+				if n > 0 {
 					d.log.Info().Msg("health checks completed one round: preemption allowed")
-					d.runner.SetReady(hctx)
-				case <-hctx.Done():
 				}
-			}()
-		}
+				d.runner.SetReady(hctx)
+			case <-hctx.Done():
+			}
+		}()
 	}
 	go eg.Wait()
-	d.updateBackendTrackers(ctx)
+	go d.updateBackendTrackers(ctx)
 }
 
 func (d *Daemon) stopHealth() {
@@ -257,10 +255,14 @@ func checkSpec(b config.Backend, s config.Server) health.Spec {
 	if b.Check.Port != 0 {
 		addr = netipAddrPort(addr.Addr(), b.Check.Port)
 	}
-	return health.Spec{
-		Type: b.Check.Type, Addr: addr.String(),
-		Method: b.Check.Method, Path: b.Check.Path, ExpectStatus: b.Check.ExpectStatus,
-		CAFile: b.Check.CA, SNI: b.Check.SNI, ClientCertFile: b.Check.ClientCert, ClientKeyFile: b.Check.ClientKey,
-		InsecureSkipVerify: b.Check.InsecureSkipVerify,
+	spec := health.Spec{Type: b.Check.Type, Addr: addr.String()}
+	c := b.Check
+	if c.Type == "http" || c.Type == "https" {
+		spec.Method, spec.Path, spec.ExpectStatus = c.Method, c.Path, c.ExpectStatus
 	}
+	if c.Type == "tls" || c.Type == "https" {
+		spec.CAFile, spec.SNI, spec.ClientCertFile, spec.ClientKeyFile = c.CA, c.SNI, c.ClientCert, c.ClientKey
+		spec.InsecureSkipVerify = c.InsecureSkipVerify
+	}
+	return spec
 }

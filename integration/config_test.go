@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// LBNode is one vipd node in a generated config.
+type LBNode struct {
+	Name     string
+	Host     *Host
+	Priority int
+}
+
+// PairOptions shape a generated HA config.
+type PairOptions struct {
+	VRID           int
+	VIP            netip.Addr
+	AdvertInterval string // default "200ms"
+	Unicast        bool
+	Preempt        *bool
+	PreemptDelay   string
+	Checksum       string
+	Extra          string // appended verbatim (tracks, frontends, backends)
+	// Backends are stand-in control planes; when empty, the frontend
+	// forwards to a port nobody listens on (connect success to the VIP is
+	// what VRRP tests measure).
+	Backends []*Host
+	Check    string // check inline table; default tcp
+	NoFront  bool
+	HTTP     string // [http] listen
+	// PerNode, when set, adds text to one node's copy of the config.
+	PerNode func(name string) string
+}
+
+// WriteConfig renders a config shared by every node and returns its path.
+func (l *Lab) WriteConfig(t *testing.T, o PairOptions, nodes []LBNode) string {
+	t.Helper()
+	if o.VRID == 0 {
+		o.VRID = 51
+	}
+	if o.AdvertInterval == "" {
+		o.AdvertInterval = "200ms"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[vrrp]\nvrid = %d\ninterface = \"eth0\"\nvips = [\"%s/32\"]\nadvert_interval = %q\n", o.VRID, o.VIP, o.AdvertInterval)
+	if o.Unicast {
+		b.WriteString("unicast = true\n")
+	}
+	if o.Preempt != nil {
+		fmt.Fprintf(&b, "preempt = %v\n", *o.Preempt)
+	}
+	if o.PreemptDelay != "" {
+		fmt.Fprintf(&b, "preempt_delay = %q\n", o.PreemptDelay)
+	}
+	if o.Checksum != "" {
+		fmt.Fprintf(&b, "checksum = %q\n", o.Checksum)
+	}
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\npriority = %d\n", n.Name, n.Host.Addr, n.Priority)
+	}
+	if !o.NoFront {
+		servers := []string{fmt.Sprintf("%q", netip.AddrPortFrom(l.Addr(250), 6443))}
+		if len(o.Backends) > 0 {
+			servers = nil
+			for _, h := range o.Backends {
+				servers = append(servers, fmt.Sprintf("{ name = %q, address = \"%s:6443\" }", h.Name, h.Addr))
+			}
+		}
+		check := o.Check
+		if check == "" {
+			check = `{ type = "tcp", interval = "500ms", timeout = "300ms", rise = 1, fall = 2 }`
+		}
+		fmt.Fprintf(&b, "\n[[frontend]]\nname = \"kubernetes\"\nport = 6443\nbackend = \"kube-apiserver\"\n")
+		fmt.Fprintf(&b, "\n[[backend]]\nname = \"kube-apiserver\"\nservers = [%s]\ncheck = %s\n", strings.Join(servers, ", "), check)
+	}
+	b.WriteString(o.Extra)
+	if o.HTTP != "" {
+		fmt.Fprintf(&b, "\n[http]\nlisten = %q\n", o.HTTP)
+	}
+	path := filepath.Join(l.Dir(), fmt.Sprintf("vipd-%d.toml", labSeq.Load()))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// StartPair writes the config and starts one vipd per node, each with its
+// own control socket (the [control] socket is overridden per node through a
+// per-node copy of the file).
+func (l *Lab) StartNodes(t *testing.T, o PairOptions, nodes []LBNode) []*Node {
+	t.Helper()
+	base := l.WriteConfig(t, o, nodes)
+	data, _ := os.ReadFile(base)
+	var out []*Node
+	for _, n := range nodes {
+		sock := filepath.Join(l.Dir(), n.Name+".sock")
+		cfg := filepath.Join(l.Dir(), n.Name+".toml")
+		body := string(data) + fmt.Sprintf("\n[control]\nsocket = %q\n", sock)
+		if o.PerNode != nil {
+			body += o.PerNode(n.Name)
+		}
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.StartNode(n.Host, n.Name, cfg, sock))
+	}
+	return out
+}
