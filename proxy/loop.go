@@ -3,8 +3,8 @@ package proxy
 import (
 	"net/netip"
 	"os"
-	"syscall"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +22,12 @@ const (
 	// maxFreePipes bounds the idle pipes a loop keeps.
 	maxFreePipes = 32
 	sweepEvery   = 50 * time.Millisecond
-	idleEvery    = time.Second
+	// bufSize is the loop's shared read buffer; a read that fills it
+	// switches the direction to splice.
+	bufSize = 64 << 10
+	// smallRead switches a spliced direction back to the buffer.
+	smallRead = 16 << 10
+	idleEvery = time.Second
 )
 
 // loop is one event loop: an epoll set, the connections it owns and a pool
@@ -51,7 +56,8 @@ type loop struct {
 	connecting []*conn
 	again      []*conn
 	free       []*pipe
-	now        int64 // monotonic ns since Proxy.epoch, once per wake-up
+	buf        []byte // shared read buffer, only used inside one pump call
+	now        int64  // monotonic ns since Proxy.epoch, once per wake-up
 	nextSweep  int64
 	nextIdle   int64
 	deadline   bool // a read deadline is set on epf
@@ -86,7 +92,7 @@ func newLoop(p *Proxy) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &loop{p: p, epf: f, eprc: rc, epfd: epfd, efd: efd, conns: make(map[int32]*conn)}, nil
+	return &loop{p: p, epf: f, eprc: rc, epfd: epfd, efd: efd, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
 }
 
 func (l *loop) wakeLocked() bool {
@@ -362,7 +368,7 @@ func (l *loop) putPipe(p *pipe) {
 
 // Connection flags.
 const (
-	fCRead uint16 = 1 << iota // client readable since the last EAGAIN (edge-triggered)
+	fCRead uint32 = 1 << iota // client readable since the last EAGAIN (edge-triggered)
 	fCWrite
 	fSRead
 	fSWrite
@@ -374,6 +380,10 @@ const (
 	fConnecting // on the loop's connecting list
 	fAgain      // on the loop's again list
 	fClosed
+	fC2SBulk // client to server moves by splice (the last read filled the buffer)
+	fS2CBulk
+	fCHup // the client's FIN or an error was signalled: read until EOF
+	fSHup
 )
 
 // conn is one proxied connection. It holds no buffer while idle: a pipe is
@@ -384,12 +394,13 @@ type conn struct {
 	srv      *server
 	src      unix.Sockaddr // client address from accept
 	pipes    [2]*pipe      // [0] client->server, [1] server->client
+	pend     [2][]byte     // bytes read but not yet written, only after a short write
 	deadline int64         // connect deadline
 	last     int64         // last activity, for the idle timeout
 	tried    [maxTries]*server
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored
-	flags    uint16
+	flags    uint32
 	tries    uint8
 }
 
@@ -524,6 +535,9 @@ func (c *conn) clientEvent(l *loop, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags |= fCRead
 	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fCHup
+	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags |= fCWrite
 	}
@@ -550,6 +564,9 @@ func (c *conn) serverEvent(l *loop, ev uint32) {
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags |= fSRead
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.flags |= fSHup
 	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags |= fSWrite
@@ -579,14 +596,18 @@ func (c *conn) run(l *loop) {
 	}
 }
 
-var dirFlags = [2]struct{ read, write, eof, shut uint16 }{
-	{fCRead, fSWrite, fC2SEOF, fC2SShut},
-	{fSRead, fCWrite, fS2CEOF, fS2CShut},
+var dirFlags = [2]struct{ read, write, eof, shut, bulk, hup uint32 }{
+	{fCRead, fSWrite, fC2SEOF, fC2SShut, fC2SBulk, fCHup},
+	{fSRead, fCWrite, fS2CEOF, fS2CShut, fS2CBulk, fSHup},
 }
 
-// pump splices one direction (0: client to server, 1: server to client)
-// through a pooled pipe until the source has nothing or the destination is
-// full. It reports whether its budget ran out with work left, and false in
+// pump moves one direction (0: client to server, 1: server to client)
+// until the source has nothing or the destination is full. Small reads go
+// through the loop's shared buffer (recv+send, and a short recv means the
+// socket is drained, saving the EAGAIN probe); once a read fills the
+// buffer the direction switches to splice through a pooled pipe, zero-copy,
+// until reads get small again. Nothing stays held while the connection is
+// idle. It reports whether its budget ran out with work left, and false in
 // ok on a fatal error.
 func (c *conn) pump(l *loop, d int) (more, ok bool) {
 	f := dirFlags[d]
@@ -600,8 +621,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 		counter = &c.fe.bytesOut
 	}
 	for range spliceBudget {
-		p := c.pipes[d]
-		if p != nil && p.n > 0 {
+		if p := c.pipes[d]; p != nil && p.n > 0 {
 			if c.flags&f.write == 0 {
 				return false, true
 			}
@@ -624,30 +644,69 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			}
 			continue
 		}
+		if len(c.pend[d]) > 0 {
+			if c.flags&f.write == 0 {
+				return false, true
+			}
+			n, err := unix.Write(dst, c.pend[d])
+			if err != nil {
+				if err == unix.EAGAIN {
+					c.flags &^= f.write
+					return false, true
+				}
+				if err == unix.EINTR {
+					continue
+				}
+				return false, false
+			}
+			counter.Add(uint64(n))
+			if c.pend[d] = c.pend[d][n:]; len(c.pend[d]) == 0 {
+				c.pend[d] = nil
+			}
+			continue
+		}
 		if c.flags&f.eof != 0 {
 			unix.Shutdown(dst, unix.SHUT_WR)
 			c.flags |= f.shut
-			if p != nil {
-				c.pipes[d] = nil
-				l.putPipe(p)
-			}
 			return false, true
 		}
 		if c.flags&f.read == 0 {
 			return false, true
 		}
-		if p == nil {
-			if p = l.getPipe(); p == nil {
-				return false, false
+		if c.flags&f.bulk != 0 {
+			p := c.pipes[d]
+			if p == nil {
+				if p = l.getPipe(); p == nil {
+					return false, false
+				}
+				c.pipes[d] = p
 			}
-			c.pipes[d] = p
+			n, err := unix.Splice(src, nil, p.w, nil, p.cap, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			switch {
+			case err == unix.EAGAIN:
+				c.flags &^= f.read
+				c.pipes[d] = nil
+				l.putPipe(p)
+				return false, true
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				return false, false
+			case n == 0:
+				c.flags |= f.eof
+			case n < smallRead:
+				c.flags &^= f.bulk
+			}
+			p.n = int(n)
+			continue
 		}
-		n, err := unix.Splice(src, nil, p.w, nil, p.cap, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if c.flags&f.write == 0 {
+			return false, true // backpressure: leave the bytes in the socket
+		}
+		n, err := unix.Read(src, l.buf)
 		switch {
 		case err == unix.EAGAIN:
 			c.flags &^= f.read
-			c.pipes[d] = nil
-			l.putPipe(p)
 			return false, true
 		case err == unix.EINTR:
 			continue
@@ -655,8 +714,27 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			return false, false
 		case n == 0:
 			c.flags |= f.eof
+			continue
+		case n == len(l.buf):
+			c.flags |= f.bulk
+		case c.flags&f.hup == 0:
+			// A short read emptied the receive queue; new data brings a
+			// new edge. After a FIN or error was signalled keep reading
+			// until EOF.
+			c.flags &^= f.read
 		}
-		p.n = int(n)
+		w, err := unix.Write(dst, l.buf[:n])
+		if err != nil {
+			if err != unix.EAGAIN {
+				return false, false
+			}
+			w = 0
+			c.flags &^= f.write
+		}
+		counter.Add(uint64(w))
+		if w < n {
+			c.pend[d] = append([]byte(nil), l.buf[w:n]...)
+		}
 	}
 	return true, true
 }

@@ -71,3 +71,52 @@ func TestHalfClose(t *testing.T) {
 		}
 	})
 }
+
+// TestBulkIntegrity pushes data both ways at once through an echo server
+// with a slow reader, so reads switch between the shared buffer and splice
+// and writes hit backpressure; every byte must arrive in order.
+func TestBulkIntegrity(t *testing.T) {
+	s := newTestServer(t, "a", func(c net.Conn) { io.Copy(c, c) })
+	p := startProxy(t, oneBackend("", s.config()), zerolog.Nop())
+	c := dial(t, serve(t, p, "fe"))
+	const size = 24 << 20
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		for off := 0; off < size; {
+			n := min(1+off%70000, size-off) // odd sizes: small and large writes
+			if _, err := c.Write(data[off : off+n]); err != nil {
+				return
+			}
+			off += n
+		}
+		c.Conn.(*net.TCPConn).CloseWrite()
+	}()
+	got := make([]byte, 0, size)
+	buf := make([]byte, 100000)
+	for i := 0; len(got) < size && i < 10_000_000; i++ {
+		n, err := c.r.Read(buf[:1+i%len(buf)])
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if len(got) != size {
+		t.Fatalf("got %d bytes, want %d", len(got), size)
+	}
+	for i := range got {
+		if got[i] != data[i] {
+			t.Fatalf("byte %d differs", i)
+		}
+	}
+	if _, err := c.r.Read(buf); err != io.EOF {
+		t.Fatalf("after the echo: %v, want EOF", err)
+	}
+	st := p.Status().Frontends[0]
+	if st.BytesIn != size || st.BytesOut != size {
+		t.Errorf("bytes in/out %d/%d, want %d", st.BytesIn, st.BytesOut, size)
+	}
+}
