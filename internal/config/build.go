@@ -509,6 +509,7 @@ func (d *decoder) servers(t *table) []Server {
 			ap, err := parseServerAddr(x)
 			if err != nil {
 				d.errAt(p, "%s = %q: %v", label, x, err)
+				break
 			}
 			s = Server{Name: ap.Addr().String(), Addr: ap}
 		case map[string]any:
@@ -525,8 +526,9 @@ func (d *decoder) servers(t *table) []Server {
 					ap, err := parseServerAddr(a)
 					if err != nil {
 						st.bad("address", a, "%v", err)
+					} else {
+						s.Addr = ap
 					}
-					s.Addr = ap
 				}
 			}
 			if s.Name == "" && s.Addr.IsValid() {
@@ -772,11 +774,13 @@ func (d *decoder) http(t *table) *HTTP {
 	return h
 }
 
+// redact keeps secrets out of messages (and so out of logs): a bcrypt hash
+// shows its algorithm and cost only, anything else may be a plain password.
 func redact(hash string) string {
-	if len(hash) > 7 {
+	if strings.HasPrefix(hash, "$2") && len(hash) > 7 {
 		return hash[:7] + "..."
 	}
-	return hash
+	return "<redacted>"
 }
 
 func checkListen(s string) error {

@@ -299,20 +299,16 @@ func Parse(path string, data []byte) (*Config, error) {
 }
 
 func joinErrors(es []*Error) error {
-	sort.SliceStable(es, func(i, j int) bool {
-		if es[i].Line != es[j].Line {
-			return es[i].Line < es[j].Line
-		}
-		return es[i].Msg < es[j].Msg
-	})
+	// Stable: on one line, the order found (which follows the file) stays.
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 	errs := make([]error, 0, len(es))
-	var last *Error
+	seen := map[Error]bool{}
 	for _, e := range es {
-		if last != nil && *last == *e {
+		if seen[*e] {
 			continue // the same problem found by two checks
 		}
+		seen[*e] = true
 		errs = append(errs, e)
-		last = e
 	}
 	return errors.Join(errs...)
 }

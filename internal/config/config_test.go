@@ -521,7 +521,7 @@ func TestParseErrors(t *testing.T) {
 		{"http listen bad", vrrpOK + nodesOK + feOK + beOK + "[http]\nlisten = \"localhost:9600\" #!\n",
 			[]string{`must be "ip:port" (or ":port" for every address)`}},
 		{"password hash not bcrypt", vrrpOK + nodesOK + feOK + beOK + "[http]\n[[http.user]]\nname = \"admin\"\npassword_hash = \"$6$salt$sha512crypt\" #!\n",
-			[]string{`[[http.user]] "admin" password_hash = "$6$salt...": not a bcrypt hash ($2a$, $2b$ or $2y$); generate one with: htpasswd -bnBC 10`}},
+			[]string{`[[http.user]] "admin" password_hash = "<redacted>": not a bcrypt hash ($2a$, $2b$ or $2y$); generate one with: htpasswd -bnBC 10`}},
 		{"password hash truncated", vrrpOK + nodesOK + feOK + beOK + "[http]\n[[http.user]]\nname = \"admin\"\npassword_hash = \"$2y$10$abc\" #!\n",
 			[]string{`a truncated or damaged bcrypt hash`}},
 		{"plain password", vrrpOK + nodesOK + feOK + beOK + "[[http.user]] #!\nname = \"admin\"\npassword = \"hunter2\" #!\n",
