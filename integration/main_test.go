@@ -9,21 +9,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/vipd/vipd/integration/lab"
 )
 
 func TestMain(m *testing.M) {
 	// Helper processes: the test binary re-executed inside a namespace
 	// (a prober, a stand-in apiserver) via `ip netns exec`.
 	if role := os.Getenv("VIPD_TEST_HELPER"); role != "" {
-		os.Exit(helperMain(role))
+		os.Exit(lab.HelperMain(role))
 	}
 	dir, err := os.MkdirTemp("", "vipd-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	vipdBin = filepath.Join(dir, "vipd")
-	build := exec.Command("go", "build", "-o", vipdBin, "github.com/vipd/vipd/cmd/vipd")
+	lab.Bin = filepath.Join(dir, "vipd")
+	build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build vipd:", err)

@@ -1,37 +1,32 @@
 package integration
 
 import (
-	"context"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/net/ipv4"
-
+	"github.com/vipd/vipd/integration/lab"
 	"github.com/vipd/vipd/vrrp"
 )
 
 // pairLab is the common HA-pair lab: lb1 (150), lb2 (100), a client.
 type pairLab struct {
-	*Lab
-	lb1, lb2, client *Host
-	n1, n2           *Node
+	*lab.Lab
+	lb1, lb2, client *lab.Host
+	n1, n2           *lab.Node
 	vip              netip.Addr
 }
 
-func newPairLab(t *testing.T, o PairOptions, p1, p2 int) *pairLab {
-	l := NewLab(t)
+func newPairLab(t *testing.T, o lab.PairOptions, p1, p2 int) *pairLab {
+	l := lab.NewLab(t)
 	p := &pairLab{Lab: l, lb1: l.AddHost("lb1", 11), lb2: l.AddHost("lb2", 12), client: l.AddHost("client", 100), vip: l.Addr(10)}
 	o.VIP = p.vip
-	nodes := l.StartNodes(t, o, []LBNode{{"lb1", p.lb1, p1}, {"lb2", p.lb2, p2}})
+	nodes := l.StartNodes(t, o, []lab.LBNode{lab.N("lb1", p.lb1, p1), lab.N("lb2", p.lb2, p2)})
 	p.n1, p.n2 = nodes[0], nodes[1]
 	return p
 }
@@ -41,10 +36,10 @@ func (p *pairLab) target() netip.AddrPort { return netip.AddrPortFrom(p.vip, 644
 // TestInitialElection: the highest priority wins and exactly one node
 // holds the VIP.
 func TestInitialElection(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
-	AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
 	st, err := p.n2.Status()
 	if err != nil {
 		t.Fatal(err)
@@ -60,15 +55,15 @@ func TestInitialElection(t *testing.T) {
 // TestThreeNodeElection: with three nodes, the highest wins, and when it
 // dies the next highest (not the lowest) takes over.
 func TestThreeNodeElection(t *testing.T) {
-	l := NewLab(t)
+	l := lab.NewLab(t)
 	a, b, c := l.AddHost("lb1", 11), l.AddHost("lb2", 12), l.AddHost("lb3", 13)
 	vip := l.Addr(10)
-	ns := l.StartNodes(t, PairOptions{VIP: vip}, []LBNode{{"lb1", a, 120}, {"lb2", b, 200}, {"lb3", c, 100}})
+	ns := l.StartNodes(t, lab.PairOptions{VIP: vip}, []lab.LBNode{lab.N("lb1", a, 120), lab.N("lb2", b, 200), lab.N("lb3", c, 100)})
 	ns[1].AwaitState("MASTER", 5*time.Second)
-	AwaitHolder(t, vip, b, 2*time.Second, a, b, c)
+	lab.AwaitHolder(t, vip, b, 2*time.Second, a, b, c)
 	ns[1].Stop(syscall.SIGKILL, 5*time.Second)
 	ns[0].AwaitState("MASTER", 3*time.Second)
-	AwaitHolder(t, vip, a, 2*time.Second, a, c) // lb2 keeps its stale VIP: it crashed
+	lab.AwaitHolder(t, vip, a, 2*time.Second, a, c) // lb2 keeps its stale VIP: it crashed
 	if s := ns[2].State(); s != "BACKUP" {
 		t.Errorf("lb3 is %s, want BACKUP", s)
 	}
@@ -77,16 +72,16 @@ func TestThreeNodeElection(t *testing.T) {
 // TestMasterKilled: SIGKILL the master; the backup takes the VIP after
 // Master_Down_Interval and the client reaches it again.
 func TestMasterKilled(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
-	pr := StartProber(t, p.client, p.target(), false)
+	pr := lab.StartProber(t, p.client, p.target(), false)
 	waitProbeOK(t, pr)
 	p.n1.Stop(syscall.SIGKILL, 5*time.Second)
 	p.n2.AwaitState("MASTER", 3*time.Second)
-	AwaitHolder(t, p.vip, p.lb2, 2*time.Second, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb2, 2*time.Second, p.lb2)
 	waitProbeOKAfter(t, pr, time.Now())
-	gap, failed := Gap(pr.Stop())
+	gap, failed := lab.Gap(pr.Stop())
 	// Down_Interval for priority 100 at 200 ms: 3*200 + 122 = 722 ms; the
 	// client also needs the GARP. Bound generously for a busy machine.
 	t.Logf("SIGKILL gap %s (%d failed connects)", gap, failed)
@@ -100,10 +95,10 @@ func TestMasterKilled(t *testing.T) {
 // 10 ms sees no failed connection. The stopping node exits 0 and leaves no
 // VIP behind.
 func TestMasterTerminated(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
-	pr := StartProber(t, p.client, p.target(), false)
+	pr := lab.StartProber(t, p.client, p.target(), false)
 	waitProbeOK(t, pr)
 	start := time.Now()
 	if err := p.n1.Stop(syscall.SIGTERM, 5*time.Second); err != nil {
@@ -114,9 +109,9 @@ func TestMasterTerminated(t *testing.T) {
 	if p.lb1.HasAddr(p.vip) {
 		t.Error("the stopped node left the VIP on its interface")
 	}
-	AwaitHolder(t, p.vip, p.lb2, time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb2, time.Second, p.lb1, p.lb2)
 	waitProbeOKAfter(t, pr, time.Now().Add(300*time.Millisecond))
-	gap, failed := Gap(pr.Stop())
+	gap, failed := lab.Gap(pr.Stop())
 	t.Logf("SIGTERM handover took %s; client gap %s, %d failed connects", took, gap, failed)
 	if failed != 0 {
 		t.Errorf("%d client connects failed during a SIGTERM handover (gap %s); want none", failed, gap)
@@ -129,20 +124,20 @@ func TestMasterTerminated(t *testing.T) {
 // TestPreemptOnReturn: the higher-priority node returns and takes the VIP
 // back (after its checks completed one round).
 func TestPreemptOnReturn(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n1.Stop(syscall.SIGTERM, 5*time.Second)
 	p.n2.AwaitState("MASTER", 2*time.Second)
 	p.n1.Start()
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
-	AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
 }
 
 // TestNoPreempt: with preempt = false the returning node stays BACKUP.
 func TestNoPreempt(t *testing.T) {
 	f := false
-	p := newPairLab(t, PairOptions{Preempt: &f}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{Preempt: &f}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n1.Stop(syscall.SIGTERM, 5*time.Second)
 	p.n2.AwaitState("MASTER", 2*time.Second)
@@ -156,7 +151,7 @@ func TestNoPreempt(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	AwaitHolder(t, p.vip, p.lb2, time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb2, time.Second, p.lb1, p.lb2)
 }
 
 // TestEqualPriorityHigherAddressWins: two masters with equal priority
@@ -165,24 +160,24 @@ func TestNoPreempt(t *testing.T) {
 // hears an equal-priority master accepts it (section 6.4.2), so the rule
 // only decides between two masters.
 func TestEqualPriorityHigherAddressWins(t *testing.T) {
-	l := NewLab(t)
+	l := lab.NewLab(t)
 	lb1, lb2 := l.AddHost("lb1", 11), l.AddHost("lb2", 12)
 	vip := l.Addr(10)
 	l.Cut(lb1)
-	ns := l.StartNodes(t, PairOptions{VIP: vip}, []LBNode{{"lb1", lb1, 100}, {"lb2", lb2, 100}})
+	ns := l.StartNodes(t, lab.PairOptions{VIP: vip}, []lab.LBNode{lab.N("lb1", lb1, 100), lab.N("lb2", lb2, 100)})
 	ns[0].AwaitState("MASTER", 5*time.Second)
 	ns[1].AwaitState("MASTER", 5*time.Second)
 	l.Heal(lb1)
 	ns[0].AwaitState("BACKUP", 2*time.Second) // .11 < .12
 	ns[1].AwaitState("MASTER", time.Second)
-	AwaitHolder(t, vip, lb2, 2*time.Second, lb1, lb2)
+	lab.AwaitHolder(t, vip, lb2, 2*time.Second, lb1, lb2)
 }
 
 // TestTrackedScriptMovesVIP: a failing script with weight -60 drops lb1
 // from 150 to 90 < 100 and the VIP moves without a gap; recovering moves it
 // back.
 func TestTrackedScriptMovesVIP(t *testing.T) {
-	l := NewLab(t)
+	l := lab.NewLab(t)
 	// Each node's script tests its own flag file.
 	flagOf := func(node string) string { return l.Dir() + "/healthy-" + node }
 	os.WriteFile(flagOf("lb1"), nil, 0o644)
@@ -193,10 +188,10 @@ func TestTrackedScriptMovesVIP(t *testing.T) {
 	}
 	lb1, lb2, client := l.AddHost("lb1", 11), l.AddHost("lb2", 12), l.AddHost("client", 100)
 	vip := l.Addr(10)
-	ns := l.StartNodes(t, PairOptions{VIP: vip, PerNode: perNode}, []LBNode{{"lb1", lb1, 150}, {"lb2", lb2, 100}})
+	ns := l.StartNodes(t, lab.PairOptions{VIP: vip, PerNode: perNode}, []lab.LBNode{lab.N("lb1", lb1, 150), lab.N("lb2", lb2, 100)})
 	ns[0].AwaitState("MASTER", 5*time.Second)
 	ns[1].AwaitState("BACKUP", 2*time.Second)
-	pr := StartProber(t, client, netip.AddrPortFrom(vip, 6443), false)
+	pr := lab.StartProber(t, client, netip.AddrPortFrom(vip, 6443), false)
 	waitProbeOK(t, pr)
 
 	os.Remove(flag)
@@ -206,13 +201,13 @@ func TestTrackedScriptMovesVIP(t *testing.T) {
 	if st.Instances[0].EffectivePriority != 90 {
 		t.Errorf("lb1 effective priority %d, want 90", st.Instances[0].EffectivePriority)
 	}
-	AwaitHolder(t, vip, lb2, 2*time.Second, lb1, lb2)
+	lab.AwaitHolder(t, vip, lb2, 2*time.Second, lb1, lb2)
 
 	os.WriteFile(flag, nil, 0o644)
 	ns[0].AwaitState("MASTER", 5*time.Second)
-	AwaitHolder(t, vip, lb1, 2*time.Second, lb1, lb2)
+	lab.AwaitHolder(t, vip, lb1, 2*time.Second, lb1, lb2)
 	waitProbeOKAfter(t, pr, time.Now())
-	gap, failed := Gap(pr.Stop())
+	gap, failed := lab.Gap(pr.Stop())
 	t.Logf("tracker-driven moves: gap %s, %d failed connects", gap, failed)
 	if gap > time.Second {
 		t.Errorf("tracker-driven VIP moves cost clients %s", gap)
@@ -223,7 +218,7 @@ func TestTrackedScriptMovesVIP(t *testing.T) {
 // and within about one advert interval there is one master again and it
 // re-announced the VIP with gratuitous ARP.
 func TestPartitionHeals(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
 	p.Cut(p.lb1)
@@ -232,7 +227,7 @@ func TestPartitionHeals(t *testing.T) {
 	exec.Command("ip", "netns", "exec", p.client.NS, "ping", "-c1", "-W1", p.vip.String()).Run()
 	p.Heal(p.lb1)
 	healed := time.Now()
-	err := WaitFor(3*time.Second, func() error {
+	err := lab.WaitFor(3*time.Second, func() error {
 		a, b := p.n1.State(), p.n2.State()
 		if a == "MASTER" && b == "BACKUP" {
 			return nil
@@ -243,10 +238,10 @@ func TestPartitionHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("one master again %s after healing", time.Since(healed))
-	AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
 	// The client's neighbour entry must follow lb1's MAC (GARP re-sent).
 	mac := hwaddr(t, p.lb1)
-	err = WaitFor(3*time.Second, func() error {
+	err = lab.WaitFor(3*time.Second, func() error {
 		out, _ := exec.Command("ip", "-n", p.client.NS, "neigh", "show", p.vip.String()).Output()
 		if !strings.Contains(string(out), mac) {
 			return fmt.Errorf("client neighbour entry %q, want lladdr %s", strings.TrimSpace(string(out)), mac)
@@ -261,11 +256,11 @@ func TestPartitionHeals(t *testing.T) {
 // TestVIPRestored: an operator (or systemd-networkd) deletes the VIP; the
 // master puts it back.
 func TestVIPRestored(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
-	AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
-	p.ipn(p.lb1.NS, "addr", "del", p.vip.String()+"/32", "dev", "eth0")
-	AwaitHolder(t, p.vip, p.lb1, 3*time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
+	p.IPN(p.lb1.NS, "addr", "del", p.vip.String()+"/32", "dev", "eth0")
+	lab.AwaitHolder(t, p.vip, p.lb1, 3*time.Second, p.lb1, p.lb2)
 	if !strings.Contains(p.n1.Log(), "restoring") {
 		t.Errorf("no log line about restoring the VIP\n%s", p.n1.Log())
 	}
@@ -278,12 +273,12 @@ func TestVIPRestored(t *testing.T) {
 // removes it before the election (clients would otherwise be refused by a
 // node with no listener).
 func TestLeftoverVIPRemovedAtStart(t *testing.T) {
-	l := NewLab(t)
+	l := lab.NewLab(t)
 	lb1 := l.AddHost("lb1", 11)
 	vip := l.Addr(10)
-	l.ipn(lb1.NS, "addr", "add", vip.String()+"/32", "dev", "eth0")
+	l.IPN(lb1.NS, "addr", "add", vip.String()+"/32", "dev", "eth0")
 	f := false
-	ns := l.StartNodes(t, PairOptions{VIP: vip, Preempt: &f}, []LBNode{{"lb1", lb1, 100}, {"lb2", l.AddHost("lb2", 12), 200}})
+	ns := l.StartNodes(t, lab.PairOptions{VIP: vip, Preempt: &f}, []lab.LBNode{lab.N("lb1", lb1, 100), lab.N("lb2", l.AddHost("lb2", 12), 200)})
 	// lb2 wins (200); lb1 must have removed the stale VIP.
 	ns[1].AwaitState("MASTER", 5*time.Second)
 	ns[0].AwaitState("BACKUP", 2*time.Second)
@@ -300,7 +295,7 @@ func TestLeftoverVIPRemovedAtStart(t *testing.T) {
 // advert with a bad checksum: each is counted by reason and ignored; no
 // crash, no state change.
 func TestMalformedAdverts(t *testing.T) {
-	p := newPairLab(t, PairOptions{}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
 	attacker := p.AddHost("evil", 66)
@@ -339,7 +334,7 @@ func TestMalformedAdverts(t *testing.T) {
 		{"garbage", []byte("\x00\xffGARBAGE-GARBAGE-GARBAGE"), 255, ""},
 	}
 	for _, c := range cases {
-		inject(t, attacker, c.b, c.ttl, 3)
+		lab.Inject(t, attacker, c.b, c.ttl, 3)
 	}
 	time.Sleep(500 * time.Millisecond) // let the last datagrams arrive; nothing to poll for
 	after, err := p.n1.Status()
@@ -367,66 +362,21 @@ func TestMalformedAdverts(t *testing.T) {
 	}
 }
 
-// inject sends payload as an IP protocol 112 datagram to 224.0.0.18 from
-// host with the given TTL, count times, through a helper process.
-func inject(t *testing.T, h *Host, payload []byte, ttl, count int) {
-	t.Helper()
-	self, _ := os.Executable()
-	cmd := h.Exec(context.Background(), self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VIPD_TEST_HELPER=inject", "VIPD_INJECT="+hex.EncodeToString(payload),
-		"VIPD_INJECT_TTL="+strconv.Itoa(ttl), "VIPD_INJECT_COUNT="+strconv.Itoa(count))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("inject: %v: %s", err, out)
-	}
-}
-
-func injectMain() int {
-	payload, _ := hex.DecodeString(os.Getenv("VIPD_INJECT"))
-	ttl, _ := strconv.Atoi(os.Getenv("VIPD_INJECT_TTL"))
-	count, _ := strconv.Atoi(os.Getenv("VIPD_INJECT_COUNT"))
-	dst := os.Getenv("VIPD_INJECT_DST")
-	if dst == "" {
-		dst = "224.0.0.18"
-	}
-	c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer c.Close()
-	pc := ipv4.NewPacketConn(c)
-	ifi, err := net.InterfaceByName("eth0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	pc.SetMulticastInterface(ifi)
-	pc.SetMulticastTTL(ttl)
-	pc.SetTTL(ttl)
-	for i := 0; i < count && i < 1000; i++ {
-		if _, err := pc.WriteTo(payload, nil, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return 0
-}
-
 // TestUnicast: with unicast = true the pair elects and fails over, and an
 // advert from an address outside the peer list is dropped even with a
 // higher priority.
 func TestUnicast(t *testing.T) {
-	p := newPairLab(t, PairOptions{Unicast: true}, 150, 100)
+	p := newPairLab(t, lab.PairOptions{Unicast: true}, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
-	AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
+	lab.AwaitHolder(t, p.vip, p.lb1, 2*time.Second, p.lb1, p.lb2)
 
 	attacker := p.AddHost("evil", 66)
 	adv := vrrp.Advertisement{Version: 3, Type: vrrp.TypeAdvertisement, VRID: 51, Priority: 254,
 		MaxAdvertInterval: 200 * time.Millisecond, Addresses: []netip.Addr{p.vip}}
 	b, _ := vrrp.MarshalAdvertisement(&adv, attacker.Addr, p.lb1.Addr, vrrp.ChecksumPseudoHeader)
-	injectTo(t, attacker, b, p.lb1.Addr, 5)
-	err := WaitFor(2*time.Second, func() error {
+	lab.InjectTo(t, attacker, b, p.lb1.Addr, 5)
+	err := lab.WaitFor(2*time.Second, func() error {
 		st, err := p.n1.Status()
 		if err != nil {
 			return err
@@ -446,18 +396,7 @@ func TestUnicast(t *testing.T) {
 	p.n2.AwaitState("MASTER", 3*time.Second)
 }
 
-func injectTo(t *testing.T, h *Host, payload []byte, dst netip.Addr, count int) {
-	t.Helper()
-	self, _ := os.Executable()
-	cmd := h.Exec(context.Background(), self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VIPD_TEST_HELPER=inject", "VIPD_INJECT="+hex.EncodeToString(payload),
-		"VIPD_INJECT_TTL=255", "VIPD_INJECT_COUNT="+strconv.Itoa(count), "VIPD_INJECT_DST="+dst.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("inject: %v: %s", err, out)
-	}
-}
-
-func hwaddr(t *testing.T, h *Host) string {
+func hwaddr(t *testing.T, h *lab.Host) string {
 	out, err := exec.Command("ip", "netns", "exec", h.NS, "cat", "/sys/class/net/eth0/address").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -465,15 +404,15 @@ func hwaddr(t *testing.T, h *Host) string {
 	return strings.TrimSpace(string(out))
 }
 
-func waitProbeOK(t *testing.T, pr *Prober) {
+func waitProbeOK(t *testing.T, pr *lab.Prober) {
 	t.Helper()
 	waitProbeOKAfter(t, pr, time.Time{})
 }
 
 // waitProbeOKAfter waits for a successful probe that started after since.
-func waitProbeOKAfter(t *testing.T, pr *Prober, since time.Time) {
+func waitProbeOKAfter(t *testing.T, pr *lab.Prober, since time.Time) {
 	t.Helper()
-	err := WaitFor(5*time.Second, func() error {
+	err := lab.WaitFor(5*time.Second, func() error {
 		ss := pr.Samples()
 		for i := len(ss) - 1; i >= 0; i-- {
 			if ss[i].At.Before(since) {

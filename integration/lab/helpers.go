@@ -1,4 +1,4 @@
-package integration
+package lab
 
 import (
 	"bufio"
@@ -28,8 +28,8 @@ import (
 	"time"
 )
 
-// helperMain runs the test binary as a helper process inside a namespace.
-func helperMain(role string) int {
+// HelperMain runs the test binary as a helper process inside a namespace.
+func HelperMain(role string) int {
 	switch role {
 	case "probe":
 		return probeMain()
@@ -107,14 +107,14 @@ func probeMain() int {
 
 // Prober is a running prober process in a host namespace.
 type Prober struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	out  string
 	done chan struct{}
 }
 
 // StartProber connects to target every 10 ms from host until Stop.
-func StartProber(t *testing.T, h *Host, target netip.AddrPort, readLine bool) *Prober {
+func StartProber(t testing.TB, h *Host, target netip.AddrPort, readLine bool) *Prober {
 	t.Helper()
 	self, _ := os.Executable()
 	p := &Prober{t: t, out: filepath.Join(t.TempDir(), "probe.jsonl"), done: make(chan struct{})}
@@ -305,7 +305,7 @@ type ControlPlane struct {
 }
 
 // SetMode switches /readyz: "ok", "500", "hang" or "closed".
-func (c *ControlPlane) SetMode(t *testing.T, mode string) {
+func (c *ControlPlane) SetMode(t testing.TB, mode string) {
 	if err := os.WriteFile(c.modeFile, []byte(mode), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func (c *ControlPlane) SetMode(t *testing.T, mode string) {
 type PKI struct{ CA, Cert, Key string }
 
 // NewPKI writes a CA and a leaf valid for "kubernetes" and any IP used.
-func NewPKI(t *testing.T, ips ...netip.Addr) PKI {
+func NewPKI(t testing.TB, ips ...netip.Addr) PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -351,7 +351,7 @@ func NewPKI(t *testing.T, ips ...netip.Addr) PKI {
 }
 
 // StartControlPlane runs a stand-in apiserver + apid in host.
-func StartControlPlane(t *testing.T, h *Host, pki PKI) *ControlPlane {
+func StartControlPlane(t testing.TB, h *Host, pki PKI) *ControlPlane {
 	t.Helper()
 	self, _ := os.Executable()
 	c := &ControlPlane{Host: h, modeFile: filepath.Join(t.TempDir(), "mode")}

@@ -1,10 +1,9 @@
-package integration
+package lab
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -19,8 +18,8 @@ import (
 	"github.com/vipd/vipd/internal/control"
 )
 
-// vipdBin is the binary under test, built once in TestMain.
-var vipdBin string
+// Bin is the binary under test, built once in TestMain.
+var Bin string
 
 var labSeq atomic.Int32
 
@@ -28,7 +27,7 @@ var labSeq atomic.Int32
 // namespace per host, joined by veth pairs. Names carry a per-test id so
 // parallel runs never collide; everything is deleted in t.Cleanup.
 type Lab struct {
-	t      *testing.T
+	t      testing.TB
 	ID     string
 	Subnet netip.Prefix // 10.77.N.0/24
 	sw     string       // switch namespace holding the bridge
@@ -45,7 +44,7 @@ type Host struct {
 	peer string // veth end in the switch namespace
 }
 
-func requireRoot(t *testing.T) {
+func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: needs root (network namespaces, raw sockets)")
@@ -56,9 +55,9 @@ func requireRoot(t *testing.T) {
 }
 
 // NewLab creates the switch namespace and bridge.
-func NewLab(t *testing.T) *Lab {
+func NewLab(t testing.TB) *Lab {
 	t.Helper()
-	requireRoot(t)
+	RequireRoot(t)
 	n := labSeq.Add(1)
 	id := fmt.Sprintf("%x%02d", os.Getpid()%0xfff, n%100)
 	l := &Lab{
@@ -67,13 +66,13 @@ func NewLab(t *testing.T) *Lab {
 		sw:     "vsw" + id,
 		dir:    t.TempDir(),
 	}
-	l.ip("netns", "add", l.sw)
+	l.IP("netns", "add", l.sw)
 	t.Cleanup(func() { l.Close() })
-	l.ipn(l.sw, "link", "add", "br0", "type", "bridge")
+	l.IPN(l.sw, "link", "add", "br0", "type", "bridge")
 	// Forward immediately: no STP listening delay on a fresh bridge port.
-	l.ipn(l.sw, "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
-	l.ipn(l.sw, "link", "set", "br0", "up")
-	l.ipn(l.sw, "link", "set", "lo", "up")
+	l.IPN(l.sw, "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
+	l.IPN(l.sw, "link", "set", "br0", "up")
+	l.IPN(l.sw, "link", "set", "lo", "up")
 	return l
 }
 
@@ -91,16 +90,16 @@ func (l *Lab) AddHost(name string, octet int) *Host {
 	if len(h.peer) > 15 {
 		l.t.Fatalf("interface name %q too long", h.peer)
 	}
-	l.ip("netns", "add", h.NS)
+	l.IP("netns", "add", h.NS)
 	l.hosts[name] = h
 	tmp := "t" + name + l.ID
-	l.ip("link", "add", tmp, "netns", h.NS, "type", "veth", "peer", "name", h.peer, "netns", l.sw)
-	l.ipn(h.NS, "link", "set", tmp, "name", "eth0")
-	l.ipn(h.NS, "addr", "add", h.Addr.String()+"/24", "dev", "eth0")
-	l.ipn(h.NS, "link", "set", "eth0", "up")
-	l.ipn(h.NS, "link", "set", "lo", "up")
-	l.ipn(l.sw, "link", "set", h.peer, "master", "br0")
-	l.ipn(l.sw, "link", "set", h.peer, "up")
+	l.IP("link", "add", tmp, "netns", h.NS, "type", "veth", "peer", "name", h.peer, "netns", l.sw)
+	l.IPN(h.NS, "link", "set", tmp, "name", "eth0")
+	l.IPN(h.NS, "addr", "add", h.Addr.String()+"/24", "dev", "eth0")
+	l.IPN(h.NS, "link", "set", "eth0", "up")
+	l.IPN(h.NS, "link", "set", "lo", "up")
+	l.IPN(l.sw, "link", "set", h.peer, "master", "br0")
+	l.IPN(l.sw, "link", "set", h.peer, "up")
 	return h
 }
 
@@ -116,8 +115,8 @@ func (l *Lab) Addr(octet int) netip.Addr {
 
 // Cut disconnects a host from the segment (its link stays up inside its
 // namespace, like a failed switch port); Heal reconnects it.
-func (l *Lab) Cut(h *Host)  { l.ipn(l.sw, "link", "set", h.peer, "down") }
-func (l *Lab) Heal(h *Host) { l.ipn(l.sw, "link", "set", h.peer, "up") }
+func (l *Lab) Cut(h *Host)  { l.IPN(l.sw, "link", "set", h.peer, "down") }
+func (l *Lab) Heal(h *Host) { l.IPN(l.sw, "link", "set", h.peer, "up") }
 
 // Close deletes every namespace (which deletes the veths and bridge).
 func (l *Lab) Close() {
@@ -127,7 +126,8 @@ func (l *Lab) Close() {
 	exec.Command("ip", "netns", "del", l.sw).Run()
 }
 
-func (l *Lab) ip(args ...string) string {
+// IP runs `ip ARGS` and fails the test on error.
+func (l *Lab) IP(args ...string) string {
 	l.t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
@@ -136,9 +136,10 @@ func (l *Lab) ip(args ...string) string {
 	return string(out)
 }
 
-func (l *Lab) ipn(ns string, args ...string) string {
+// IPN runs `ip -n ns ARGS` and fails the test on error.
+func (l *Lab) IPN(ns string, args ...string) string {
 	l.t.Helper()
-	return l.ip(append([]string{"-n", ns}, args...)...)
+	return l.IP(append([]string{"-n", ns}, args...)...)
 }
 
 // Exec runs a command inside a host's namespace.
@@ -172,7 +173,7 @@ func (h *Host) HasAddr(addr netip.Addr) bool {
 
 // Node is one real vipd process in a host namespace.
 type Node struct {
-	t       *testing.T
+	t       testing.TB
 	Host    *Host
 	Name    string
 	Config  string
@@ -200,7 +201,7 @@ func (n *Node) Start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command("ip", "netns", "exec", n.Host.NS, vipdBin, "run", "-c", n.Config, "--node", n.Name)
+	n.cmd = exec.Command("ip", "netns", "exec", n.Host.NS, Bin, "run", "-c", n.Config, "--node", n.Name)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.Env = append(os.Environ(), "HOSTNAME=")
 	if err := n.cmd.Start(); err != nil {
@@ -318,7 +319,7 @@ func Holders(addr netip.Addr, hosts ...*Host) []string {
 }
 
 // AwaitHolder waits until exactly one host, want, holds addr.
-func AwaitHolder(t *testing.T, addr netip.Addr, want *Host, timeout time.Duration, hosts ...*Host) {
+func AwaitHolder(t testing.TB, addr netip.Addr, want *Host, timeout time.Duration, hosts ...*Host) {
 	t.Helper()
 	err := WaitFor(timeout, func() error {
 		got := Holders(addr, hosts...)
@@ -331,8 +332,6 @@ func AwaitHolder(t *testing.T, addr netip.Addr, want *Host, timeout time.Duratio
 		t.Fatal(err)
 	}
 }
-
-var errNotYet = errors.New("not yet")
 
 func runOut(cmd *exec.Cmd) (string, error) {
 	var b bytes.Buffer

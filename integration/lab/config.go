@@ -1,4 +1,4 @@
-package integration
+package lab
 
 import (
 	"fmt"
@@ -38,7 +38,7 @@ type PairOptions struct {
 }
 
 // WriteConfig renders a config shared by every node and returns its path.
-func (l *Lab) WriteConfig(t *testing.T, o PairOptions, nodes []LBNode) string {
+func (l *Lab) WriteConfig(t testing.TB, o PairOptions, nodes []LBNode) string {
 	t.Helper()
 	if o.VRID == 0 {
 		o.VRID = 51
@@ -92,7 +92,7 @@ func (l *Lab) WriteConfig(t *testing.T, o PairOptions, nodes []LBNode) string {
 // StartPair writes the config and starts one vipd per node, each with its
 // own control socket (the [control] socket is overridden per node through a
 // per-node copy of the file).
-func (l *Lab) StartNodes(t *testing.T, o PairOptions, nodes []LBNode) []*Node {
+func (l *Lab) StartNodes(t testing.TB, o PairOptions, nodes []LBNode) []*Node {
 	t.Helper()
 	base := l.WriteConfig(t, o, nodes)
 	data, _ := os.ReadFile(base)
@@ -110,4 +110,9 @@ func (l *Lab) StartNodes(t *testing.T, o PairOptions, nodes []LBNode) []*Node {
 		out = append(out, l.StartNode(n.Host, n.Name, cfg, sock))
 	}
 	return out
+}
+
+// N is shorthand for an LBNode.
+func N(name string, h *Host, priority int) LBNode {
+	return LBNode{Name: name, Host: h, Priority: priority}
 }
