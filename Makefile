@@ -1,0 +1,53 @@
+# vipd — build, test, benchmark and demo. Everything here runs on a fresh
+# Debian 12 machine as root after `.ci/deps` (the test and demo targets
+# call it for you).
+
+GO       ?= go
+BIN      := bin/vipd
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
+PKGS     := ./...
+
+.PHONY: all build test unit integration bench bench-failover bench-proxy demo fuzz soak vet fmt clean deps
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vipd
+
+deps:
+	@sh .ci/deps
+
+# The test command of README.md and .ci/run: unit tests, then the
+# integration suite (root: network namespaces, keepalived interop).
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+integration: deps
+	$(GO) test -count=1 -v -timeout 20m ./integration/
+
+bench: bench-failover bench-proxy
+
+bench-failover: deps build
+	$(GO) run ./integration/benchfailover -reps 5 -out docs/benchmarks-failover.md
+
+bench-proxy: deps build
+	$(GO) run ./integration/benchproxy -reps 3
+
+demo: deps build
+	@sh examples/demo/demo.sh
+
+fuzz:
+	$(GO) test ./vrrp -run '^$$' -fuzz FuzzUnmarshal -fuzztime 60s
+	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+clean:
+	rm -rf bin
