@@ -216,3 +216,5 @@ func serverStatus(p *Proxy, backend, server string) ServerStatus {
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

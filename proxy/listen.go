@@ -293,8 +293,7 @@ func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}
 		fe.active.Add(1)
 		p.active.Add(1)
 		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
-		l := p.loops[p.nextLoop.Add(1)%uint32(len(p.loops))]
-		if !l.post(c) {
+		if !p.dispatch(c) {
 			c.closeUnadopted(p)
 		}
 	}
@@ -342,4 +341,17 @@ func (p *Proxy) unadmit(fe *frontend) {
 	fe.slots.Add(-1)
 	p.slots.Add(-1)
 	p.gate.signal()
+}
+
+// dispatch hands a new connection to a loop: round robin, but preferring a
+// loop that is awake, which saves the eventfd wake-up when one is busy.
+func (p *Proxy) dispatch(c *conn) bool {
+	n := uint32(len(p.loops))
+	start := p.nextLoop.Add(1)
+	for i := range n {
+		if p.loops[(start+i)%n].postAwake(c) {
+			return true
+		}
+	}
+	return p.loops[start%n].post(c)
 }

@@ -125,6 +125,18 @@ func (l *loop) post(c *conn) bool {
 	return true
 }
 
+// postAwake hands c to the loop only if the loop is awake (no wake-up
+// system call needed).
+func (l *loop) postAwake(c *conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sleeping || l.stopping || !l.running {
+		return false
+	}
+	l.incoming = append(l.incoming, c)
+	return true
+}
+
 // async runs fn on the loop goroutine soon, or right away if the loop is not
 // running.
 func (l *loop) async(fn func(*loop)) {
@@ -666,7 +678,11 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			continue
 		}
 		if c.flags&f.eof != 0 {
-			unix.Shutdown(dst, unix.SHUT_WR)
+			// The other direction already finished: close (in run) sends
+			// this FIN, so skip the shutdown call.
+			if c.flags&(fC2SShut|fS2CShut) == 0 {
+				unix.Shutdown(dst, unix.SHUT_WR)
+			}
 			c.flags |= f.shut
 			return false, true
 		}
