@@ -60,7 +60,7 @@ type loop struct {
 	now        int64  // monotonic ns since Proxy.epoch, once per wake-up
 	nextSweep  int64
 	nextIdle   int64
-	deadline   bool // a read deadline is set on epf
+	deadline   int64 // the read deadline set on epf (ns since epoch, -1 none)
 }
 
 type pipe struct {
@@ -173,8 +173,9 @@ func (l *loop) run() {
 	l.mu.Unlock()
 	events := make([]unix.EpollEvent, 256)
 	l.now = l.clock()
+	l.deadline = -1
 	for !l.stop {
-		timeout := l.waitTimeout()
+		timeout := l.nextWake()
 		if timeout != 0 {
 			l.mu.Lock()
 			if len(l.incoming) == 0 && len(l.cmds) == 0 {
@@ -259,20 +260,23 @@ func (l *loop) shutdown() {
 	l.free = nil
 }
 
-// wait returns ready events, waiting up to timeout ms (-1: no limit). It
-// parks in the runtime poller rather than blocking a thread in epoll_wait,
-// so the scheduler keeps every P for runnable goroutines (the acceptors).
-func (l *loop) wait(events []unix.EpollEvent, timeout int) int {
-	if timeout == 0 {
+// wait returns ready events, waiting until the next sweep (ns since the
+// epoch; -1: no limit, 0: do not wait). It parks in the runtime poller
+// rather than blocking a thread in epoll_wait, so the scheduler keeps every
+// P for runnable goroutines (the acceptors). The read deadline is only
+// touched when the sweep time changes.
+func (l *loop) wait(events []unix.EpollEvent, next int64) int {
+	if next == 0 {
 		n, _ := unix.EpollWait(l.epfd, events, 0)
 		return max(n, 0)
 	}
-	if timeout > 0 {
-		l.epf.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
-		l.deadline = true
-	} else if l.deadline {
-		l.epf.SetReadDeadline(time.Time{})
-		l.deadline = false
+	if next != l.deadline {
+		if next > 0 {
+			l.epf.SetReadDeadline(l.p.epoch.Add(time.Duration(next)))
+		} else {
+			l.epf.SetReadDeadline(time.Time{})
+		}
+		l.deadline = next
 	}
 	n := 0
 	// The callback runs once at once, and again each time the runtime
@@ -289,7 +293,8 @@ func (l *loop) wait(events []unix.EpollEvent, timeout int) int {
 	return n
 }
 
-func (l *loop) waitTimeout() int {
+// nextWake returns when the loop must wake by itself (see wait).
+func (l *loop) nextWake() int64 {
 	if len(l.again) > 0 {
 		return 0
 	}
@@ -308,10 +313,7 @@ func (l *loop) waitTimeout() int {
 			next = l.nextIdle
 		}
 	}
-	if next < 0 {
-		return -1
-	}
-	return int((next - l.now + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+	return next
 }
 
 // closeAll closes every connection the loop owns for which match is true
