@@ -75,6 +75,16 @@ func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 			return nil, fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
 		}
 	}
+	// IP_TRANSPARENT, inherited by accepted sockets, lets them keep
+	// sending from the VIP after it is removed: on leaving MASTER the VIP
+	// goes first (DESIGN.md section 4) and the FIN/RST that closes each
+	// client connection must still reach the client, or it hangs until a
+	// keepalive timeout. Best effort: it needs CAP_NET_ADMIN.
+	if a.Is6() {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TRANSPARENT, 1)
+	} else {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TRANSPARENT, 1)
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return nil, err
