@@ -37,6 +37,10 @@ func HelperMain(role string) int {
 		return apiserverMain()
 	case "inject":
 		return injectMain()
+	case "get":
+		return getMain()
+	case "hold":
+		return holdMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2
