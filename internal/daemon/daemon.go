@@ -177,6 +177,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	d.restartHealth(gctx, cfg)
+	go d.systemd(gctx)
 	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Msg("vipd started")
 	err = g.Wait()
 	d.stopHealth()
