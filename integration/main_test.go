@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	os.Chmod(dir, 0o755) // tests run the CLI as nobody too
 	lab.Bin = filepath.Join(dir, "vipd")
 	build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
