@@ -22,7 +22,8 @@ deps:
 # integration suite (root: network namespaces, keepalived interop).
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
+	$(GO) test -count=1 -timeout 20m ./integration/...
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
