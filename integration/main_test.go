@@ -16,7 +16,9 @@ import (
 func TestMain(m *testing.M) {
 	// Helper processes: the test binary re-executed inside a namespace
 	// (a prober, a stand-in apiserver) via `ip netns exec`.
-	if role := os.Getenv("VIPD_TEST_HELPER"); role != "" {
+	if role := os.Getenv("VIPD_TEST_HELPER"); role == "wildcard" {
+		os.Exit(wildcardMain())
+	} else if role != "" {
 		os.Exit(lab.HelperMain(role))
 	}
 	dir, err := os.MkdirTemp("", "vipd-it-")
