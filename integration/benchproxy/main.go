@@ -43,6 +43,9 @@ func main() {
 	dur := flag.Duration("dur", 1500*time.Millisecond, "duration of each timed measurement")
 	idle := flag.Int("idle", 5000, "idle connections for the memory measurement")
 	haproxy := flag.String("haproxy", "/usr/sbin/haproxy", "HAProxy binary")
+	threads := flag.Int("threads", 2, "HAProxy nbthread and the vipd proxy's GOMAXPROCS (event loops)")
+	only := flag.String("only", "", "comma-separated subset of bulk,rate,pp,idle (default all)")
+	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
 	flag.Parse()
 	raiseNofile()
 	var err error
@@ -52,7 +55,8 @@ func main() {
 	case "proxy":
 		err = runProxy(*cfgFile)
 	case "":
-		err = runBench(*reps, *dur, *idle, *haproxy)
+		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads,
+			only: splitSet(*only), targets: splitSet(*targetsFlag)})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -60,6 +64,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchproxy:", err)
 		os.Exit(1)
 	}
+}
+
+type benchOpts struct {
+	reps, idle, threads int
+	dur                 time.Duration
+	haproxy             string
+	only, targets       map[string]bool
+}
+
+func (o benchOpts) want(m string) bool { return len(o.only) == 0 || o.only[m] }
+
+func splitSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			m[f] = true
+		}
+	}
+	return m
 }
 
 func raiseNofile() {
@@ -157,7 +180,14 @@ type proc struct {
 }
 
 func start(name string, ready func(*bufio.Reader) error, args ...string) (*proc, error) {
+	return startEnv(name, ready, nil, args...)
+}
+
+func startEnv(name string, ready func(*bufio.Reader) error, env []string, args ...string) (*proc, error) {
 	cmd := exec.Command(args[0], args[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -291,7 +321,8 @@ type target struct {
 	proc       *proc
 }
 
-func runBench(reps int, dur time.Duration, idle int, haproxyBin string) error {
+func runBench(o benchOpts) error {
+	reps, dur, idle, haproxyBin := o.reps, o.dur, o.idle, o.haproxy
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -314,7 +345,7 @@ func runBench(reps int, dur time.Duration, idle int, haproxyBin string) error {
 	defer backend.stop()
 
 	hcfg := fmt.Sprintf(`global
-	nbthread 2
+	nbthread %d
 	maxconn 9000
 defaults
 	mode tcp
@@ -331,7 +362,7 @@ frontend echo
 	default_backend echo
 backend echo
 	server s1 127.0.0.1:%d
-`, hSink, bSink, hEcho, bEcho)
+`, o.threads, hSink, bSink, hEcho, bEcho)
 	hfile := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(hfile, []byte(hcfg), 0o600); err != nil {
 		return err
@@ -361,17 +392,24 @@ backend echo
 	if err := os.WriteFile(vfile, b, 0o600); err != nil {
 		return err
 	}
-	vipd, err := start("vipd", readyLine, self, "-role", "proxy", "-config", vfile)
+	// The same thread budget as HAProxy's nbthread: GOMAXPROCS sets the
+	// number of event loops.
+	vipd, err := startEnv("vipd", readyLine, []string{fmt.Sprintf("GOMAXPROCS=%d", o.threads)}, self, "-role", "proxy", "-config", vfile)
 	if err != nil {
 		return err
 	}
 	defer vipd.stop()
 
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
-	targets := []target{
+	var targets []target
+	for _, t := range []target{
 		{"direct", addr(bSink), addr(bEcho), nil},
 		{"haproxy", addr(hSink), addr(hEcho), hap},
 		{"vipd", addr(vSink), addr(vEcho), vipd},
+	} {
+		if o.targets[t.name] {
+			targets = append(targets, t)
+		}
 	}
 	res := map[string]map[string][]float64{}
 	add := func(t, m string, v float64) {
@@ -384,19 +422,28 @@ backend echo
 		for i := range targets {
 			t := targets[(i+rep)%len(targets)] // alternate the order
 			fmt.Fprintf(os.Stderr, "rep %d: %s\n", rep+1, t.name)
-			for _, streams := range []int{1, 8} {
-				add(t.name, fmt.Sprintf("bulk%d", streams), bulk(t.sink, streams, dur))
+			if o.want("bulk") {
+				for _, streams := range []int{1, 8} {
+					add(t.name, fmt.Sprintf("bulk%d", streams), bulk(t.sink, streams, dur))
+				}
 			}
-			r := connRate(t, dur)
-			add(t.name, "rate", r.rate)
-			add(t.name, "rate_p50", r.p50)
-			add(t.name, "rate_p99", r.p99)
-			if t.proc != nil {
-				add(t.name, "cpu", r.cpuPerConn)
+			if o.want("rate") {
+				r := connRate(t, dur)
+				add(t.name, "rate", r.rate)
+				add(t.name, "rate_p50", r.p50)
+				add(t.name, "rate_p99", r.p99)
+				if t.proc != nil {
+					add(t.name, "cpu", r.cpuPerConn)
+				}
 			}
-			p50, p99 := pingPong(t.echo, dur)
-			add(t.name, "pp_p50", p50)
-			add(t.name, "pp_p99", p99)
+			if o.want("pp") {
+				p50, p99 := pingPong(t.echo, dur)
+				add(t.name, "pp_p50", p50)
+				add(t.name, "pp_p99", p99)
+			}
+			if !o.want("idle") {
+				continue
+			}
 			if m, err := idleConns(t, idle); err != nil {
 				fmt.Fprintln(os.Stderr, "idle:", err)
 			} else {
@@ -408,7 +455,7 @@ backend echo
 			}
 		}
 	}
-	printTable(res, reps, dur, idle)
+	printTable(res, reps, dur, idle, o.threads)
 	return nil
 }
 
@@ -595,7 +642,7 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func printTable(res map[string]map[string][]float64, reps int, dur time.Duration, idle int) {
+func printTable(res map[string]map[string][]float64, reps int, dur time.Duration, idle, threads int) {
 	type row struct {
 		key, label, unit string
 		lowerBetter      bool
@@ -613,7 +660,7 @@ func printTable(res map[string]map[string][]float64, reps int, dur time.Duration
 		{"fds", fmt.Sprintf("proxy fds per idle conn (%d)", idle), "fds", true},
 		{"kmem", "kernel TCP mem per idle conn (system)", "bytes", true},
 	}
-	fmt.Printf("\nMedian of %d reps (memory rows: the first, cold, run), %v per timed run, loopback, HAProxy `mode tcp` nbthread 2.\n\n", reps, dur)
+	fmt.Printf("\nMedian of %d reps (memory rows: the first, cold, run), %v per timed run, loopback, HAProxy `mode tcp` nbthread %d, vipd GOMAXPROCS=%d.\n\n", reps, dur, threads, threads)
 	fmt.Println("| metric | unit | direct | haproxy | vipd | vipd/haproxy | vipd/direct |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	f := func(t, k string) (float64, bool) {
