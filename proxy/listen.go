@@ -96,42 +96,20 @@ func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	return newRawListener(fd)
 }
 
-// rawListener accepts raw non-blocking fds through the runtime poller, so
-// no Go net.Conn is built per connection.
-type rawListener struct {
-	f  *os.File
-	rc syscall.RawConn
-}
+// rawListener is a non-blocking listening socket. It is not registered
+// with the runtime poller: every event loop has it in its epoll set with
+// EPOLLEXCLUSIVE and accepts from it directly (see loop.acceptFrom).
+type rawListener struct{ fd int }
 
 func newRawListener(fd int) (*rawListener, error) {
-	f := os.NewFile(uintptr(fd), "listener")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
-	return &rawListener{f: f, rc: rc}, nil
+	return &rawListener{fd: fd}, nil
 }
 
-func (r *rawListener) accept() (int, unix.Sockaddr, error) {
-	var nfd int
-	var sa unix.Sockaddr
-	var aerr error
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-			if aerr != unix.EINTR {
-				return aerr != unix.EAGAIN
-			}
-		}
-	})
-	if err != nil {
-		return -1, nil, err
-	}
-	return nfd, sa, aerr
-}
-
-func (r *rawListener) close() { r.f.Close() }
+func (r *rawListener) close() { unix.Close(r.fd) }
 
 // wildcardListening reports whether a socket listens on 0.0.0.0:port or
 // [::]:port, from /proc/net/tcp and /proc/net/tcp6.
@@ -273,7 +251,9 @@ func netAccept(ln net.Listener) acceptFunc {
 
 // acceptLoop accepts on ln for fe until ln is closed or done is closed. At
 // a connection limit it stops calling accept, so new connections wait in
-// the kernel backlog. Accept errors are backed off, never fatal.
+// the kernel backlog. Accept errors are backed off, never fatal. It is the
+// slow path, for Serve with a listener that is not TCP; TCP listeners are
+// accepted from inside the event loops.
 func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}) {
 	var bo backoff
 	for {
@@ -351,6 +331,15 @@ func (p *Proxy) unadmit(fe *frontend) {
 	fe.slots.Add(-1)
 	p.slots.Add(-1)
 	p.gate.signal()
+	if p.slotWaiters.Load() != 0 {
+		w := p.slotWaiters.Swap(0)
+		for i, l := range p.loops {
+			if w&(1<<i) != 0 {
+				l.slotFreed.Store(true)
+				l.kick()
+			}
+		}
+	}
 }
 
 // dispatch hands a new connection to a loop: round robin, but preferring a

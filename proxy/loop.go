@@ -2,9 +2,8 @@ package proxy
 
 import (
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +11,15 @@ import (
 
 const (
 	connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	// listenEvents: every loop has every listener, edge-triggered, and
+	// EPOLLEXCLUSIVE wakes one waiting loop per new connection instead of
+	// all of them (a busy loop still sees the event when it next polls).
+	listenEvents = unix.EPOLLIN | unix.EPOLLET | unix.EPOLLEXCLUSIVE
+	// listenPad marks a listener's epoll events (connections use ids > 0).
+	listenPad = -1
+	// acceptBatch bounds the accepts per listener per wake-up so a
+	// connection storm cannot starve established connections.
+	acceptBatch = 32
 	// spliceBudget bounds the splices per direction per wake-up so one
 	// bulk stream cannot starve the loop's other connections.
 	spliceBudget = 16
@@ -21,24 +29,28 @@ const (
 	pipeSize = 1 << 18
 	// maxFreePipes bounds the idle pipes a loop keeps.
 	maxFreePipes = 32
-	sweepEvery   = 50 * time.Millisecond
 	// bufSize is the loop's shared read buffer; a read that fills it
 	// switches the direction to splice.
 	bufSize = 64 << 10
 	// smallRead switches a spliced direction back to the buffer.
 	smallRead = 16 << 10
-	idleEvery = time.Second
+	// Timers are swept, not kept per connection: the loop wakes at the
+	// earliest connect or idle deadline it knows of, but not more often
+	// than every sweepMin (connect) or idleMin (idle); a sweep is a walk
+	// over the connecting list or all connections.
+	sweepMin = 5 * time.Millisecond
+	idleMin  = 20 * time.Millisecond
+	idleMax  = time.Second
 )
 
-// loop is one event loop: an epoll set, the connections it owns and a pool
-// of pipes. Only the loop goroutine touches its connections; other
-// goroutines hand it new connections and commands through mu.
+// loop is one event loop: an epoll set, the connections it owns, its
+// share of every listener and a pool of pipes. Only the loop goroutine
+// touches its connections; other goroutines hand it commands through mu.
 type loop struct {
-	p    *Proxy
-	epf  *os.File // epfd, registered with the runtime poller: the loop parks as a goroutine
-	eprc syscall.RawConn
-	epfd int
-	efd  int // eventfd: wakes the loop when it is blocked in epoll_wait
+	p     *Proxy
+	index int
+	epfd  int
+	efd   int // eventfd: wakes the loop when it is blocked in epoll_wait
 
 	own sync.Mutex // held by the loop goroutine while it runs
 
@@ -49,18 +61,31 @@ type loop struct {
 	running  bool
 	stopping bool
 
+	slotFreed atomic.Bool // a connection slot freed while a listener waited for one
+
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
 	conns      map[int32]*conn // by fd, client and server side
+	lns        []*lnState
+	lnWork     bool // some listener may have connections to accept now
 	nextID     int32
 	connecting []*conn
 	again      []*conn
 	free       []*pipe
 	buf        []byte // shared read buffer, only used inside one pump call
 	now        int64  // monotonic ns since Proxy.epoch, once per wake-up
-	nextSweep  int64
-	nextIdle   int64
-	deadline   int64 // the read deadline set on epf (ns since epoch, -1 none)
+	nextSweep  int64  // when to sweep the connecting list (0: nothing there)
+	nextIdle   int64  // when to sweep for idle connections (0: not scheduled)
+}
+
+// lnState is one loop's view of a listener.
+type lnState struct {
+	fe       *frontend
+	fd       int32
+	ready    bool  // an edge was seen and accept has not returned EAGAIN since
+	waitSlot bool  // at a connection limit: retried when a slot frees
+	retryAt  int64 // backing off after an accept error until then
+	bo       backoff
 }
 
 type pipe struct {
@@ -84,15 +109,7 @@ func newLoop(p *Proxy) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	unix.SetNonblock(epfd, true)
-	f := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		unix.Close(efd)
-		return nil, err
-	}
-	return &loop{p: p, epf: f, eprc: rc, epfd: epfd, efd: efd, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
+	return &loop{p: p, epfd: epfd, efd: efd, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
 }
 
 func (l *loop) wakeLocked() bool {
@@ -106,6 +123,16 @@ func (l *loop) wakeLocked() bool {
 func (l *loop) wake() {
 	var one = [8]byte{1}
 	unix.Write(l.efd, one[:])
+}
+
+// kick wakes the loop if it sleeps, so it looks at its atomics.
+func (l *loop) kick() {
+	l.mu.Lock()
+	w := l.wakeLocked()
+	l.mu.Unlock()
+	if w {
+		l.wake()
+	}
 }
 
 // post hands a freshly accepted connection to the loop. It returns false
@@ -173,22 +200,25 @@ func (l *loop) run() {
 	l.mu.Unlock()
 	events := make([]unix.EpollEvent, 256)
 	l.now = l.clock()
-	l.deadline = -1
 	for !l.stop {
-		timeout := l.nextWake()
-		if timeout != 0 {
+		next := l.nextWake()
+		if next != 0 {
 			l.mu.Lock()
-			if len(l.incoming) == 0 && len(l.cmds) == 0 {
+			if len(l.incoming) == 0 && len(l.cmds) == 0 && !l.slotFreed.Load() {
 				l.sleeping = true
 			} else {
-				timeout = 0
+				next = 0
 			}
 			l.mu.Unlock()
 		}
-		n := l.wait(events, timeout)
+		n := l.wait(events, next)
 		l.now = l.clock()
 		for i := range events[:n] {
 			ev := &events[i]
+			if ev.Pad == listenPad {
+				l.listenerEvent(ev.Fd)
+				continue
+			}
 			if ev.Fd == int32(l.efd) {
 				var b [8]byte
 				unix.Read(l.efd, b[:])
@@ -216,6 +246,17 @@ func (l *loop) run() {
 		for _, fn := range cmds {
 			fn(l)
 		}
+		if l.slotFreed.Swap(false) {
+			for _, ls := range l.lns {
+				if ls.waitSlot {
+					ls.waitSlot = false
+					l.lnWork = true
+				}
+			}
+		}
+		if l.lnWork {
+			l.acceptAll()
+		}
 		if len(l.again) > 0 {
 			again := l.again
 			l.again = nil
@@ -226,13 +267,11 @@ func (l *loop) run() {
 				}
 			}
 		}
-		if l.now >= l.nextSweep && len(l.connecting) > 0 {
+		if l.nextSweep != 0 && l.now >= l.nextSweep {
 			l.sweepConnecting()
-			l.nextSweep = l.now + int64(sweepEvery)
 		}
-		if l.now >= l.nextIdle && l.p.idleAny.Load() {
+		if l.now >= l.nextIdle && l.p.idleMin.Load() > 0 {
 			l.sweepIdle()
-			l.nextIdle = l.now + int64(idleEvery)
 		}
 	}
 	l.shutdown()
@@ -260,60 +299,144 @@ func (l *loop) shutdown() {
 	l.free = nil
 }
 
-// wait returns ready events, waiting until the next sweep (ns since the
-// epoch; -1: no limit, 0: do not wait). It parks in the runtime poller
-// rather than blocking a thread in epoll_wait, so the scheduler keeps every
-// P for runnable goroutines (the acceptors). The read deadline is only
-// touched when the sweep time changes.
+// wait returns ready events, waiting until next (ns since the epoch; -1:
+// no limit, 0: do not wait). The goroutine blocks its thread in epoll_wait,
+// as HAProxy's threads do: one wake-up per event, where parking in the
+// runtime poller cost two (the runtime's epoll, then ours) plus a
+// scheduler hand-off. The runtime takes the P back while the thread
+// sleeps (sysmon), so other goroutines still run; accepting happens in the
+// loops themselves, so no acceptor goroutine waits for a P.
 func (l *loop) wait(events []unix.EpollEvent, next int64) int {
-	if next == 0 {
-		n, _ := unix.EpollWait(l.epfd, events, 0)
+	ms := -1
+	switch {
+	case next == 0:
+		ms = 0
+	case next > 0:
+		d := next - l.clock()
+		ms = 0
+		if d > 0 {
+			ms = int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+		}
+	}
+	for {
+		n, err := unix.EpollWait(l.epfd, events, ms)
+		if err == unix.EINTR {
+			continue
+		}
 		return max(n, 0)
 	}
-	if next != l.deadline {
-		if next > 0 {
-			l.epf.SetReadDeadline(l.p.epoch.Add(time.Duration(next)))
-		} else {
-			l.epf.SetReadDeadline(time.Time{})
-		}
-		l.deadline = next
-	}
-	n := 0
-	// The callback runs once at once, and again each time the runtime
-	// poller sees the epoll fd readable.
-	l.eprc.Read(func(uintptr) bool {
-		var err error
-		n, err = unix.EpollWait(l.epfd, events, 0)
-		if err != nil {
-			n = 0
-			return err != unix.EINTR
-		}
-		return n > 0
-	})
-	return n
 }
 
 // nextWake returns when the loop must wake by itself (see wait).
 func (l *loop) nextWake() int64 {
-	if len(l.again) > 0 {
+	if len(l.again) > 0 || l.lnWork {
 		return 0
 	}
 	next := int64(-1)
-	if len(l.connecting) > 0 {
-		if l.nextSweep <= l.now {
-			l.nextSweep = l.now + int64(sweepEvery)
+	earliest := func(t int64) {
+		if t > 0 && (next < 0 || t < next) {
+			next = t
 		}
-		next = l.nextSweep
 	}
-	if l.p.idleAny.Load() {
+	earliest(l.nextSweep)
+	if idle := l.p.idleMin.Load(); idle > 0 {
 		if l.nextIdle <= l.now {
-			l.nextIdle = l.now + int64(idleEvery)
+			l.nextIdle = l.now + min(max(idle, int64(idleMin)), int64(idleMax))
 		}
-		if next < 0 || l.nextIdle < next {
-			next = l.nextIdle
+		earliest(l.nextIdle)
+	}
+	for _, ls := range l.lns {
+		if ls.ready && !ls.waitSlot && ls.retryAt > 0 {
+			earliest(ls.retryAt)
 		}
 	}
 	return next
+}
+
+// addListener puts a listener in the loop's epoll set.
+func (l *loop) addListener(fe *frontend, fd int) {
+	if l.epfd < 0 {
+		return
+	}
+	ls := &lnState{fe: fe, fd: int32(fd), ready: true}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: listenEvents, Fd: int32(fd), Pad: listenPad}); err != nil {
+		l.p.log.Error().Err(err).Str("frontend", fe.name).Msg("epoll_ctl listener")
+		return
+	}
+	l.lns = append(l.lns, ls)
+	l.lnWork = true // connections may already wait in the backlog
+}
+
+// removeListener takes a listener out of the loop's epoll set.
+func (l *loop) removeListener(fd int) {
+	for i, ls := range l.lns {
+		if ls.fd == int32(fd) {
+			if l.epfd >= 0 {
+				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			}
+			l.lns = append(l.lns[:i], l.lns[i+1:]...)
+			return
+		}
+	}
+}
+
+func (l *loop) listenerEvent(fd int32) {
+	for _, ls := range l.lns {
+		if ls.fd == fd {
+			ls.ready = true
+			l.lnWork = true
+			return
+		}
+	}
+}
+
+// acceptAll accepts from every ready listener, a batch each.
+func (l *loop) acceptAll() {
+	l.lnWork = false
+	for _, ls := range l.lns {
+		if ls.ready && !ls.waitSlot && ls.retryAt <= l.now {
+			ls.retryAt = 0
+			l.acceptFrom(ls)
+		}
+	}
+}
+
+// acceptFrom accepts up to acceptBatch connections and adopts them. At a
+// connection limit it stops calling accept, so clients wait in the kernel
+// backlog, until unadmit reports a free slot. Accept errors (EMFILE,
+// ENFILE...) are backed off, 5ms doubling to 1s, never fatal.
+func (l *loop) acceptFrom(ls *lnState) {
+	p, fe := l.p, ls.fe
+	for range acceptBatch {
+		if !p.tryAdmit(fe) {
+			p.slotWaiters.Or(1 << l.index)
+			if !p.tryAdmit(fe) { // a slot may have freed before the bit was set
+				ls.waitSlot = true
+				return
+			}
+		}
+		fd, sa, err := unix.Accept4(int(ls.fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			p.unadmit(fe)
+			switch err {
+			case unix.EAGAIN:
+				ls.ready = false
+				return
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			}
+			d := ls.bo.next()
+			p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Msg("accept failed, backing off")
+			ls.retryAt = l.now + int64(d)
+			return
+		}
+		ls.bo.reset()
+		fe.total.Add(1)
+		fe.active.Add(1)
+		p.active.Add(1)
+		l.adopt(&conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa})
+	}
+	l.lnWork = true // the batch ran out: more next round
 }
 
 // closeAll closes every connection the loop owns for which match is true
@@ -330,28 +453,69 @@ func (l *loop) closeAll(match func(*conn) bool) {
 	}
 }
 
+// sweepConnecting fails connects past their deadline and schedules the
+// next sweep at the earliest deadline left.
 func (l *loop) sweepConnecting() {
-	list := l.connecting
-	l.connecting = nil
-	for _, c := range list {
-		if c.flags&(fEstablished|fClosed) != 0 || c.sfd < 0 {
-			c.flags &^= fConnecting
-			continue
-		}
+	l.nextSweep = 0
+	var expired []*conn
+	for _, c := range l.connecting {
 		if l.now >= c.deadline {
-			c.flags &^= fConnecting
-			c.connectFailed(l, unix.ETIMEDOUT)
-			continue
+			expired = append(expired, c)
+		} else {
+			l.scheduleSweep(c.deadline)
 		}
-		l.connecting = append(l.connecting, c)
+	}
+	for _, c := range expired {
+		if c.flags&fConnecting != 0 {
+			c.connectFailed(l, unix.ETIMEDOUT) // may try the next server
+		}
 	}
 }
 
+// dropConnecting takes c off the connecting list, in O(1).
+func (l *loop) dropConnecting(c *conn) {
+	if c.flags&fConnecting == 0 {
+		return
+	}
+	c.flags &^= fConnecting
+	last := len(l.connecting) - 1
+	if i := c.ci; int(i) != last {
+		l.connecting[i] = l.connecting[last]
+		l.connecting[i].ci = i
+	}
+	l.connecting[last] = nil
+	l.connecting = l.connecting[:last]
+	if last == 0 {
+		l.nextSweep = 0
+	}
+}
+
+// scheduleSweep makes the loop sweep the connecting list by t, but not
+// sooner than sweepMin from now.
+func (l *loop) scheduleSweep(t int64) {
+	t = max(t, l.now+int64(sweepMin))
+	if l.nextSweep == 0 || t < l.nextSweep {
+		l.nextSweep = t
+	}
+}
+
+// sweepIdle closes idle connections and schedules the next sweep at the
+// earliest time one could expire.
 func (l *loop) sweepIdle() {
+	next := l.now + min(max(l.p.idleMin.Load(), int64(idleMin)), int64(idleMax))
 	l.closeAll(func(c *conn) bool {
 		idle := c.fe.idle.Load()
-		return idle > 0 && c.flags&fEstablished != 0 && l.now-c.last > idle
+		if idle <= 0 || c.flags&fEstablished == 0 {
+			return false
+		}
+		exp := c.last + idle
+		if l.now >= exp {
+			return true
+		}
+		next = min(next, exp)
+		return false
 	})
+	l.nextIdle = max(next, l.now+int64(idleMin))
 }
 
 func (l *loop) getPipe() *pipe {
@@ -414,6 +578,7 @@ type conn struct {
 	tried    [maxTries]*server
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored
+	ci       int32 // index in the loop's connecting list, with fConnecting
 	flags    uint32
 	tries    uint8
 }
@@ -487,8 +652,10 @@ func (c *conn) connect(l *loop) {
 		c.deadline = l.now + c.fe.connectTimeout.Load()
 		if c.flags&fConnecting == 0 {
 			c.flags |= fConnecting
+			c.ci = int32(len(l.connecting))
 			l.connecting = append(l.connecting, c)
 		}
+		l.scheduleSweep(c.deadline)
 		return
 	}
 	if c.tries == 0 {
@@ -522,6 +689,7 @@ func (c *conn) pick() *server {
 }
 
 func (c *conn) connectFailed(l *loop, err error) {
+	l.dropConnecting(c)
 	s := c.srv
 	s.failed.Add(1)
 	s.active.Add(-1)
@@ -534,6 +702,7 @@ func (c *conn) connectFailed(l *loop, err error) {
 }
 
 func (c *conn) established(l *loop) {
+	l.dropConnecting(c)
 	c.flags |= fEstablished
 	c.srv.total.Add(1)
 	if c.be.snap.Load().proxyProto {
@@ -762,6 +931,7 @@ func (c *conn) close(l *loop) {
 	if c.flags&fClosed != 0 {
 		return
 	}
+	l.dropConnecting(c)
 	c.flags |= fClosed
 	delete(l.conns, c.cfd)
 	unix.Close(int(c.cfd))

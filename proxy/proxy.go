@@ -29,8 +29,11 @@ type Proxy struct {
 	active   atomic.Int64 // open connections
 	slots    atomic.Int64 // active plus acceptors' reservations, for the limit
 	maxConn  atomic.Int64
-	idleAny  atomic.Bool
+	idleMin  atomic.Int64 // the shortest idle timeout of any frontend, ns; 0: none
 	nextLoop atomic.Uint32
+	// slotWaiters has bit i set while loop i has a listener it stopped
+	// accepting from at a connection limit; unadmit wakes it.
+	slotWaiters atomic.Uint32
 	admitMu  sync.Mutex
 	gate     gate
 
@@ -62,15 +65,24 @@ type frontend struct {
 }
 
 type listener struct {
-	ln     *rawListener
-	done   chan struct{}
-	exited chan struct{}
+	ln *rawListener
 }
 
-func (l *listener) close() {
-	close(l.done)
-	l.ln.close()
-	<-l.exited
+// attach registers ln in every loop's epoll set; from then on the loops
+// accept from it.
+func (p *Proxy) attach(fe *frontend, ln *rawListener) {
+	for _, l := range p.loops {
+		l.do(func(l *loop) { l.addListener(fe, ln.fd) })
+	}
+}
+
+// detach removes ln from every loop and closes it. Connections still in its
+// backlog are reset by the kernel.
+func (p *Proxy) detach(ln *rawListener) {
+	for _, l := range p.loops {
+		l.do(func(l *loop) { l.removeListener(ln.fd) })
+	}
+	ln.close()
 }
 
 // New validates cfg and builds a proxy. Nothing listens until Listen, and
@@ -87,6 +99,7 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 			p.closeLoops()
 			return nil, fmt.Errorf("proxy: event loop: %w", err)
 		}
+		l.index = len(p.loops)
 		p.loops = append(p.loops, l)
 	}
 	p.mu.Lock()
@@ -97,8 +110,11 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 
 func (p *Proxy) closeLoops() {
 	for _, l := range p.loops {
-		l.epf.Close()
+		l.own.Lock()
+		closeFd(l.epfd)
 		closeFd(l.efd)
+		l.epfd, l.efd = -1, -1
+		l.own.Unlock()
 	}
 }
 
@@ -182,12 +198,8 @@ func (p *Proxy) bind(fe *frontend, a netip.AddrPort) (*rawListener, error) {
 }
 
 func (p *Proxy) serveLocked(fe *frontend, a netip.AddrPort, ln *rawListener) {
-	l := &listener{ln: ln, done: make(chan struct{}), exited: make(chan struct{})}
-	fe.listeners[a] = l
-	go func() {
-		defer close(l.exited)
-		p.acceptLoop(fe, ln.accept, l.done)
-	}()
+	fe.listeners[a] = &listener{ln: ln}
+	p.attach(fe, ln)
 	p.log.Info().Str("frontend", fe.name).Stringer("bind", a).Msg("listening")
 }
 
@@ -206,7 +218,6 @@ func (p *Proxy) Serve(ctx context.Context, frontend string, ln net.Listener) err
 	if fe == nil {
 		return fmt.Errorf("%w: frontend %q", ErrUnknown, frontend)
 	}
-	accept, closeFn := netAccept(ln), func() { ln.Close() }
 	if tl, ok := ln.(*net.TCPListener); ok {
 		// Take the socket over: accept4 through our own poller handle.
 		rc, err := tl.SyscallConn()
@@ -225,13 +236,16 @@ func (p *Proxy) Serve(ctx context.Context, frontend string, ln net.Listener) err
 		if err != nil {
 			return err
 		}
-		accept, closeFn = rl.accept, rl.close
+		p.attach(fe, rl)
+		<-ctx.Done()
+		p.detach(rl)
+		return ctx.Err()
 	}
 	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { close(done); closeFn() })
+	stop := context.AfterFunc(ctx, func() { close(done); ln.Close() })
 	defer stop()
-	p.acceptLoop(fe, accept, done)
-	closeFn()
+	p.acceptLoop(fe, netAccept(ln), done)
+	ln.Close()
 	return ctx.Err()
 }
 
@@ -251,7 +265,7 @@ func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
 		if keep != nil && keep(a) {
 			continue
 		}
-		l.close()
+		p.detach(l.ln)
 		delete(fe.listeners, a)
 		p.log.Info().Str("frontend", fe.name).Stringer("bind", a).Msg("stopped listening")
 	}
@@ -424,7 +438,7 @@ func (p *Proxy) apply(cfg Config) {
 	}
 	p.backends = backends
 
-	idle := false
+	var idleMin time.Duration
 	frontends := make([]*frontend, 0, len(cfg.Frontends))
 	for _, fc := range cfg.Frontends {
 		fe := p.frontend(fc.Name)
@@ -439,7 +453,9 @@ func (p *Proxy) apply(cfg Config) {
 		}
 		fe.connectTimeout.Store(int64(ct))
 		fe.idle.Store(int64(fc.IdleTimeout))
-		idle = idle || fc.IdleTimeout > 0
+		if fc.IdleTimeout > 0 && (idleMin == 0 || fc.IdleTimeout < idleMin) {
+			idleMin = fc.IdleTimeout
+		}
 		fe.binds = slices.Clone(fc.Binds)
 		fe.unlisten(p, func(a netip.AddrPort) bool { return slices.Contains(fe.binds, a) })
 		frontends = append(frontends, fe)
@@ -450,7 +466,7 @@ func (p *Proxy) apply(cfg Config) {
 		}
 	}
 	p.frontends = frontends
-	p.idleAny.Store(idle)
+	p.idleMin.Store(int64(idleMin))
 	p.gate.signal() // limits may have been raised
 }
 
