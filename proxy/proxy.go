@@ -34,8 +34,8 @@ type Proxy struct {
 	// slotWaiters has bit i set while loop i has a listener it stopped
 	// accepting from at a connection limit; unadmit wakes it.
 	slotWaiters atomic.Uint32
-	admitMu  sync.Mutex
-	gate     gate
+	admitMu     sync.Mutex
+	gate        gate
 
 	mu        sync.Mutex
 	frontends []*frontend
