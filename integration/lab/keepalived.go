@@ -174,6 +174,9 @@ func (p *Proc) Start() {
 // Pid is the process id (`ip netns exec` execs in place).
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) { p.cmd.Process.Signal(sig) }
+
 // Running reports whether the process has not exited.
 func (p *Proc) Running() bool {
 	if p.done == nil {
