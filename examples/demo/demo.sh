@@ -138,7 +138,7 @@ master_is() { is "$1" MASTER && is "$2" BACKUP && peer_ready "$1" "$2" && [ "$(h
 VIP=192.168.30.30
 
 say "vipd demo: two load balancers, three control planes and a client in network"
-say "namespaces on this machine ($ID-*). About 30 seconds; Ctrl-C at any time"
+say "namespaces on this machine ($ID-*). About 15 seconds; Ctrl-C at any time"
 say "removes everything."
 
 step "1/7 Building the stand-in control plane (examples/demo/standin)"
