@@ -61,7 +61,8 @@ type loop struct {
 	running  bool
 	stopping bool
 
-	slotFreed atomic.Bool // a connection slot freed while a listener waited for one
+	slotFreed atomic.Bool  // a connection slot freed while a listener waited for one
+	load      atomic.Int32 // client connections owned, for balancing accepts
 
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
@@ -144,6 +145,7 @@ func (l *loop) post(c *conn) bool {
 		return false
 	}
 	l.incoming = append(l.incoming, c)
+	l.load.Add(1)
 	w := l.wakeLocked()
 	l.mu.Unlock()
 	if w {
@@ -161,6 +163,7 @@ func (l *loop) postAwake(c *conn) bool {
 		return false
 	}
 	l.incoming = append(l.incoming, c)
+	l.load.Add(1)
 	return true
 }
 
@@ -286,6 +289,7 @@ func (l *loop) shutdown() {
 	l.incoming, l.cmds = nil, nil
 	l.mu.Unlock()
 	for _, c := range in {
+		l.load.Add(-1)
 		c.closeUnadopted(l.p)
 	}
 	for _, fn := range cmds {
@@ -401,6 +405,26 @@ func (l *loop) acceptAll() {
 	}
 }
 
+// lighter returns a loop with clearly fewer connections than this one, or
+// nil. EPOLLEXCLUSIVE wakes an idle loop for a new connection, but a loop
+// that wakes for a burst accepts all of it: 8 bulk streams opened at once
+// would share one loop (and one core) while the other idles. Handing a
+// connection over costs an eventfd wake-up, so only imbalance pays it.
+func (l *loop) lighter() *loop {
+	if len(l.p.loops) == 1 {
+		return nil
+	}
+	mine := l.load.Load()
+	var best *loop
+	bestN := mine - 1 // at least two fewer
+	for _, o := range l.p.loops {
+		if n := o.load.Load(); n < bestN {
+			best, bestN = o, n
+		}
+	}
+	return best
+}
+
 // acceptFrom accepts up to acceptBatch connections and adopts them. At a
 // connection limit it stops calling accept, so clients wait in the kernel
 // backlog, until unadmit reports a free slot. Accept errors (EMFILE,
@@ -434,7 +458,12 @@ func (l *loop) acceptFrom(ls *lnState) {
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		l.adopt(&conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa})
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
+		if o := l.lighter(); o != nil && o.post(c) {
+			continue
+		}
+		l.load.Add(1)
+		l.adopt(c)
 	}
 	l.lnWork = true // the batch ran out: more next round
 }
@@ -595,6 +624,7 @@ func (l *loop) id() int32 {
 func (l *loop) adopt(c *conn) {
 	c.cid = l.id()
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.cfd), &unix.EpollEvent{Events: connEvents, Fd: c.cfd, Pad: c.cid}); err != nil {
+		l.load.Add(-1)
 		c.closeUnadopted(l.p)
 		return
 	}
@@ -933,6 +963,7 @@ func (c *conn) close(l *loop) {
 	}
 	l.dropConnecting(c)
 	c.flags |= fClosed
+	l.load.Add(-1)
 	delete(l.conns, c.cfd)
 	unix.Close(int(c.cfd))
 	if c.sfd >= 0 {
