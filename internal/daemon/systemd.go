@@ -135,8 +135,9 @@ func (n *sdNotifier) loop(ctx context.Context, l notifyLoop) {
 	}
 
 	last := "starting"
+	vrrp := true // whether stopping hands a VIP over
 	if st, ok := probe(); ok {
-		last = statusLine(st)
+		last, vrrp = statusLine(st), len(st.Instances) > 0
 	}
 	send("READY=1\nSTATUS=" + last)
 
@@ -162,7 +163,11 @@ func (n *sdNotifier) loop(ctx context.Context, l notifyLoop) {
 		case <-stop:
 			stop = nil
 			stopping = true
-			send("STOPPING=1\nSTATUS=stopping: handing the VIP over")
+			if vrrp {
+				send("STOPPING=1\nSTATUS=stopping: handing the VIP over")
+			} else {
+				send("STOPPING=1\nSTATUS=stopping")
+			}
 		case <-tick.C:
 			if stopping {
 				continue
