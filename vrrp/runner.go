@@ -205,6 +205,12 @@ func (r *Runner) lateThreshold() time.Duration {
 
 // exec carries out actions in order; it reports whether the machine stopped.
 func (r *Runner) exec(acts []Action) (stopped bool) {
+	// The machine has decided already: publish its state before carrying
+	// out the effects, so status never shows a state older than the
+	// transitions it lists.
+	r.mu.Lock()
+	r.snap.MachineStatus = r.m.Status()
+	r.mu.Unlock()
 	for _, a := range acts {
 		switch a.Kind {
 		case ActionTransition:
@@ -234,9 +240,6 @@ func (r *Runner) exec(acts []Action) (stopped bool) {
 			stopped = true
 		}
 	}
-	r.mu.Lock()
-	r.snap.MachineStatus = r.m.Status()
-	r.mu.Unlock()
 	return stopped
 }
 

@@ -72,6 +72,11 @@ type Daemon struct {
 	// actions it is executing).
 	vipWanted atomic.Bool
 
+	// up is set once Run has built every component; Status answers a
+	// minimal "starting" document before that, so readers never race with
+	// setup writing the runner and interface name.
+	up atomic.Bool
+
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown
 	runCtx   context.Context
@@ -90,6 +95,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{
 		opts: opts, log: opts.Log, os: opts.OS, cfg: cfg,
 		stop:         make(chan struct{}),
+		started:      time.Now(),
 		healthEvents: make(chan health.Event, 256),
 		peers:        newPeerTable(),
 	}
@@ -114,7 +120,6 @@ func New(opts Options) (*Daemon, error) {
 // Run brings the node up and blocks until Shutdown has completed or ctx is
 // cancelled. Every component stops when Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.started = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx = ctx
@@ -144,6 +149,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer d.ann.Close()
 	}
 
+	d.up.Store(true)
 	g, gctx := errgroup.WithContext(ctx)
 	api := &control.API{Service: d, Group: cfg.Control.Group}
 	g.Go(func() error { return api.Serve(gctx, ln) })

@@ -136,7 +136,7 @@ func writeConfig(t *testing.T, dir, extra string, port int) string {
 vrid = 51
 interface = "eth0"
 vips = [%q]
-advert_interval = "50ms"
+advert_interval = "100ms"
 status_port = 0
 
 [[node]]
@@ -279,8 +279,10 @@ func TestDaemonElectionAndHandover(t *testing.T) {
 	b := &bus{conns: map[netip.Addr]*busConn{}}
 	port := freePort(t)
 	n1 := startNode(t, b, "lb1", "10.99.0.11", "", port)
-	n2 := startNode(t, b, "lb2", "10.99.0.12", "", port)
 	waitState(t, n1, "MASTER")
+	// Both daemons share this process's network namespace: each binds
+	// its own port (the frontends are not what this test is about).
+	n2 := startNode(t, b, "lb2", "10.99.0.12", "", freePort(t))
 	waitState(t, n2, "BACKUP")
 	if !n1.hasVIP() || n2.hasVIP() {
 		t.Fatalf("VIP: lb1 %v lb2 %v, want only lb1", n1.hasVIP(), n2.hasVIP())
@@ -291,8 +293,13 @@ func TestDaemonElectionAndHandover(t *testing.T) {
 	if n1.ann.count() == 0 {
 		t.Error("the master sent no gratuitous ARP")
 	}
+	deadline := time.Now().Add(3 * time.Second)
 	st := n2.d.Status()
-	if st.Instances[0].MasterAddr != "10.99.0.11" || st.Instances[0].Senders[0].Checksum != "pseudo-header" {
+	for st.Instances[0].MasterAddr != "10.99.0.11" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		st = n2.d.Status()
+	}
+	if st.Instances[0].MasterAddr != "10.99.0.11" || len(st.Instances[0].Senders) != 1 || st.Instances[0].Senders[0].Checksum != "pseudo-header" {
 		t.Errorf("backup status %+v", st.Instances[0])
 	}
 
@@ -323,10 +330,10 @@ func TestDaemonInterfaceTrackerMovesVIP(t *testing.T) {
 	port := freePort(t)
 	tr := "\n[[track]]\nname = \"uplink\"\ntype = \"interface\"\ninterface = \"eth1\"\nweight = -60\n"
 	n1 := startNode(t, b, "lb1", "10.99.0.11", tr, port)
-	n2 := startNode(t, b, "lb2", "10.99.0.12", tr, port)
 	n1.link <- true
-	n2.link <- true
 	waitState(t, n1, "MASTER")
+	n2 := startNode(t, b, "lb2", "10.99.0.12", tr, freePort(t))
+	n2.link <- true
 	waitState(t, n2, "BACKUP")
 	n1.link <- false
 	waitState(t, n2, "MASTER")
@@ -348,8 +355,10 @@ func TestDaemonDrillRefusals(t *testing.T) {
 	b := &bus{conns: map[netip.Addr]*busConn{}}
 	port := 0 // no frontend: the drill must not probe a TEST-NET address
 	n1 := startNode(t, b, "lb1", "10.99.0.11", "", port)
-	n2 := startNode(t, b, "lb2", "10.99.0.12", "", port)
 	waitState(t, n1, "MASTER")
+	// Both daemons share this process's network namespace: each binds
+	// its own port (the frontends are not what this test is about).
+	n2 := startNode(t, b, "lb2", "10.99.0.12", "", freePort(t))
 	waitState(t, n2, "BACKUP")
 	ctx := context.Background()
 	if _, err := n2.d.Drill(ctx, control.DrillRequest{}); !errors.Is(err, control.ErrRefused) {

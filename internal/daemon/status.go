@@ -15,9 +15,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (d *Daemon) Status() control.Status {
 	cfg := d.config()
 	st := control.Status{
-		Node: d.node.Name, Version: Version, Mode: d.mode(), Started: d.started,
+		Node: d.node.Name, Version: Version, Mode: "starting", Started: d.started,
 		Instances: []control.Instance{}, Frontends: []control.Frontend{}, Backends: []control.Backend{},
 	}
+	if !d.up.Load() {
+		return st
+	}
+	st.Mode = d.mode()
 	trk, reason := d.trk.status()
 	st.Trackers = trk
 	if d.runner != nil {
