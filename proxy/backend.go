@@ -16,6 +16,7 @@ type server struct {
 	name string
 	addr netip.AddrPort
 	seed uint64 // hash of the name, for rendezvous (source) hashing
+	raw  rawSockaddr // addr for connect, read-only
 
 	active atomic.Int64
 	total  atomic.Int64
@@ -30,7 +31,7 @@ type server struct {
 func newServer(sc ServerConfig) *server {
 	h := fnv.New64a()
 	h.Write([]byte(sc.Name))
-	return &server{name: sc.Name, addr: sc.Addr, seed: h.Sum64(), up: true}
+	return &server{name: sc.Name, addr: sc.Addr, seed: h.Sum64(), raw: newRawSockaddr(sc.Addr), up: true}
 }
 
 func (s *server) state() State {
@@ -45,15 +46,6 @@ func (s *server) state() State {
 	return StateUp
 }
 
-// sockaddr returns a fresh sockaddr: unix.Connect writes into it, so one per
-// connect keeps concurrent loops from sharing it.
-func (s *server) sockaddr() unix.Sockaddr {
-	a := s.addr.Addr().Unmap()
-	if a.Is4() {
-		return &unix.SockaddrInet4{Port: int(s.addr.Port()), Addr: a.As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(s.addr.Port()), Addr: a.As16()}
-}
 
 // snapshot is what a new connection sees of its backend: the eligible
 // servers and how to choose among them. It is immutable; state changes

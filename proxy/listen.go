@@ -210,42 +210,38 @@ func sleepDone(done <-chan struct{}, d time.Duration) bool {
 	}
 }
 
-type acceptFunc func() (int, unix.Sockaddr, error)
+type acceptFunc func() (int, netip.AddrPort, error)
 
 // netAccept accepts from any net.Listener and duplicates the connection's
 // fd (the slow path, for Serve with listeners that are not TCP).
 func netAccept(ln net.Listener) acceptFunc {
-	return func() (int, unix.Sockaddr, error) {
+	return func() (int, netip.AddrPort, error) {
 		c, err := ln.Accept()
 		if err != nil {
-			return -1, nil, err
+			return -1, netip.AddrPort{}, err
 		}
 		defer c.Close()
 		sc, ok := c.(syscall.Conn)
 		if !ok {
-			return -1, nil, fmt.Errorf("proxy: %T has no file descriptor", c)
+			return -1, netip.AddrPort{}, fmt.Errorf("proxy: %T has no file descriptor", c)
 		}
 		rc, err := sc.SyscallConn()
 		if err != nil {
-			return -1, nil, err
+			return -1, netip.AddrPort{}, err
 		}
 		nfd := -1
 		var derr error
 		if err := rc.Control(func(fd uintptr) {
 			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		}); err != nil {
-			return -1, nil, err
+			return -1, netip.AddrPort{}, err
 		}
 		if derr != nil {
-			return -1, nil, derr
+			return -1, netip.AddrPort{}, derr
 		}
 		unix.SetNonblock(nfd, true)
 		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-		var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
-		if ap.Addr().Unmap().Is6() {
-			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-		}
-		return nfd, sa, nil
+		return nfd, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 }
 

@@ -439,7 +439,7 @@ func (l *loop) acceptFrom(ls *lnState) {
 				return
 			}
 		}
-		fd, sa, err := unix.Accept4(int(ls.fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := accept4(int(ls.fd))
 		if err != nil {
 			p.unadmit(fe)
 			switch err {
@@ -599,7 +599,7 @@ type conn struct {
 	fe       *frontend
 	be       *backend
 	srv      *server
-	src      unix.Sockaddr // client address from accept
+	src      netip.AddrPort // client address from accept
 	pipes    [2]*pipe      // [0] client->server, [1] server->client
 	pend     [2][]byte     // bytes read but not yet written, only after a short write
 	deadline int64         // connect deadline
@@ -644,12 +644,7 @@ func (c *conn) connect(l *loop) {
 		}
 		c.tried[c.tries] = s
 		c.tries++
-		sa := s.sockaddr()
-		family := unix.AF_INET
-		if _, ok := sa.(*unix.SockaddrInet6); ok {
-			family = unix.AF_INET6
-		}
-		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err := unix.Socket(s.raw.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			s.failed.Add(1)
 			l.p.log.Warn().Err(err).Msg("socket for server connection")
@@ -658,7 +653,7 @@ func (c *conn) connect(l *loop) {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle)
-		err = unix.Connect(fd, sa)
+		err = connectRaw(fd, &s.raw)
 		if err != nil && err != unix.EINPROGRESS {
 			unix.Close(fd)
 			s.failed.Add(1)
@@ -714,7 +709,7 @@ func (c *conn) pick() *server {
 	if len(cand) == 0 {
 		return nil
 	}
-	var ip = sockaddrToAddrPort(c.src).Addr()
+	ip := c.src.Addr()
 	return snap.picker.pick(ip, cand)
 }
 
@@ -737,7 +732,7 @@ func (c *conn) established(l *loop) {
 	c.srv.total.Add(1)
 	if c.be.snap.Load().proxyProto {
 		dst := netipFromFd(int(c.cfd))
-		hdr := AppendProxyHeaderV2(make([]byte, 0, 52), sockaddrToAddrPort(c.src), dst)
+		hdr := AppendProxyHeaderV2(make([]byte, 0, 52), c.src, dst)
 		if n, err := unix.Write(int(c.sfd), hdr); err != nil || n != len(hdr) {
 			c.close(l)
 		}
