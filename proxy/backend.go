@@ -15,7 +15,7 @@ import (
 type server struct {
 	name string
 	addr netip.AddrPort
-	seed uint64 // hash of the name, for rendezvous (source) hashing
+	seed uint64      // hash of the name, for rendezvous (source) hashing
 	raw  rawSockaddr // addr for connect, read-only
 
 	active atomic.Int64
@@ -45,7 +45,6 @@ func (s *server) state() State {
 	}
 	return StateUp
 }
-
 
 // snapshot is what a new connection sees of its backend: the eligible
 // servers and how to choose among them. It is immutable; state changes

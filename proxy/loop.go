@@ -600,10 +600,10 @@ type conn struct {
 	be       *backend
 	srv      *server
 	src      netip.AddrPort // client address from accept
-	pipes    [2]*pipe      // [0] client->server, [1] server->client
-	pend     [2][]byte     // bytes read but not yet written, only after a short write
-	deadline int64         // connect deadline
-	last     int64         // last activity, for the idle timeout
+	pipes    [2]*pipe       // [0] client->server, [1] server->client
+	pend     [2][]byte      // bytes read but not yet written, only after a short write
+	deadline int64          // connect deadline
+	last     int64          // last activity, for the idle timeout
 	tried    [maxTries]*server
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored
