@@ -13,10 +13,14 @@
 //     hash of the client IP: stable, and only a leaving server's clients move).
 //   - Connect timeout (5s), up to 4 servers tried per connection, failures
 //     counted; TCP keepalive and TCP_NODELAY both sides; optional idle
-//     timeout; half-close both ways (a FIN is forwarded with shutdown).
-//   - Global and per-frontend maxconn: at the limit the acceptor stops
-//     calling accept, so clients wait in the kernel backlog. Accept errors
-//     (EMFILE, ENFILE...) are backed off 5ms doubling to 1s, never fatal.
+//     timeout (none by default); half-close both ways (a FIN is forwarded
+//     with shutdown). Timers are swept: a loop wakes at the earliest
+//     deadline it holds, at most every 5ms (connect) or 20ms (idle), so
+//     both fire within a few ms of their time.
+//   - Global and per-frontend maxconn: at the limit the loops stop calling
+//     accept, so clients wait in the kernel backlog, until a connection
+//     closes. Accept errors (EMFILE, ENFILE...) are backed off 5ms doubling
+//     to 1s, never fatal.
 //   - Server states UP, DOWN, DRAIN (closed after DrainTimeout), MAINT
 //     (closed now), CloseOnDown, and fail-open when every server is DOWN
 //     (logged once per episode with "fail_open": true).
@@ -39,13 +43,19 @@
 //
 //   - GOMAXPROCS event loops (at most 8), each an epoll set of raw
 //     non-blocking sockets, edge-triggered, with the readiness kept in a
-//     flags word per connection. A loop parks as a goroutine in the runtime
-//     poller on its epoll fd (not a thread blocked in epoll_wait, which kept
-//     Ps in syscalls and delayed the acceptors by sysmon ticks: 4x slower
-//     connection rate in our first measurement).
-//   - One acceptor goroutine per listener calls accept4 through the runtime
-//     poller (no net.Conn) and hands the fd to a loop. It is also where the
-//     maxconn wait and the accept backoff live.
+//     flags word per connection. A loop blocks its thread in epoll_wait,
+//     as HAProxy's threads do: one wake-up per event. (Parking the loop as
+//     a goroutine in the runtime poller on its epoll fd cost a second
+//     wake-up, the runtime's nested epoll then ours, plus a scheduler
+//     hand-off: twice HAProxy's ping-pong latency.) While a loop sleeps
+//     in the system call the runtime takes its P back, so other goroutines
+//     still run.
+//   - Every listener is in every loop's epoll set with EPOLLEXCLUSIVE, so
+//     a new connection wakes one idle loop, which calls accept4 itself
+//     (batches of 32) and owns the connection: no acceptor goroutine, no
+//     hand-off, no eventfd. A loop holding clearly more connections than
+//     another hands the new one over (a burst of 8 bulk streams would
+//     otherwise all land on the loop that woke first, on one core).
 //   - An idle connection holds a ~250-byte struct, two map entries and its
 //     two sockets: no goroutine, no buffer, no pipe. Small reads go through
 //     the loop's one shared 64 KiB buffer (recv then send; a short recv means
@@ -53,9 +63,10 @@
 //     switches that direction to splice through a pipe from the loop's pool,
 //     zero-copy, until reads get small again; the pipe returns to the pool as
 //     soon as it is empty. Bytes are held only after a short write.
-//   - Other goroutines (Unlisten, SetAdmin, Update, timers) talk to a loop
-//     through a locked queue and an eventfd; nothing else touches a
-//     connection, so there are no per-connection locks.
+//   - Other goroutines (Listen, Unlisten, SetAdmin, Update, timers) talk to
+//     a loop through a locked queue and an eventfd; nothing else touches a
+//     connection, so there are no per-connection locks. Serve with a
+//     listener that is not TCP keeps a goroutine accepting for the loops.
 //
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under
