@@ -58,11 +58,13 @@ type Announcer interface {
 // Burst announces every address in vips count times, gap apart (the daemon
 // uses 5 rounds 100 ms apart), so that a lost frame or a neighbour that was
 // busy does not keep clients on the old master. It stops early, returning
-// ctx.Err(), when ctx is done. A round in which any announcement failed
-// ends the burst with those errors joined: the cause (interface down,
-// socket closed) would fail the next rounds too.
+// ctx.Err(), when ctx is done. A failed round does not end the burst: the
+// interface may be coming back up (a link flap is when clients most need
+// the announcement), so every round is tried and the first error of each
+// failed round is returned, joined.
 func Burst(ctx context.Context, a Announcer, vips []netip.Addr, count int, gap time.Duration) error {
 	var t *time.Timer
+	var failed []error
 	for i := range count {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -80,17 +82,14 @@ func Burst(ctx context.Context, a Announcer, vips []netip.Addr, count int, gap t
 			case <-t.C:
 			}
 		}
-		var errs []error
 		for _, vip := range vips {
 			if err := a.Announce(vip); err != nil {
-				errs = append(errs, err)
+				failed = append(failed, fmt.Errorf("round %d: %w", i+1, err))
+				break
 			}
 		}
-		if len(errs) > 0 {
-			return errors.Join(errs...)
-		}
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
 // NewAnnouncerConn returns an Announcer that writes Ethernet frames to pc

@@ -65,6 +65,12 @@ type Runner struct {
 
 	sent, received, late atomic.Uint64
 
+	// Send failures, counted and logged at most once a minute (runner
+	// goroutine only).
+	sendErrs      uint64
+	sendErrLogged time.Time
+	lateAt        time.Time // the deadline whose stall was last logged
+
 	mu      sync.Mutex
 	snap    RunnerStatus
 	drops   map[DropReason]uint64
@@ -164,6 +170,18 @@ func (r *Runner) Run(ctx context.Context) error {
 			timer.Reset(time.Until(at))
 		}
 		var acts []Action
+		woke := func() {
+			// Checked on every wakeup, not only when the timer wins the
+			// select: after a SIGSTOP a queued advert may be handled
+			// first and move the deadline, hiding the stall.
+			if !at.IsZero() && !r.lateSeen(at) {
+				if late := time.Since(at); late > r.lateThreshold() {
+					r.late.Add(1)
+					r.lateAt = at
+					r.log.Warn().Dur("late", late).Msg("timer fired late: this process was stalled (SIGSTOP, CPU starvation or a suspended VM?)")
+				}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			if r.m.Status().State == StateMaster {
@@ -173,14 +191,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case adv := <-r.pkts:
+			woke()
 			acts = r.m.Step(time.Now(), adv)
 		case now := <-timer.C:
-			if late := time.Since(at); !at.IsZero() && late > r.lateThreshold() {
-				r.late.Add(1)
-				r.log.Warn().Dur("late", late).Msg("timer fired late: this process was stalled (SIGSTOP, CPU starvation or a suspended VM?)")
-			}
+			woke()
 			acts = r.m.Step(now, TimerFired{Gen: gen})
 		case req := <-r.events:
+			woke()
 			if lv, ok := req.ev.(Leave); ok && r.m.Status().State != StateMaster {
 				_ = lv
 				req.reply <- ErrNotMaster
@@ -194,6 +211,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// lateSeen reports whether the stall past deadline at was logged already.
+func (r *Runner) lateSeen(at time.Time) bool { return r.lateAt.Equal(at) }
 
 func (r *Runner) lateThreshold() time.Duration {
 	t := r.cfg.Machine.AdvertInterval
@@ -273,7 +293,13 @@ func (r *Runner) send(prio uint8) {
 			return
 		}
 		if err := r.conn.WriteTo(b, dst); err != nil {
-			r.log.Warn().Err(err).Str("dst", dst.String()).Msg("send advert")
+			// An interface that is down fails every advert: log the
+			// first and then once a minute, with the count.
+			r.sendErrs++
+			if now := time.Now(); now.Sub(r.sendErrLogged) > time.Minute {
+				r.log.Warn().Err(err).Str("dst", dst.String()).Uint64("failed_sends", r.sendErrs).Msg("send advert (logged once a minute)")
+				r.sendErrLogged = now
+			}
 			continue
 		}
 		r.sent.Add(1)

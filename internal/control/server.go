@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,7 +175,16 @@ func (s *API) Handler() http.Handler {
 // DecodeRequest decodes a control request body strictly: one JSON object,
 // no unknown fields, bounded size. Exported for the fuzz test.
 func DecodeRequest(r io.Reader, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r, maxBody))
+	// Read one byte past the limit so an oversized body is refused
+	// rather than silently cut at the limit.
+	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("%w: request body: %v", ErrInvalid, err)
+	}
+	if len(b) > maxBody {
+		return fmt.Errorf("%w: request body larger than %d bytes", ErrInvalid, maxBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: request body: %v", ErrInvalid, err)

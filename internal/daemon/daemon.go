@@ -171,6 +171,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		})
 		g.Go(func() error { return d.watchVIPs(gctx, cfg) })
+		g.Go(func() error { return d.watchOwnLink(gctx) })
 		g.Go(func() error { return d.runBeacon(gctx, cfg) })
 	} else {
 		g.Go(func() error {
@@ -334,6 +335,30 @@ func (d *Daemon) watchVIPs(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	return err
+}
+
+// watchOwnLink re-announces the VIP when the VRRP interface comes back up
+// while we hold it: a burst sent while the link was down went nowhere, and
+// neighbours may have flushed their entries.
+func (d *Daemon) watchOwnLink(ctx context.Context) error {
+	wasUp := true
+	err := d.os.WatchLink(ctx, d.ifname, func(up bool) {
+		if up && !wasUp && d.vipWanted.Load() {
+			d.log.Warn().Str("interface", d.ifname).Msg("interface is up again while MASTER: re-announcing the VIP")
+			(*effects)(d).Announce()
+		}
+		if !up && wasUp {
+			d.log.Warn().Str("interface", d.ifname).Msg("interface is down")
+		}
+		wasUp = up
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		d.log.Warn().Err(err).Msg("cannot watch the VRRP interface's link")
+	}
+	return nil
 }
 
 func (d *Daemon) stopAnnounce() {
