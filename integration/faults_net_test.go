@@ -172,8 +172,19 @@ func TestFaultLinkDownUp(t *testing.T) {
 	moved := lastTransitionTo(t, p.n2, "MASTER").Sub(down)
 	waitProbeOKAfter(t, pr, time.Now())
 	gapDown, _ := lab.Gap(pr.Samples())
+	// Like keepalived, vipd tracks its own VRRP interface: lb1 goes FAULT
+	// and lets go of the VIP instead of claiming MASTER on a dead port.
+	p.n1.AwaitState("FAULT", 3*time.Second)
+	if err := lab.WaitFor(3*time.Second, func() error {
+		if p.lb1.HasAddr(p.vip) {
+			return fmt.Errorf("lb1 (FAULT) still holds the VIP")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 	st1 := instance(t, p.n1)
-	t.Logf("eth0 down on lb1: lb2 MASTER after %s; lb1 says %s (%s); lb1 still has the VIP: %v; client gap %s",
+	t.Logf("eth0 down on lb1: lb2 MASTER after %s; lb1 is %s (%s); lb1 still has the VIP: %v; client gap %s",
 		moved.Round(time.Millisecond), st1.State, st1.LastReason, p.lb1.HasAddr(p.vip), gapDown.Round(time.Millisecond))
 	time.Sleep(time.Second) // the fault persists
 	up := time.Now()
@@ -188,7 +199,7 @@ func TestFaultLinkDownUp(t *testing.T) {
 		}
 	}
 	gapUp, failedUp := lab.Gap(after)
-	t.Logf("eth0 up: lb2 yielded to lb1 %s later (lb1 never left MASTER: no interface tracker); client gap after up %s, %d failed connects",
+	t.Logf("eth0 up: lb1 left FAULT and took the VIP back; lb2 yielded %s after up; client gap after up %s, %d failed connects",
 		back.Round(time.Millisecond), gapUp.Round(time.Millisecond), failedUp)
 	if testing.Verbose() {
 		t.Logf("lb1 log after up:\n%s", tail(p.n1.Log(), 15))

@@ -348,9 +348,10 @@ func (d *Daemon) watchOwnLink(ctx context.Context) error {
 			(*effects)(d).Announce()
 		}
 		if !up && wasUp {
-			d.log.Warn().Str("interface", d.ifname).Msg("interface is down")
+			d.log.Warn().Str("interface", d.ifname).Msg("VRRP interface is down: FAULT until it is back")
 		}
 		wasUp = up
+		d.setTracker(ctx, ownLinkTracker(d.ifname), up, fmt.Sprintf("link %s %s", d.ifname, map[bool]string{true: "up", false: "down"}[up]))
 	})
 	if ctx.Err() != nil {
 		return nil

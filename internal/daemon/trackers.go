@@ -31,6 +31,16 @@ type trackerState struct {
 
 func newTrackers(cfg *config.Config, node *config.Node) *trackers {
 	t := &trackers{base: node.Priority}
+	if cfg.VRRP != nil {
+		// The VRRP interface itself is always tracked with weight 0, as
+		// keepalived does: with its link down a node is FAULT and lets go
+		// of the VIP instead of claiming MASTER on a dead port.
+		ifname := vrrpInterface(cfg, node)
+		t.list = append(t.list, &trackerState{
+			cfg:     config.Track{Name: ownLinkTracker(ifname), Type: config.TrackInterface, Interface: ifname},
+			healthy: true, detail: "link " + ifname,
+		})
+	}
 	for _, c := range cfg.Tracks {
 		// Unknown counts as healthy: until the first result arrives the
 		// startup hold keeps a fresh node from preempting anyway.
@@ -266,3 +276,13 @@ func checkSpec(b config.Backend, s config.Server) health.Spec {
 	}
 	return spec
 }
+
+func vrrpInterface(cfg *config.Config, node *config.Node) string {
+	if node.Interface != "" {
+		return node.Interface
+	}
+	return cfg.VRRP.Interface
+}
+
+// ownLinkTracker names the implicit tracker of the VRRP interface.
+func ownLinkTracker(ifname string) string { return "link " + ifname }
