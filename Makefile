@@ -45,6 +45,12 @@ demo: deps build
 fuzz:
 	$(GO) test ./vrrp -run '^$$' -fuzz FuzzUnmarshal -fuzztime 60s
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./internal/control -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
+
+# A long run with a drill every few seconds and steady proxied traffic
+# (VIPD_SOAK_MINUTES, default 10): fds, threads and RSS must stay flat.
+soak: deps
+	VIPD_SOAK=1 VIPD_SOAK_MINUTES=$${VIPD_SOAK_MINUTES:-10} $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./integration/
 
 vet:
 	$(GO) vet $(PKGS)
