@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -93,12 +94,31 @@ func main() {
 	started := time.Now()
 	res := map[string][]result{}
 	key := func(c config, f syscall.Signal) string { return c.Name + "|" + sigName(f) }
-	for r := 1; r <= *reps; r++ {
+	// Ctrl-C / SIGTERM: finish the current run (its cleanups remove the
+	// namespaces and processes), then report what was measured.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	interrupted := func() bool {
+		select {
+		case <-stop:
+			fmt.Fprintln(os.Stderr, "benchfailover: interrupted; reporting the runs so far")
+			signal.Stop(stop)
+			close(stop)
+			return true
+		default:
+			return false
+		}
+	}
+	done := false
+	for r := 1; r <= *reps && !done; r++ {
 		for _, c := range configs {
 			if *only != "" && !strings.Contains(c.Name, *only) {
 				continue
 			}
 			for _, f := range faults {
+				if done = done || interrupted(); done {
+					break
+				}
 				name := fmt.Sprintf("rep%d %s %s", r, c.Name, sigName(f))
 				t := newTB(name, root)
 				var rr result
@@ -158,7 +178,9 @@ func runOne(t *tb, c config, fault syscall.Signal, steady time.Duration) result 
 		k1.AwaitVRRPChild(5 * time.Second)
 		kill = func() {
 			if fault == syscall.SIGKILL {
-				// The master's LB stack crashes: keepalived and HAProxy.
+				// The master's LB stack crashes: HAProxy and keepalived,
+				// signalled back to back before any waiting.
+				ha1.Signal(syscall.SIGKILL)
 				k1.Crash()
 				ha1.Kill()
 			} else {
@@ -202,6 +224,11 @@ func runOne(t *tb, c config, fault syscall.Signal, steady time.Duration) result 
 	}); err != nil {
 		t.Fatalf("prober: %v", err)
 	}
+	// The harness's steps take nearly the same time in every run, which
+	// would put the fault at the same phase of the master's advert timer
+	// each time. A uniform delay over 1 s (a multiple of every interval
+	// measured) makes the phase uniform, as for a real crash.
+	<-time.After(time.Duration(rand.Int64N(int64(time.Second))))
 	at := time.Now()
 	kill()
 	if err := lab.WaitFor(15*time.Second, func() error {
@@ -462,7 +489,9 @@ func report(res map[string][]result, key func(config, syscall.Signal) string, re
 a TCP connection to VIP:6443 every 10 ms. vipd serves VIP:6443 with its own
 frontend; keepalived is paired with HAProxy (` + "`mode tcp`" + `, bound to VIP:6443
 in each LB namespace with ` + "`net.ipv4.ip_nonlocal_bind=1`" + ` set in that namespace).
-Configurations and faults alternate within each repetition.
+Configurations and faults alternate within each repetition. The fault
+comes after a random delay (uniform over 1 s), so it falls at a random phase
+of the master's advert timer.
 
 - SIGKILL: the master's LB stack crashes: ` + "`vipd`" + `, or keepalived (parent and
   VRRP child) and HAProxy. The VIP stays on the dead host, whose kernel refuses
@@ -472,6 +501,10 @@ Configurations and faults alternate within each repetition.
   the VIP is removed at once, HAProxy keeps running).
 - gap: the longest run of failed connects, from the first failed attempt to
   the next success (` + "`lab.Gap`" + `); takeover: signal to lb2 holding the VIP.
+- failed connects: attempts that failed. A refused connect (RST) fails at
+  once, a dropped SYN after the prober's 200 ms dial timeout, so a gap made of
+  dropped SYNs (keepalived's SIGTERM: the VIP is gone from lb1 while the
+  client still sends to lb1's MAC) shows few failed connects.
 - dual holders: steady-state samples (every 20 ms, both nodes healthy) in
   which both LB hosts had the VIP configured.
 
