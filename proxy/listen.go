@@ -268,7 +268,9 @@ func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}
 				continue
 			}
 			d := bo.next()
-			p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Msg("accept failed, backing off")
+			if ok, held := p.acceptWarn.allow(int64(time.Since(p.epoch))); ok {
+				p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Int("repeated", held).Msg("accept failed, backing off")
+			}
 			if !p.sleep(done, d) {
 				return
 			}

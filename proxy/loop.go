@@ -77,6 +77,11 @@ type loop struct {
 	now        int64  // monotonic ns since Proxy.epoch, once per wake-up
 	nextSweep  int64  // when to sweep the connecting list (0: nothing there)
 	nextIdle   int64  // when to sweep for idle connections (0: not scheduled)
+	// Out of file descriptors (see fdlimit.go).
+	spare     int     // reserved fd, closed to make room for a server socket; -1: used
+	parked    []*conn // accepted clients waiting for a server socket
+	fdRetryAt int64   // short of fds: accepting paused until fdRetry then (0: not short)
+	fdBo      backoff
 }
 
 // lnState is one loop's view of a listener.
@@ -110,7 +115,8 @@ func newLoop(p *Proxy) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &loop{p: p, epfd: epfd, efd: efd, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
+	spare, _ := dupSpare(efd) // -1 on failure: taken before the first accept
+	return &loop{p: p, epfd: epfd, efd: efd, spare: spare, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
 }
 
 func (l *loop) wakeLocked() bool {
@@ -249,6 +255,9 @@ func (l *loop) run() {
 		for _, fn := range cmds {
 			fn(l)
 		}
+		if l.fdRetryAt != 0 && l.now >= l.fdRetryAt {
+			l.fdRetry()
+		}
 		if l.slotFreed.Swap(false) {
 			for _, ls := range l.lns {
 				if ls.waitSlot {
@@ -343,6 +352,7 @@ func (l *loop) nextWake() int64 {
 		}
 	}
 	earliest(l.nextSweep)
+	earliest(l.fdRetryAt)
 	if idle := l.p.idleMin.Load(); idle > 0 {
 		if l.nextIdle <= l.now {
 			l.nextIdle = l.now + min(max(idle, int64(idleMin)), int64(idleMax))
@@ -397,10 +407,16 @@ func (l *loop) listenerEvent(fd int32) {
 // acceptAll accepts from every ready listener, a batch each.
 func (l *loop) acceptAll() {
 	l.lnWork = false
+	if l.fdRetryAt != 0 {
+		return // short of fds: fdRetry resumes accepting
+	}
 	for _, ls := range l.lns {
 		if ls.ready && !ls.waitSlot && ls.retryAt <= l.now {
 			ls.retryAt = 0
 			l.acceptFrom(ls)
+			if l.fdRetryAt != 0 {
+				return
+			}
 		}
 	}
 }
@@ -411,7 +427,7 @@ func (l *loop) acceptAll() {
 // would share one loop (and one core) while the other idles. Handing a
 // connection over costs an eventfd wake-up, so only imbalance pays it.
 func (l *loop) lighter() *loop {
-	if len(l.p.loops) == 1 {
+	if len(l.p.loops) == 1 || l.p.fdShort.Load() != 0 {
 		return nil
 	}
 	mine := l.load.Load()
@@ -427,11 +443,15 @@ func (l *loop) lighter() *loop {
 
 // acceptFrom accepts up to acceptBatch connections and adopts them. At a
 // connection limit it stops calling accept, so clients wait in the kernel
-// backlog, until unadmit reports a free slot. Accept errors (EMFILE,
-// ENFILE...) are backed off, 5ms doubling to 1s, never fatal.
+// backlog, until unadmit reports a free slot; likewise when it cannot hold
+// its spare fd (see fdlimit.go). Accept errors (EMFILE, ENFILE...) are
+// backed off, 5ms doubling to 1s, never fatal.
 func (l *loop) acceptFrom(ls *lnState) {
 	p, fe := l.p, ls.fe
 	for range acceptBatch {
+		if l.spare < 0 && !l.reserve() {
+			return
+		}
 		if !p.tryAdmit(fe) {
 			p.slotWaiters.Or(1 << l.index)
 			if !p.tryAdmit(fe) { // a slot may have freed before the bit was set
@@ -450,7 +470,9 @@ func (l *loop) acceptFrom(ls *lnState) {
 				continue
 			}
 			d := ls.bo.next()
-			p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Msg("accept failed, backing off")
+			if ok, held := p.acceptWarn.allow(l.now); ok {
+				p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Int("repeated", held).Msg("accept failed, backing off")
+			}
 			ls.retryAt = l.now + int64(d)
 			return
 		}
@@ -591,6 +613,7 @@ const (
 	fS2CBulk
 	fCHup // the client's FIN or an error was signalled: read until EOF
 	fSHup
+	fParked // on the loop's parked list, waiting for a file descriptor
 )
 
 // conn is one proxied connection. It holds no buffer while idle: a pipe is
@@ -644,10 +667,19 @@ func (c *conn) connect(l *loop) {
 		}
 		c.tried[c.tries] = s
 		c.tries++
-		fd, err := unix.Socket(s.raw.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err := l.serverSocket(s.raw.family)
 		if err != nil {
+			if outOfFds(err) {
+				// Not the server's fault: wait for an fd, the server untried.
+				c.tries--
+				c.tried[c.tries] = nil
+				l.park(c, err)
+				return
+			}
 			s.failed.Add(1)
-			l.p.log.Warn().Err(err).Msg("socket for server connection")
+			if ok, held := l.p.socketWarn.allow(l.now); ok {
+				l.p.log.Warn().Err(err).Int("repeated", held).Msg("socket for server connection")
+			}
 			break
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -889,7 +921,8 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			p := c.pipes[d]
 			if p == nil {
 				if p = l.getPipe(); p == nil {
-					return false, false
+					c.flags &^= f.bulk // out of fds: copy through the buffer
+					continue
 				}
 				c.pipes[d] = p
 			}
@@ -959,6 +992,9 @@ func (c *conn) close(l *loop) {
 	l.dropConnecting(c)
 	c.flags |= fClosed
 	l.load.Add(-1)
+	if l.fdRetryAt != 0 {
+		l.fdRetryAt = l.now // fds freed: parked clients and accepting retry now
+	}
 	delete(l.conns, c.cfd)
 	unix.Close(int(c.cfd))
 	if c.sfd >= 0 {

@@ -36,6 +36,12 @@ type Proxy struct {
 	slotWaiters atomic.Uint32
 	admitMu     sync.Mutex
 	gate        gate
+	// fdShort counts the loops short of file descriptors; while any is,
+	// loops do not hand new connections to each other (fdlimit.go).
+	fdShort    atomic.Int32
+	fdWarn     rateWarn // out of fds: clients wait
+	socketWarn rateWarn // other socket() errors
+	acceptWarn rateWarn // accept4 errors
 
 	mu        sync.Mutex
 	frontends []*frontend
@@ -113,7 +119,10 @@ func (p *Proxy) closeLoops() {
 		l.own.Lock()
 		closeFd(l.epfd)
 		closeFd(l.efd)
-		l.epfd, l.efd = -1, -1
+		if l.spare >= 0 {
+			closeFd(l.spare)
+		}
+		l.epfd, l.efd, l.spare = -1, -1, -1
 		l.own.Unlock()
 	}
 }
