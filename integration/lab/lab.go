@@ -113,10 +113,17 @@ func (l *Lab) Addr(octet int) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// Cut disconnects a host from the segment (its link stays up inside its
-// namespace, like a failed switch port); Heal reconnects it.
-func (l *Lab) Cut(h *Host)  { l.IPN(l.sw, "link", "set", h.peer, "down") }
-func (l *Lab) Heal(h *Host) { l.IPN(l.sw, "link", "set", h.peer, "up") }
+// Cut partitions a host from the segment: its port leaves the bridge but
+// keeps carrier, so the host's link stays up (a partition, not a cable
+// pull: vipd goes FAULT on carrier loss). Heal puts the port back.
+func (l *Lab) Cut(h *Host)  { l.IPN(l.sw, "link", "set", h.peer, "nomaster") }
+func (l *Lab) Heal(h *Host) { l.IPN(l.sw, "link", "set", h.peer, "master", "br0") }
+
+// Unplug takes the host's switch port down: the host loses carrier.
+func (l *Lab) Unplug(h *Host) { l.IPN(l.sw, "link", "set", h.peer, "down") }
+
+// Plug brings the host's switch port back up.
+func (l *Lab) Plug(h *Host) { l.IPN(l.sw, "link", "set", h.peer, "up") }
 
 // Close deletes every namespace (which deletes the veths and bridge).
 func (l *Lab) Close() {
