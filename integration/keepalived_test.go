@@ -154,12 +154,11 @@ func TestKeepalivedMixedInterval(t *testing.T) {
 	// With its own 200 ms Down_Interval (722 ms) it would take over between
 	// keepalived's 1 s adverts; once it has heard one it must stay BACKUP.
 	before, _ := n.Status()
-	if in := before.Instances[0]; in.Transitions > 1 {
-		// Found here: a fresh vipd backup has not heard the master's
-		// interval yet, times out on its own 722 ms Down_Interval before
-		// keepalived's first 1 s advert and is MASTER until it arrives
-		// (RFC 9568 6.4.1 starts with the own interval; keepalived does the same).
-		t.Logf("at start-up, before the first 1 s advert: %+v", in.Recent)
+	if in := before.Instances[0]; in.Transitions != 1 {
+		// A fresh backup assumes startup_interval (1 s) until it hears an
+		// advert, so it must not time out on its own 722 ms Down_Interval
+		// before keepalived's first 1 s advert: INIT -> BACKUP only.
+		t.Errorf("vipd flapped at start-up before the first 1 s advert: %+v", in.Recent)
 	}
 	assertOneHolder(t, k.vip, k.ka, 3*time.Second, k.ka, k.vp)
 	after, _ := n.Status()

@@ -208,6 +208,9 @@ func (m *Machine) start(now time.Time) []Action {
 	if m.state != StateInit {
 		return nil
 	}
+	if m.cfg.StartupInterval > m.masterInterval {
+		m.masterInterval = m.cfg.StartupInterval
+	}
 	return m.enter(now, "start")
 }
 

@@ -43,6 +43,11 @@ type Config struct {
 	// HoldUntilReady makes a starting node refrain from preempting until it
 	// receives a Ready event (its health checks have completed one round).
 	HoldUntilReady bool
+	// StartupInterval is the Master_Adver_Interval a starting backup
+	// assumes until it hears an advert (0: AdvertInterval). A node at
+	// 200 ms next to a peer at keepalived's 1 s would otherwise time out
+	// before the peer's first advert and flap to MASTER for a moment.
+	StartupInterval time.Duration
 }
 
 // Event is an input to Machine.Step.

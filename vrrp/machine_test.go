@@ -744,3 +744,34 @@ func TestMachineTransitionsCarryReasons(t *testing.T) {
 		}
 	}
 }
+
+// A starting backup assumes StartupInterval until it hears an advert, so
+// a 200 ms node beside a keepalived master at 1 s waits for its first
+// advert instead of flapping to MASTER; once it hears one it adopts the
+// advertised interval. (DESIGN.md section 3: a backup adopts the master's
+// interval; this only covers the time before the first advert.)
+// Reference: RFC 9568 section 6.4.1
+func TestMachineStartupInterval(t *testing.T) {
+	cfg := testConfig(100)
+	cfg.AdvertInterval = 200 * time.Millisecond
+	cfg.StartupInterval = time.Second
+	m := newMachine(t, cfg)
+	m.Step(t0, Start{})
+	// Down = 3 x 1 s + (256-100) x 1 s / 256.
+	mustDeadline(t, m, t0.Add(3*time.Second+609375*time.Microsecond))
+	peer := netip.MustParseAddr("10.0.0.9")
+	m.Step(t0.Add(900*time.Millisecond), AdvertReceived{From: peer, Priority: 150, Interval: time.Second})
+	if s := m.Status(); s.State != StateBackup || s.MasterInterval != time.Second {
+		t.Errorf("after the 1 s master's advert: %v, master interval %v", s.State, s.MasterInterval)
+	}
+	// With no peer at all it still takes over, after the longer wait.
+	m2 := newMachine(t, cfg)
+	m2.Step(t0, Start{})
+	at, _ := fire(t, m2)
+	if want := t0.Add(3*time.Second + 609375*time.Microsecond); !at.Equal(want) {
+		t.Errorf("lone node took over at %v, want %v", at, want)
+	}
+	if s := m2.Status(); s.MasterInterval != 200*time.Millisecond {
+		t.Errorf("as MASTER the interval is %v, want its own 200ms", s.MasterInterval)
+	}
+}

@@ -21,6 +21,7 @@ const (
 	DefaultGARPInterval       = 100 * time.Millisecond
 	DefaultGARPRefresh        = 60 * time.Second
 	DefaultStatusPort         = 9601
+	DefaultStartupInterval    = time.Second
 	DefaultPriority           = 100
 	DefaultScriptInterval     = 2 * time.Second
 	DefaultScriptTimeout      = time.Second
@@ -260,6 +261,7 @@ func (d *decoder) vrrp(t *table) *VRRP {
 		v.GARPRefresh = DefaultGARPRefresh
 	}
 	v.StartupHold = t.boolean("startup_hold", true)
+	v.StartupInterval = t.duration("startup_interval", DefaultStartupInterval, 0, maxAdvertInterval, "1s", "the advert interval a starting node assumes until it hears one")
 	v.StatusPort = uint16(t.integer("status_port", DefaultStatusPort, 0, 65535, "the default is 9601; 0 turns the beacons off"))
 	t.finish()
 	return v

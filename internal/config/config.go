@@ -77,6 +77,11 @@ type VRRP struct {
 	// other (status page, drill safety); 0 turns them off. They never
 	// influence the election.
 	StatusPort uint16
+	// StartupInterval is the advert interval a starting node assumes
+	// until it hears an advert (default 1s, keepalived's): a 200 ms node
+	// beside a 1 s peer must not time out before the peer's first advert.
+	// 0 means AdvertInterval.
+	StartupInterval time.Duration
 	// Preset is "" or "keepalived" (advert_interval 1s unless set).
 	Preset string
 }

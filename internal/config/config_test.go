@@ -34,17 +34,18 @@ func TestParseDesignExample(t *testing.T) {
 	want := &Config{
 		Path: "testdata/design.toml",
 		VRRP: &VRRP{
-			VRID:           51,
-			Interface:      "eth0",
-			VIPs:           []netip.Prefix{netip.MustParsePrefix("192.168.30.30/24")},
-			AdvertInterval: 200 * time.Millisecond,
-			Preempt:        true,
-			Checksum:       "pseudo-header",
-			GARPRepeat:     5,
-			GARPInterval:   100 * time.Millisecond,
-			GARPRefresh:    60 * time.Second,
-			StartupHold:    true,
-			StatusPort:     9601,
+			VRID:            51,
+			Interface:       "eth0",
+			VIPs:            []netip.Prefix{netip.MustParsePrefix("192.168.30.30/24")},
+			AdvertInterval:  200 * time.Millisecond,
+			Preempt:         true,
+			Checksum:        "pseudo-header",
+			GARPRepeat:      5,
+			GARPInterval:    100 * time.Millisecond,
+			GARPRefresh:     60 * time.Second,
+			StartupHold:     true,
+			StatusPort:      9601,
+			StartupInterval: time.Second,
 		},
 		Nodes: []Node{
 			{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 150},
@@ -107,8 +108,9 @@ func TestParseDefaults(t *testing.T) {
 					VIPs:           []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
 					AdvertInterval: 200 * time.Millisecond, Preempt: true, Checksum: "pseudo-header",
 					GARPRepeat: 5, GARPInterval: 100 * time.Millisecond, GARPRefresh: time.Minute,
-					StartupHold: true,
-					StatusPort:  9601,
+					StartupHold:     true,
+					StatusPort:      9601,
+					StartupInterval: time.Second,
 				},
 				Nodes: []Node{
 					{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 100},
@@ -211,7 +213,7 @@ func TestParseVariants(t *testing.T) {
 		},
 		{
 			name:  "octal integer mode and every vrrp key",
-			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
+			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nstartup_interval = \"0s\"\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
 			check: func(t *testing.T, c *Config) {
 				want := &VRRP{
 					VRID: 51, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},

@@ -106,6 +106,7 @@ func vrrpDiff(a, b *VRRP) []string {
 	add("garp_refresh", a.GARPRefresh != b.GARPRefresh)
 	add("startup_hold", a.StartupHold != b.StartupHold)
 	add("status_port", a.StatusPort != b.StatusPort)
+	add("startup_interval", a.StartupInterval != b.StartupInterval)
 	add("preset", a.Preset != b.Preset)
 	return out
 }

@@ -264,13 +264,14 @@ func (d *Daemon) setupVRRP(cfg *config.Config) error {
 	}
 	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
 		Machine: vrrp.Config{
-			VRID:           v.VRID,
-			Priority:       d.node.Priority,
-			AdvertInterval: v.AdvertInterval,
-			Preempt:        v.Preempt,
-			PreemptDelay:   v.PreemptDelay,
-			Addr:           d.node.Address,
-			HoldUntilReady: v.StartupHold && d.hasChecks(cfg),
+			VRID:            v.VRID,
+			Priority:        d.node.Priority,
+			AdvertInterval:  v.AdvertInterval,
+			Preempt:         v.Preempt,
+			PreemptDelay:    v.PreemptDelay,
+			Addr:            d.node.Address,
+			HoldUntilReady:  v.StartupHold && d.hasChecks(cfg),
+			StartupInterval: v.StartupInterval,
 		},
 		VIPs:     vips,
 		Checksum: mode,

@@ -138,6 +138,7 @@ interface = "eth0"
 vips = [%q]
 advert_interval = "100ms"
 status_port = 0
+startup_interval = "0s"
 
 [[node]]
 name = "lb1"
