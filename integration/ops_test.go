@@ -42,17 +42,7 @@ func TestDrillFailover(t *testing.T) {
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
 	// Wait until lb1 has heard lb2's status beacon (drill safety check).
-	if err := lab.WaitFor(5*time.Second, func() error {
-		st, _ := p.n1.Status()
-		for _, peer := range st.Peers {
-			if peer.Name == "lb2" && peer.Fresh && peer.State == "BACKUP" && peer.Ready {
-				return nil
-			}
-		}
-		return fmt.Errorf("peers %+v", st.Peers)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitPeerBackup(t, p.n1, "lb2")
 
 	// A drill on the backup refuses.
 	before := transitions(t, p.n2)
@@ -89,7 +79,9 @@ func TestDrillFailover(t *testing.T) {
 		t.Errorf("client saw %d failed connects (gap %s) across a planned drill and the preemption back", failed, gap)
 	}
 
-	// Hard drill: a crash rehearsal.
+	// Hard drill: a crash rehearsal, once lb1 knows lb2 is a ready BACKUP
+	// again (beacons follow state changes within 50 ms).
+	awaitPeerBackup(t, p.n1, "lb2")
 	out, err = vipdCLI(p.n1, "drill", "failover", "--hard", "--hold", "2s", "-o", "json")
 	if err != nil {
 		t.Fatalf("hard drill: %v\n%s", err, out)
@@ -373,4 +365,21 @@ func TestNotifyHooks(t *testing.T) {
 	check("lb1", "vrid-51 MASTER 150")
 	check("lb2", "vrid-51 BACKUP 100")
 	check("lb2", "vrid-51 MASTER 100")
+}
+
+// awaitPeerBackup waits until n's status beacons show peer as a fresh,
+// ready BACKUP.
+func awaitPeerBackup(t *testing.T, n *lab.Node, peer string) {
+	t.Helper()
+	if err := lab.WaitFor(5*time.Second, func() error {
+		st, _ := n.Status()
+		for _, p := range st.Peers {
+			if p.Name == peer && p.Fresh && p.State == "BACKUP" && p.Ready {
+				return nil
+			}
+		}
+		return fmt.Errorf("peers %+v", st.Peers)
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

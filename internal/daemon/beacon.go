@@ -23,6 +23,7 @@ import (
 
 const (
 	beaconEvery = time.Second
+	beaconPoll  = 50 * time.Millisecond
 	beaconFresh = 3 * time.Second
 	maxBeacon   = 1024
 )
@@ -147,13 +148,22 @@ func (d *Daemon) runBeacon(ctx context.Context, cfg *config.Config) error {
 			d.peers.update(src, b, time.Now())
 		}
 	}()
-	t := time.NewTicker(beaconEvery)
+	// Send once a second, and at once (within beaconPoll) when our state,
+	// priority or readiness changes, so a peer's drill safety check never
+	// acts on a state a second old.
+	t := time.NewTicker(beaconPoll)
 	defer t.Stop()
+	var last beacon
+	var sent time.Time
 	for {
 		st := d.runner.Status()
-		msg, _ := json.Marshal(beacon{V: 1, Node: d.node.Name, VRID: int(cfg.VRRP.VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready})
-		for _, dst := range dsts {
-			conn.WriteToUDP(msg, dst)
+		b := beacon{V: 1, Node: d.node.Name, VRID: int(cfg.VRRP.VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready}
+		if b != last || time.Since(sent) >= beaconEvery {
+			msg, _ := json.Marshal(b)
+			for _, dst := range dsts {
+				conn.WriteToUDP(msg, dst)
+			}
+			last, sent = b, time.Now()
 		}
 		select {
 		case <-ctx.Done():
