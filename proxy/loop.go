@@ -68,7 +68,8 @@ type loop struct {
 	stop       bool
 	conns      map[int32]*conn // by fd, client and server side
 	lns        []*lnState
-	lnWork     bool // some listener may have connections to accept now
+	lnWork     bool  // some listener may have connections to accept now
+	lnRetryAt  int64 // the earliest retryAt of a listener backing off (0: none)
 	nextID     int32
 	connecting []*conn
 	again      []*conn
@@ -266,6 +267,10 @@ func (l *loop) run() {
 				}
 			}
 		}
+		if l.lnRetryAt != 0 && l.now >= l.lnRetryAt {
+			l.lnRetryAt = 0
+			l.lnWork = true // a backoff ended: accept what waits in the backlog
+		}
 		if l.lnWork {
 			l.acceptAll()
 		}
@@ -359,11 +364,7 @@ func (l *loop) nextWake() int64 {
 		}
 		earliest(l.nextIdle)
 	}
-	for _, ls := range l.lns {
-		if ls.ready && !ls.waitSlot && ls.retryAt > 0 {
-			earliest(ls.retryAt)
-		}
-	}
+	earliest(l.lnRetryAt)
 	return next
 }
 
@@ -411,13 +412,27 @@ func (l *loop) acceptAll() {
 		return // short of fds: fdRetry resumes accepting
 	}
 	for _, ls := range l.lns {
-		if ls.ready && !ls.waitSlot && ls.retryAt <= l.now {
-			ls.retryAt = 0
-			l.acceptFrom(ls)
-			if l.fdRetryAt != 0 {
-				return
-			}
+		if !ls.ready || ls.waitSlot {
+			continue
 		}
+		if ls.retryAt > l.now {
+			l.retryAccept(ls.retryAt)
+			continue
+		}
+		ls.retryAt = 0
+		l.acceptFrom(ls)
+		if l.fdRetryAt != 0 {
+			return
+		}
+	}
+}
+
+// retryAccept makes the loop call acceptAll again at t, when a listener's
+// accept backoff ends: no new edge may come for the clients already waiting
+// in its backlog.
+func (l *loop) retryAccept(t int64) {
+	if l.lnRetryAt == 0 || t < l.lnRetryAt {
+		l.lnRetryAt = t
 	}
 }
 
@@ -474,6 +489,7 @@ func (l *loop) acceptFrom(ls *lnState) {
 				p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Int("repeated", held).Msg("accept failed, backing off")
 			}
 			ls.retryAt = l.now + int64(d)
+			l.retryAccept(ls.retryAt)
 			return
 		}
 		ls.bo.reset()
