@@ -22,10 +22,10 @@ type server struct {
 	total  atomic.Int64
 	failed atomic.Int64
 
-	up         bool
-	admin      Admin
-	drainTimer *time.Timer
-	drainGen   uint64
+	up        bool
+	admin     Admin
+	drainStop func() bool // stops the drain timeout's timer
+	drainGen  uint64
 }
 
 func newServer(sc ServerConfig) *server {

@@ -25,6 +25,9 @@ type Proxy struct {
 
 	// sleep waits d or until done is closed (false); tests replace it.
 	sleep func(done <-chan struct{}, d time.Duration) bool
+	// afterFunc runs f in its own goroutine after d, unless stop is called
+	// first (time.AfterFunc); it times drains, and tests replace it.
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
 	active   atomic.Int64 // open connections
 	slots    atomic.Int64 // active plus acceptors' reservations, for the limit
@@ -97,7 +100,7 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{log: log, epoch: time.Now(), sleep: sleepDone, backends: make(map[string]*backend)}
+	p := &Proxy{log: log, epoch: time.Now(), sleep: sleepDone, afterFunc: afterFunc, backends: make(map[string]*backend)}
 	n := min(runtime.GOMAXPROCS(0), 8)
 	for range n {
 		l, err := newLoop(p)
@@ -348,7 +351,7 @@ func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
 	switch a {
 	case AdminDrain:
 		gen := s.drainGen
-		s.drainTimer = time.AfterFunc(b.drainTimeout(), func() {
+		s.drainStop = p.afterFunc(b.drainTimeout(), func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if s.admin == AdminDrain && s.drainGen == gen && !p.closed {
@@ -366,11 +369,13 @@ func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
 
 func (s *server) stopDrain() {
 	s.drainGen++
-	if s.drainTimer != nil {
-		s.drainTimer.Stop()
-		s.drainTimer = nil
+	if s.drainStop != nil {
+		s.drainStop()
+		s.drainStop = nil
 	}
 }
+
+func afterFunc(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 
 // Update applies a new configuration: only the differences. Established
 // connections are never dropped by a reload (even to removed servers);
