@@ -21,6 +21,13 @@
 //     accept, so clients wait in the kernel backlog, until a connection
 //     closes. Accept errors (EMFILE, ENFILE...) are backed off 5ms doubling
 //     to 1s, never fatal.
+//   - Out of file descriptors (RLIMIT_NOFILE) no client is dropped: each
+//     loop holds a spare fd, closed to make room for the server socket of
+//     the client it just accepted; without its spare a loop stops accepting,
+//     so clients wait in the backlog, and retries on the same backoff or
+//     when one of its connections closes. A client whose server socket still
+//     cannot be had waits, parked, and is retried first. The warnings are
+//     rate-limited: the first, then one per 10s with a count (fdlimit.go).
 //   - Server states UP, DOWN, DRAIN (closed after DrainTimeout), MAINT
 //     (closed now), CloseOnDown, and fail-open when every server is DOWN
 //     (logged once per episode with "fail_open": true).
