@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"time"
 )
 
@@ -107,7 +108,17 @@ func (c *Checker) run(ctx context.Context, emit func(context.Context, Event) boo
 		if ctx.Err() != nil {
 			return nil
 		}
-		status, changed := counter.Observe(res.OK)
+		var status Status
+		var changed bool
+		if !res.OK && localExhaustion(res.Err) {
+			// vipd itself is out of file descriptors: that says nothing
+			// about the server, so the result does not count toward fall
+			// (a loaded LB must not mark every healthy server DOWN).
+			status = counter.Status()
+			res.Detail = "not counted (this host is out of file descriptors): " + res.Detail
+		} else {
+			status, changed = counter.Observe(res.OK)
+		}
 		// Arm the next round before emitting, so that whoever receives the
 		// event (a test with a fake clock) finds the timer already set.
 		wait := start.Add(jitter(interval, rng)).Sub(clock.Now())
@@ -199,4 +210,10 @@ func probeOnce(ctx context.Context, clock Clock, timeout time.Duration, p Probe)
 		r.Err = errors.New("health: probe failed: " + r.Detail)
 	}
 	return r
+}
+
+// localExhaustion reports whether err is this process or host running out
+// of file descriptors, not a verdict on the checked server.
+func localExhaustion(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }

@@ -3,11 +3,13 @@ package health_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,5 +374,39 @@ func TestCheckerSystemClock(t *testing.T) {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A probe that fails because this host is out of file descriptors says
+// nothing about the server: it must not count toward fall.
+func TestCheckerIgnoresLocalFDExhaustion(t *testing.T) {
+	clk := healthtest.NewFakeClock(t0)
+	out := make(chan health.Event)
+	var n atomic.Int64
+	probe := func(ctx context.Context) health.Result {
+		if n.Add(1) == 1 {
+			return health.Result{OK: true, Detail: "fine"}
+		}
+		err := fmt.Errorf("dial tcp: socket: %w", syscall.EMFILE)
+		return health.Result{Err: err, Detail: err.Error()}
+	}
+	c := &health.Checker{Name: "cp1", Probe: probe, Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 2, Clock: clk}
+	startChecker(t, c, out)
+	if ev := recv(t, out); ev.Status != health.Up {
+		t.Fatalf("first round %v, want UP", ev.Status)
+	}
+	for i := 0; i < 4; i++ {
+		next, ok := clk.Next()
+		if !ok {
+			t.Fatal("no timer armed")
+		}
+		clk.Advance(next.Sub(clk.Now()))
+		ev := recv(t, out)
+		if ev.Status != health.Up || ev.Changed {
+			t.Fatalf("round %d with EMFILE: %v (changed %v), want still UP: %s", ev.Round, ev.Status, ev.Changed, ev.Result.Detail)
+		}
+		if !strings.Contains(ev.Result.Detail, "not counted") {
+			t.Errorf("detail %q does not say the result was not counted", ev.Result.Detail)
+		}
 	}
 }
