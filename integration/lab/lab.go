@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -338,11 +337,4 @@ func AwaitHolder(t testing.TB, addr netip.Addr, want *Host, timeout time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func runOut(cmd *exec.Cmd) (string, error) {
-	var b bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &b, &b
-	err := cmd.Run()
-	return b.String(), err
 }

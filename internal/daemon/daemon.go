@@ -371,10 +371,3 @@ func (d *Daemon) stopAnnounce() {
 		d.announceCancel = nil
 	}
 }
-
-func describe(err error) string {
-	if err == nil {
-		return ""
-	}
-	return fmt.Sprint(err)
-}

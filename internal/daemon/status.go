@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/control"
-	"github.com/vipd/vipd/vrrp"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -114,14 +113,6 @@ func checkText(ok bool, detail string) string {
 		return "failed"
 	}
 	return "failed: " + detail
-}
-
-// isMaster reports whether this node holds the VIP (single mode: always).
-func (d *Daemon) isMaster() bool {
-	if d.runner == nil {
-		return true
-	}
-	return d.runner.Status().State == vrrp.StateMaster
 }
 
 func plural(n int, s string) string {
