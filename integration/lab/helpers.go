@@ -41,6 +41,8 @@ func HelperMain(role string) int {
 		return getMain()
 	case "hold":
 		return holdMain()
+	case "delay":
+		return delayMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2
