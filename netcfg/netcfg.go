@@ -15,6 +15,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // Sentinel errors, wrapped by the errors this package returns.
@@ -178,33 +179,50 @@ const vrrpProto = 112
 // VRRPGroup returns the IPv4 VRRP multicast group, 224.0.0.18.
 func VRRPGroup() netip.Addr { return netip.AddrFrom4([4]byte{224, 0, 0, 18}) }
 
+// VRRPGroup6 returns the IPv6 VRRP multicast group, ff02::12.
+func VRRPGroup6() netip.Addr {
+	return netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 15: 0x12})
+}
+
 // VRRPConfig configures a VRRP socket.
 type VRRPConfig struct {
 	// Interface is the interface adverts are sent and received on.
 	Interface string
 	// Source, when valid, is the source address of sent adverts (set per
-	// packet with IP_PKTINFO). It should be the node's own address so that
-	// adverts never come from the VIP. When invalid, the kernel chooses,
-	// which for a /32 VIP is the interface's first (node) address.
+	// packet with IP_PKTINFO or IPV6_PKTINFO). It should be the node's own
+	// address so that adverts never come from the VIP. When invalid, the
+	// kernel chooses, which for a /32 VIP is the interface's first (node)
+	// address. An IPv6 Source selects IPv6. Over IPv6 in multicast mode it
+	// must be the interface's link-local address (RFC 9568 section
+	// 5.1.2.1; see LinkLocal); in unicast mode, the node's own address.
 	Source netip.Addr
+	// IPv6 selects VRRP over IPv6 (group ff02::12) when Source is not set;
+	// an IPv6 Source implies it.
+	IPv6 bool
 	// Unicast sends to every address in Peers instead of the multicast
 	// group, and does not join the group.
 	Unicast bool
 	// Peers are the unicast destinations; required when Unicast is set.
 	Peers []netip.Addr
-	// TOS is the IPv4 TOS byte of sent adverts; 0 means DefaultTOS.
+	// TOS is the IPv4 TOS byte (IPv6 traffic class) of sent adverts; 0
+	// means DefaultTOS.
 	TOS int
 }
 
-// VRRPConn is a raw IPv4 socket for VRRP (IP protocol 112). The kernel
-// builds the IP header (TTL 255, TOS from VRRPConfig, DF clear as
-// keepalived); ReadFrom strips it and reports the fields the receiver must
-// check. Close unblocks a pending ReadFrom.
+// ipv6 reports whether cfg asks for VRRP over IPv6.
+func (cfg VRRPConfig) ipv6() bool { return cfg.IPv6 || cfg.Source.Is6() }
+
+// VRRPConn is a raw IPv4 or IPv6 socket for VRRP (IP protocol 112). The
+// kernel builds the IP header (TTL or hop limit 255, TOS from VRRPConfig,
+// DF clear as keepalived); ReadFrom strips it and reports the fields the
+// receiver must check. Close unblocks a pending ReadFrom.
 type VRRPConn struct {
 	ifname string
 	ifi    *net.Interface
-	p      *ipv4.PacketConn
+	p      *ipv4.PacketConn // IPv4; nil over IPv6
 	wcm    *ipv4.ControlMessage
+	p6     *ipv6.PacketConn // IPv6; nil over IPv4
+	wcm6   *ipv6.ControlMessage
 	dsts   []net.Addr
 }
 
@@ -214,6 +232,9 @@ type VRRPConn struct {
 // caller drops packets with ttl != 255 (multicast) and packets whose src is
 // one of its own addresses.
 func (c *VRRPConn) ReadFrom(b []byte) (n int, src, dst netip.Addr, ttl int, err error) {
+	if c.p6 != nil {
+		return c.readFrom6(b)
+	}
 	n, cm, from, err := c.p.ReadFrom(b)
 	if err != nil {
 		return 0, netip.Addr{}, netip.Addr{}, 0, fmt.Errorf("netcfg: vrrp read on %s: %w", c.ifname, err)
@@ -231,13 +252,33 @@ func (c *VRRPConn) ReadFrom(b []byte) (n int, src, dst netip.Addr, ttl int, err 
 	return n, src, dst, ttl, nil
 }
 
+// readFrom6 is ReadFrom over IPv6: the raw IPv6 socket delivers the VRRP
+// message without the IPv6 header; the hop limit and destination come
+// from IPV6_RECVHOPLIMIT and IPV6_RECVPKTINFO. A link-local source loses
+// its zone: the socket is bound to one interface.
+func (c *VRRPConn) readFrom6(b []byte) (n int, src, dst netip.Addr, ttl int, err error) {
+	n, cm, from, err := c.p6.ReadFrom(b)
+	if err != nil {
+		return 0, netip.Addr{}, netip.Addr{}, 0, fmt.Errorf("netcfg: vrrp read on %s: %w", c.ifname, err)
+	}
+	if a, ok := from.(*net.IPAddr); ok {
+		src, _ = netip.AddrFromSlice(a.IP)
+	}
+	ttl = -1
+	if cm != nil {
+		dst, _ = netip.AddrFromSlice(cm.Dst)
+		ttl = cm.HopLimit
+	}
+	return n, src, dst, ttl, nil
+}
+
 // Send sends payload, a marshalled VRRP message, to 224.0.0.18 or, in
 // unicast mode, to every peer. A peer that cannot be reached does not stop
 // the others; their errors are joined.
 func (c *VRRPConn) Send(payload []byte) error {
 	var errs []error
 	for _, dst := range c.dsts {
-		if _, err := c.p.WriteTo(payload, c.wcm, dst); err != nil {
+		if err := c.write(payload, dst); err != nil {
 			errs = append(errs, fmt.Errorf("netcfg: vrrp send to %s on %s: %w", dst, c.ifname, err))
 		}
 	}
@@ -247,31 +288,61 @@ func (c *VRRPConn) Send(payload []byte) error {
 // WriteTo sends one VRRP message to dst: the group, or one unicast peer.
 // The runner needs it per destination because the IPv4 pseudo-header
 // checksum covers the destination address.
+// Over IPv6 the VRRP checksum (with the IPv6 pseudo-header) must already
+// be in payload: vipd computes it in user space (vrrp.Checksum) and does
+// not set IPV6_CHECKSUM, so the kernel neither fills nor verifies it.
 func (c *VRRPConn) WriteTo(payload []byte, dst netip.Addr) error {
-	if _, err := c.p.WriteTo(payload, c.wcm, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+	if err := c.write(payload, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 		return fmt.Errorf("netcfg: vrrp send to %s on %s: %w", dst, c.ifname, err)
 	}
 	return nil
 }
 
+func (c *VRRPConn) write(payload []byte, dst net.Addr) error {
+	var err error
+	if c.p6 != nil {
+		_, err = c.p6.WriteTo(payload, c.wcm6, dst)
+	} else {
+		_, err = c.p.WriteTo(payload, c.wcm, dst)
+	}
+	return err
+}
+
 // SetReadDeadline sets the deadline for ReadFrom.
-func (c *VRRPConn) SetReadDeadline(t time.Time) error { return c.p.SetReadDeadline(t) }
+func (c *VRRPConn) SetReadDeadline(t time.Time) error {
+	if c.p6 != nil {
+		return c.p6.SetReadDeadline(t)
+	}
+	return c.p.SetReadDeadline(t)
+}
 
 // Close closes the socket, leaving the multicast group.
-func (c *VRRPConn) Close() error { return c.p.Close() }
+func (c *VRRPConn) Close() error {
+	if c.p6 != nil {
+		return c.p6.Close()
+	}
+	return c.p.Close()
+}
 
 // validate checks cfg and returns the destinations to send to.
 func (cfg VRRPConfig) validate() ([]net.Addr, error) {
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("%w: no interface", ErrInvalidConfig)
 	}
-	if cfg.Source.IsValid() && !cfg.Source.Is4() {
+	v6 := cfg.ipv6()
+	if cfg.Source.IsValid() && !v6 && !cfg.Source.Is4() {
 		return nil, fmt.Errorf("%w: source %s: %w", ErrInvalidConfig, cfg.Source, ErrNotIPv4)
+	}
+	if v6 && cfg.Source.IsValid() && (!cfg.Source.Is6() || cfg.Source.Is4In6() || cfg.Source.IsMulticast() || cfg.Source.IsUnspecified()) {
+		return nil, fmt.Errorf("%w: source %s is not an IPv6 unicast address", ErrInvalidConfig, cfg.Source)
 	}
 	if cfg.TOS < 0 || cfg.TOS > 0xff {
 		return nil, fmt.Errorf("%w: tos %d out of range", ErrInvalidConfig, cfg.TOS)
 	}
 	if !cfg.Unicast {
+		if v6 {
+			return []net.Addr{&net.IPAddr{IP: VRRPGroup6().AsSlice()}}, nil
+		}
 		return []net.Addr{&net.IPAddr{IP: VRRPGroup().AsSlice()}}, nil
 	}
 	if len(cfg.Peers) == 0 {
@@ -279,6 +350,13 @@ func (cfg VRRPConfig) validate() ([]net.Addr, error) {
 	}
 	dsts := make([]net.Addr, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
+		if v6 {
+			if !p.Is6() || p.Is4In6() || p.IsMulticast() || p.IsUnspecified() {
+				return nil, fmt.Errorf("%w: peer %s is not an IPv6 unicast address", ErrInvalidConfig, p)
+			}
+			dsts = append(dsts, &net.IPAddr{IP: p.AsSlice()})
+			continue
+		}
 		if !p.Is4() || p.IsMulticast() || p.IsUnspecified() {
 			return nil, fmt.Errorf("%w: peer %s is not an IPv4 unicast address", ErrInvalidConfig, p)
 		}

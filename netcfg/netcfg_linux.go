@@ -6,15 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,6 +91,16 @@ func (a *nlAddresses) addVIP(ifname string, p netip.Prefix) error {
 	l, err := link(a.h, ifname)
 	if err != nil {
 		return err
+	}
+	if p.Addr().Is6() {
+		// Preferred lifetime 0 (deprecated), valid forever: RFC 6724
+		// source selection (rule 3, avoid deprecated addresses) then never
+		// picks the VIP as the node's source address, while it still
+		// accepts connections and serves sockets bound to it. IPv4 has no
+		// such flag; a /32 listed after the node address does the same.
+		addr.PreferedLft = 0
+		forever := uint32(math.MaxUint32) // INFINITY_LIFE_TIME
+		addr.ValidLft = int(forever)
 	}
 	if err := a.h.AddrAdd(l, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
@@ -372,7 +386,114 @@ func NewAnnouncer(ifname string) (Announcer, error) {
 		pc.Close()
 		return nil, err
 	}
-	return a, nil
+	return &dualAnnouncer{garp: a, ifi: ifi}, nil
+}
+
+// dualAnnouncer sends gratuitous ARP for IPv4 VIPs and unsolicited
+// neighbour advertisements for IPv6 VIPs. The ICMPv6 socket is opened on
+// the first IPv6 announcement, so a node with only IPv4 VIPs never needs
+// IPv6 on the interface, and one whose link-local address was still
+// tentative at start-up gets it on the next attempt.
+type dualAnnouncer struct {
+	garp Announcer
+	ifi  *net.Interface
+	mu   sync.Mutex
+	na   *ndp.Conn
+}
+
+func (a *dualAnnouncer) Announce(vip netip.Addr) error {
+	if vip.Is4() || vip.Is4In6() {
+		return a.garp.Announce(vip.Unmap())
+	}
+	if err := a.announce6(vip); err != nil {
+		return fmt.Errorf("netcfg: announce %s on %s: %w", vip, a.ifi.Name, err)
+	}
+	return nil
+}
+
+// announce6 sends one unsolicited neighbour advertisement (RFC 4861
+// section 7.2.6) for vip to all-nodes ff02::1, from the interface's
+// link-local address with hop limit 255: override set, solicited and
+// router clear, target link-layer address option = the interface's MAC.
+// Linux neighbours update an existing entry for vip to that MAC (STALE,
+// then confirmed by the next unicast exchange).
+func (a *dualAnnouncer) announce6(vip netip.Addr) error {
+	if !vip.Is6() || vip.Zone() != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, vip)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.na == nil {
+		c, _, err := ndp.Listen(a.ifi, ndp.LinkLocal)
+		if err != nil {
+			return fmt.Errorf("ndp socket: %w", err)
+		}
+		// Send only: queue no ICMPv6 traffic on this socket.
+		var f ipv6.ICMPFilter
+		f.SetAll(true)
+		if err := c.SetICMPFilter(&f); err != nil {
+			c.Close()
+			return fmt.Errorf("icmp filter: %w", err)
+		}
+		a.na = c
+	}
+	na := &ndp.NeighborAdvertisement{
+		Override:      true,
+		TargetAddress: vip,
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: a.ifi.HardwareAddr}},
+	}
+	return a.na.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes())
+}
+
+func (a *dualAnnouncer) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	if a.na != nil {
+		errs = append(errs, a.na.Close())
+		a.na = nil
+	}
+	errs = append(errs, a.garp.Close())
+	return errors.Join(errs...)
+}
+
+// LinkLocal returns the IPv6 link-local address of ifname, the source of
+// VRRP adverts over IPv6 in multicast mode (RFC 9568 section 5.1.2.1) and
+// so the address the tie-break compares. An address that failed duplicate
+// address detection is skipped; one that is still tentative is returned
+// only if there is no other (sending from it works once DAD completes).
+func LinkLocal(ifname string) (netip.Addr, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("netcfg: link-local address of %s: %w", ifname, err)
+	}
+	defer h.Close()
+	l, err := link(h, ifname)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("netcfg: link-local address of %s: %w", ifname, err)
+	}
+	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("netcfg: link-local address of %s: %w", ifname, err)
+	}
+	var tentative netip.Addr
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.IsLinkLocalUnicast() || a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue
+		}
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			if !tentative.IsValid() {
+				tentative = ip
+			}
+			continue
+		}
+		return ip, nil
+	}
+	if tentative.IsValid() {
+		return tentative, nil
+	}
+	return netip.Addr{}, fmt.Errorf("netcfg: link-local address of %s: %w: none configured", ifname, ErrInvalidConfig)
 }
 
 // ListenVRRP opens the VRRP socket described by cfg. In multicast mode it
@@ -401,6 +522,9 @@ func listenVRRP(cfg VRRPConfig) (*VRRPConn, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoInterface, err)
+	}
+	if cfg.ipv6() {
+		return listenVRRP6(cfg, ifi, tos, dsts)
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
@@ -465,4 +589,72 @@ func listenVRRP(cfg VRRPConfig) (*VRRPConn, error) {
 		wcm.Src = cfg.Source.AsSlice()
 	}
 	return &VRRPConn{ifname: cfg.Interface, ifi: ifi, p: p, wcm: wcm, dsts: dsts}, nil
+}
+
+// listenVRRP6 opens the raw IPv6 socket for protocol 112: bound to the
+// device, ff02::12 joined on that interface only (multicast mode), hop
+// limit 255 for unicast and multicast, multicast loopback off, traffic
+// class tos, and the received hop limit and destination reported
+// (IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO).
+//
+// IPV6_CHECKSUM is deliberately not set: the runner puts the checksum
+// (IPv6 pseudo-header included, vrrp.Checksum) in every advert and
+// verifies received ones itself. With IPV6_CHECKSUM the kernel would
+// overwrite the first and silently drop the second when bad, hiding them
+// from the drop counters.
+func listenVRRP6(cfg VRRPConfig, ifi *net.Interface, tos int, dsts []net.Addr) (*VRRPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, cfg.Interface); serr != nil {
+				serr = fmt.Errorf("SO_BINDTODEVICE: %w", serr)
+				return
+			}
+			// Only the groups this socket joined.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0); serr != nil {
+				serr = fmt.Errorf("IPV6_MULTICAST_ALL: %w", serr)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), fmt.Sprintf("ip6:%d", vrrpProto), "::")
+	if err != nil {
+		return nil, err
+	}
+	p := ipv6.NewPacketConn(pc)
+	setup := []struct {
+		name string
+		fn   func() error
+	}{
+		{"control messages", func() error {
+			return p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true)
+		}},
+		{"traffic class", func() error { return p.SetTrafficClass(tos) }},
+		{"hop limit", func() error { return p.SetHopLimit(VRRPTTL) }},
+		{"multicast hop limit", func() error { return p.SetMulticastHopLimit(VRRPTTL) }},
+		{"multicast loopback", func() error { return p.SetMulticastLoopback(false) }},
+		{"multicast interface", func() error { return p.SetMulticastInterface(ifi) }},
+	}
+	if !cfg.Unicast {
+		setup = append(setup, struct {
+			name string
+			fn   func() error
+		}{"join ff02::12", func() error {
+			return p.JoinGroup(ifi, &net.IPAddr{IP: VRRPGroup6().AsSlice()})
+		}})
+	}
+	for _, s := range setup {
+		if err := s.fn(); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	wcm := &ipv6.ControlMessage{IfIndex: ifi.Index, HopLimit: VRRPTTL}
+	if cfg.Source.IsValid() {
+		wcm.Src = cfg.Source.WithZone("").AsSlice()
+	}
+	return &VRRPConn{ifname: cfg.Interface, ifi: ifi, p6: p, wcm6: wcm, dsts: dsts}, nil
 }

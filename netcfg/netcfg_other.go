@@ -34,3 +34,8 @@ func NewAnnouncer(ifname string) (Announcer, error) {
 func ListenVRRP(cfg VRRPConfig) (*VRRPConn, error) {
 	return nil, fmt.Errorf("netcfg: listen vrrp on %s: %w", cfg.Interface, errors.ErrUnsupported)
 }
+
+// LinkLocal is only implemented on Linux.
+func LinkLocal(ifname string) (netip.Addr, error) {
+	return netip.Addr{}, fmt.Errorf("netcfg: link-local address of %s: %w", ifname, errors.ErrUnsupported)
+}
