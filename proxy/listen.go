@@ -49,10 +49,12 @@ func (e *BindError) Unwrap() error { return e.Err }
 func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	a := addr.Addr().Unmap()
 	family := unix.AF_INET
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+	var sa unix.Sockaddr
 	if a.Is6() {
 		family = unix.AF_INET6
 		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()} // As4 panics on IPv6
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
