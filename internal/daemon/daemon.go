@@ -77,6 +77,9 @@ type Daemon struct {
 	// setup writing the runner and interface name.
 	up atomic.Bool
 
+	cancelMu sync.Mutex
+	cancel   context.CancelFunc // Run's context, for a Shutdown that cannot be graceful
+
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown
 	runCtx   context.Context
@@ -123,6 +126,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx = ctx
+	d.cancelMu.Lock()
+	d.cancel = cancel
+	d.cancelMu.Unlock()
 	cfg := d.config()
 
 	// Fail fast on the co-location trap (kube-apiserver on *:6443) before
@@ -245,7 +251,26 @@ func (d *Daemon) setupVRRP(cfg *config.Config) error {
 			peers = append(peers, n.Address)
 		}
 	}
-	conn, err := d.os.ListenVRRP(netcfg.VRRPConfig{Interface: d.ifname, Source: d.node.Address, Unicast: v.Unicast, Peers: peers})
+	var vips []netip.Addr
+	for _, p := range v.VIPs {
+		vips = append(vips, p.Addr())
+	}
+	// The VIPs pick the family. Adverts leave from the node's configured
+	// address, except over IPv6 multicast: there RFC 9568 section 5.1.2.1
+	// makes the source the interface's link-local address, and that is
+	// the primary address the election compares and self-detection
+	// matches. Unicast peers are the configured node addresses, so a
+	// unicast node sends from its own configured address.
+	v6 := vips[0].Is6()
+	src := d.node.Address
+	if v6 && !v.Unicast {
+		ll, err := d.os.LinkLocal(d.ifname)
+		if err != nil {
+			return err
+		}
+		src = ll
+	}
+	conn, err := d.os.ListenVRRP(netcfg.VRRPConfig{Interface: d.ifname, Source: src, IPv6: v6, Unicast: v.Unicast, Peers: peers})
 	if err != nil {
 		return err
 	}
@@ -258,10 +283,6 @@ func (d *Daemon) setupVRRP(cfg *config.Config) error {
 	if v.Checksum == "rfc9568" {
 		mode = vrrp.ChecksumMessage
 	}
-	var vips []netip.Addr
-	for _, p := range v.VIPs {
-		vips = append(vips, p.Addr())
-	}
 	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
 		Machine: vrrp.Config{
 			VRID:            v.VRID,
@@ -269,7 +290,7 @@ func (d *Daemon) setupVRRP(cfg *config.Config) error {
 			AdvertInterval:  v.AdvertInterval,
 			Preempt:         v.Preempt,
 			PreemptDelay:    v.PreemptDelay,
-			Addr:            d.node.Address,
+			Addr:            src,
 			HoldUntilReady:  v.StartupHold && d.hasChecks(cfg),
 			StartupInterval: v.StartupInterval,
 		},
@@ -312,7 +333,15 @@ func (d *Daemon) Shutdown() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := d.runner.Shutdown(ctx); err != nil {
-				d.log.Warn().Err(err).Msg("shutdown")
+				// The runner did not take the request (still starting,
+				// or wedged): stop anyway rather than hang; the VIP
+				// goes with the runner's context.
+				d.log.Warn().Err(err).Msg("graceful handover not possible; stopping now")
+				d.cancelMu.Lock()
+				if d.cancel != nil {
+					d.cancel()
+				}
+				d.cancelMu.Unlock()
 			}
 		}
 	})

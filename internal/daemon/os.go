@@ -19,6 +19,7 @@ type OS struct {
 	WatchVIPs    func(ctx context.Context, ifname string, vips []netip.Prefix, removed func(netip.Prefix)) error
 	WatchLink    func(ctx context.Context, ifname string, changed func(up bool)) error
 	LocalAddrs   func() ([]netip.Addr, error)
+	LinkLocal    func(ifname string) (netip.Addr, error)
 	Burst        func(ctx context.Context, a netcfg.Announcer, vips []netip.Addr, count int, gap time.Duration) error
 }
 
@@ -50,6 +51,9 @@ func (o *OS) fill() error {
 	}
 	if o.LocalAddrs == nil {
 		o.LocalAddrs = netcfg.LocalAddrs
+	}
+	if o.LinkLocal == nil {
+		o.LinkLocal = netcfg.LinkLocal
 	}
 	if o.Burst == nil {
 		o.Burst = netcfg.Burst
