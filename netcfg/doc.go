@@ -8,25 +8,37 @@
 //     picks as the node's source address: a /32 by default, which Linux lists
 //     after the node address; a shorter prefix inside the node's subnet becomes
 //     a true secondary and is added with IFA_F_NOPREFIXROUTE so no duplicate
-//     subnet route appears. Operations are idempotent.
+//     subnet route appears. An IPv6 VIP (/128 by default) is added with
+//     IFA_F_NODAD (usable at once, not tentative) and preferred lifetime 0
+//     (deprecated, so RFC 6724 source selection never picks it). Operations
+//     are idempotent.
 //   - WatchVIPs and WatchLink: netlink subscriptions that report a VIP removed
 //     behind vipd's back (systemd-networkd restarts do this) and the
 //     operational state of an interface (for the interface tracker).
 //   - Announcer and Burst: gratuitous ARP for an IPv4 VIP, framed like
 //     keepalived 2.2.7 (ARP request with sender IP = target IP = VIP and target
 //     MAC ff:ff:ff:ff:ff:ff, broadcast from the interface's own MAC), plus an
-//     ARP reply of the same shape. See vrrp/testdata/README.md.
+//     ARP reply of the same shape. See vrrp/testdata/README.md. For an IPv6
+//     VIP, NewAnnouncer's announcer sends an unsolicited neighbour
+//     advertisement (RFC 4861 section 7.2.6: override set, target = VIP,
+//     target link-layer address = the interface's MAC) to ff02::1 from the
+//     link-local address with hop limit 255 (github.com/mdlayher/ndp).
 //   - VRRPConn: the raw IPv4 socket for IP protocol 112 (RFC 9568 section
 //     5.1.1): group 224.0.0.18 joined on one interface only, TTL 255, TOS 0xc0
 //     (DSCP CS6, as keepalived), multicast loopback off, bound to the device;
 //     or unicast to a peer list. Received TTL and destination come from
 //     control messages so the runner can drop TTL != 255 and its own packets.
-//   - Sysctls, InterfaceAddrs and LocalAddrs: small helpers.
+//     Over IPv6 (section 5.1.2; an IPv6 VRRPConfig.Source or IPv6 set), the
+//     raw IPv6 socket: ff02::12 joined on the interface only, unicast and
+//     multicast hop limit 255, loopback off, bound to the device, sent from
+//     the link-local address (LinkLocal) in multicast mode, received hop
+//     limit and destination from control messages. The checksum (with the
+//     IPv6 pseudo-header) is computed and verified in user space by package
+//     vrrp; IPV6_CHECKSUM is not set.
+//   - Sysctls, InterfaceAddrs, LocalAddrs and LinkLocal: small helpers.
 //
 // # What it does not implement
 //
-//   - IPv6: VRRP over IPv6 (ff02::12) and unsolicited neighbour
-//     advertisements are not implemented yet; AddVIP accepts IPv6 prefixes.
 //   - The VRRP packet codec and the decisions (which live in package vrrp),
 //     the GARP refresh schedule (the daemon calls Burst), and the checks of
 //     received packets (the runner drops by TTL, source and checksum).
