@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -557,10 +558,7 @@ func listenVRRP(cfg VRRPConfig) (*VRRPConn, error) {
 		return nil, err
 	}
 	p := ipv4.NewPacketConn(pc)
-	setup := []struct {
-		name string
-		fn   func() error
-	}{
+	setup := []setupStep{
 		{"control messages", func() error {
 			return p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true)
 		}},
@@ -571,18 +569,12 @@ func listenVRRP(cfg VRRPConfig) (*VRRPConn, error) {
 		{"multicast interface", func() error { return p.SetMulticastInterface(ifi) }},
 	}
 	if !cfg.Unicast {
-		setup = append(setup, struct {
-			name string
-			fn   func() error
-		}{"join 224.0.0.18", func() error {
+		setup = append(setup, setupStep{"join 224.0.0.18", func() error {
 			return p.JoinGroup(ifi, &net.IPAddr{IP: VRRPGroup().AsSlice()})
 		}})
 	}
-	for _, s := range setup {
-		if err := s.fn(); err != nil {
-			p.Close()
-			return nil, fmt.Errorf("%s: %w", s.name, err)
-		}
+	if err := runSetup(setup, p); err != nil {
+		return nil, err
 	}
 	wcm := &ipv4.ControlMessage{IfIndex: ifi.Index}
 	if cfg.Source.IsValid() {
@@ -625,10 +617,7 @@ func listenVRRP6(cfg VRRPConfig, ifi *net.Interface, tos int, dsts []net.Addr) (
 		return nil, err
 	}
 	p := ipv6.NewPacketConn(pc)
-	setup := []struct {
-		name string
-		fn   func() error
-	}{
+	setup := []setupStep{
 		{"control messages", func() error {
 			return p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true)
 		}},
@@ -639,22 +628,34 @@ func listenVRRP6(cfg VRRPConfig, ifi *net.Interface, tos int, dsts []net.Addr) (
 		{"multicast interface", func() error { return p.SetMulticastInterface(ifi) }},
 	}
 	if !cfg.Unicast {
-		setup = append(setup, struct {
-			name string
-			fn   func() error
-		}{"join ff02::12", func() error {
+		setup = append(setup, setupStep{"join ff02::12", func() error {
 			return p.JoinGroup(ifi, &net.IPAddr{IP: VRRPGroup6().AsSlice()})
 		}})
 	}
-	for _, s := range setup {
-		if err := s.fn(); err != nil {
-			p.Close()
-			return nil, fmt.Errorf("%s: %w", s.name, err)
-		}
+	if err := runSetup(setup, p); err != nil {
+		return nil, err
 	}
 	wcm := &ipv6.ControlMessage{IfIndex: ifi.Index, HopLimit: VRRPTTL}
 	if cfg.Source.IsValid() {
 		wcm.Src = cfg.Source.WithZone("").AsSlice()
 	}
 	return &VRRPConn{ifname: cfg.Interface, ifi: ifi, p6: p, wcm6: wcm, dsts: dsts}, nil
+}
+
+// setupStep is one socket option applied to a new VRRP socket.
+type setupStep struct {
+	name string
+	fn   func() error
+}
+
+// runSetup applies steps in order; on the first failure it closes c and
+// names the step.
+func runSetup(steps []setupStep, c io.Closer) error {
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			c.Close()
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
 }
