@@ -198,8 +198,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			acts = r.m.Step(now, TimerFired{Gen: gen})
 		case req := <-r.events:
 			woke()
-			if lv, ok := req.ev.(Leave); ok && r.m.Status().State != StateMaster {
-				_ = lv
+			if _, ok := req.ev.(Leave); ok && r.m.Status().State != StateMaster {
 				req.reply <- ErrNotMaster
 				continue
 			}

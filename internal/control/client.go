@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"syscall"
-	"time"
 )
 
 // Client talks to a running vipd over its unix socket.
@@ -107,34 +106,4 @@ func (c *Client) explain(err error) error {
 		return fmt.Errorf("permission denied on %s: run as root or as a member of the socket's group ([control] group)", c.Socket)
 	}
 	return err
-}
-
-// Wait polls Status until ok returns true or the timeout passes; it returns
-// the last status and the last error seen.
-func (c *Client) Wait(ctx context.Context, timeout time.Duration, ok func(Status) bool) (Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	var last Status
-	var lastErr error
-	for {
-		s, err := c.Status(ctx)
-		if err == nil {
-			last, lastErr = s, nil
-			if ok(s) {
-				return s, nil
-			}
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			if lastErr == nil {
-				lastErr = ctx.Err()
-			}
-			return last, lastErr
-		case <-t.C:
-		}
-	}
 }

@@ -51,10 +51,8 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 	}
 	skew := time.Duration(256-int(prio)) * interval / 256
 	expected := time.Duration(0)
-	predictedTakeover := skew
 	if req.Hard {
 		expected = 3*interval + skew
-		predictedTakeover = expected
 	}
 
 	var target netip.AddrPort
@@ -104,7 +102,6 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 	} else {
 		res.To = d.peers.name(newMaster)
 	}
-	_ = predictedTakeover
 
 	if target.IsValid() {
 		res.Probe = "tcp " + target.String()
