@@ -198,7 +198,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	mode := "single LB (no [vrrp]): frontends always listen"
 	if cfg.VRRP != nil {
-		mode = fmt.Sprintf("VRRP vrid %d on %s, %d nodes, advert %s", cfg.VRRP.VRID, cfg.VRRP.Interface, len(cfg.Nodes), cfg.VRRP.AdvertInterval)
+		mode = fmt.Sprintf("VRRP vrid %d on %s, %d nodes, advert %s", cfg.Instances[0].VRID, cfg.Instances[0].Interface, len(cfg.Nodes), cfg.Instances[0].AdvertInterval)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\n", cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks))
 	return 0

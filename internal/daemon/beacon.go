@@ -142,7 +142,7 @@ func (d *Daemon) runBeacon(ctx context.Context, cfg *config.Config) error {
 				continue
 			}
 			var b beacon
-			if json.Unmarshal(buf[:n], &b) != nil || b.V != 1 || b.VRID != int(cfg.VRRP.VRID) {
+			if json.Unmarshal(buf[:n], &b) != nil || b.V != 1 || b.VRID != int(cfg.Instances[0].VRID) {
 				continue
 			}
 			d.peers.update(src, b, time.Now())
@@ -157,7 +157,7 @@ func (d *Daemon) runBeacon(ctx context.Context, cfg *config.Config) error {
 	var sent time.Time
 	for {
 		st := d.runner.Status()
-		b := beacon{V: 1, Node: d.node.Name, VRID: int(cfg.VRRP.VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready}
+		b := beacon{V: 1, Node: d.node.Name, VRID: int(cfg.Instances[0].VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready}
 		if b != last || time.Since(sent) >= beaconEvery {
 			msg, _ := json.Marshal(b)
 			for _, dst := range dsts {

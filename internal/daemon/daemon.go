@@ -109,6 +109,9 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.node = node
+	if len(cfg.Instances) > 1 {
+		return nil, fmt.Errorf("%s: %d VRRP instances: this build of the daemon runs one", cfg.Path, len(cfg.Instances))
+	}
 	d.log = d.log.With().Str("node", node.Name).Logger()
 
 	p, err := proxy.New(proxyConfig(cfg, node), d.log.With().Str("component", "proxy").Logger())
@@ -222,7 +225,7 @@ func (d *Daemon) config() *config.Config {
 // setupVRRP removes a VIP left behind by a crashed run, opens the VRRP
 // socket and the announcer, and builds the runner.
 func (d *Daemon) setupVRRP(cfg *config.Config) error {
-	v := cfg.VRRP
+	v := &cfg.Instances[0]
 	d.ifname = v.Interface
 	if d.node.Interface != "" {
 		d.ifname = d.node.Interface
@@ -350,7 +353,7 @@ func (d *Daemon) Shutdown() {
 // watchVIPs puts the VIP back when something else (systemd-networkd, an
 // operator) removes it while we are MASTER.
 func (d *Daemon) watchVIPs(ctx context.Context, cfg *config.Config) error {
-	err := d.os.WatchVIPs(ctx, d.ifname, cfg.VRRP.VIPs, func(p netip.Prefix) {
+	err := d.os.WatchVIPs(ctx, d.ifname, cfg.Instances[0].VIPs, func(p netip.Prefix) {
 		if !d.vipWanted.Load() {
 			return
 		}

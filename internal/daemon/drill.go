@@ -44,7 +44,7 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 	// What the timers predict for the client-visible gap: a planned
 	// handover is make-before-break (0); a crash costs the backup's
 	// Master_Down_Interval.
-	interval := cfg.VRRP.AdvertInterval
+	interval := cfg.Instances[0].AdvertInterval
 	prio := uint8(100)
 	if ok {
 		prio = uint8(best.EffectivePriority)
@@ -56,8 +56,8 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 	}
 
 	var target netip.AddrPort
-	if len(cfg.Frontends) > 0 && len(cfg.VRRP.VIPs) > 0 {
-		target = netip.AddrPortFrom(cfg.VRRP.VIPs[0].Addr(), cfg.Frontends[0].Port)
+	if len(cfg.Frontends) > 0 && len(cfg.Instances[0].VIPs) > 0 {
+		target = netip.AddrPortFrom(cfg.Instances[0].VIPs[0].Addr(), cfg.Frontends[0].Port)
 	}
 	pctx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()

@@ -22,7 +22,7 @@ func (e *effects) Listen() error { return e.proxy.Listen() }
 func (e *effects) AddVIP() error {
 	e.vipWanted.Store(true)
 	var errs []error
-	for _, p := range (*Daemon)(e).config().VRRP.VIPs {
+	for _, p := range (*Daemon)(e).config().Instances[0].VIPs {
 		errs = append(errs, e.os.Addrs.AddVIP(e.ifname, p))
 	}
 	return errors.Join(errs...)
@@ -32,7 +32,7 @@ func (e *effects) AddVIP() error {
 // any burst still running.
 func (e *effects) Announce() {
 	d := (*Daemon)(e)
-	v := d.config().VRRP
+	v := d.config().Instances[0]
 	var vips []netip.Addr
 	for _, p := range v.VIPs {
 		vips = append(vips, p.Addr())
@@ -78,7 +78,7 @@ func (e *effects) RemoveVIP() error {
 	d.vipWanted.Store(false)
 	d.stopAnnounce()
 	var errs []error
-	for _, p := range d.config().VRRP.VIPs {
+	for _, p := range d.config().Instances[0].VIPs {
 		errs = append(errs, d.os.Addrs.RemoveVIP(d.ifname, p))
 	}
 	return errors.Join(errs...)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/config"
@@ -20,13 +19,7 @@ func proxyConfig(cfg *config.Config, node *config.Node) proxy.Config {
 			Name: f.Name, Backend: f.Backend, MaxConn: f.MaxConn,
 			ConnectTimeout: f.ConnectTimeout, IdleTimeout: f.IdleTimeout,
 		}
-		if f.Address.IsValid() {
-			fc.Binds = []netip.AddrPort{netip.AddrPortFrom(f.Address, f.Port)}
-		} else if cfg.VRRP != nil {
-			for _, p := range cfg.VRRP.VIPs {
-				fc.Binds = append(fc.Binds, netip.AddrPortFrom(p.Addr(), f.Port))
-			}
-		}
+		fc.Binds = cfg.Binds(f)
 		if _, ok := balance[f.Backend]; !ok {
 			balance[f.Backend] = f.Balance
 		}
@@ -49,5 +42,5 @@ func instanceName(cfg *config.Config) string {
 	if cfg.VRRP == nil {
 		return "single"
 	}
-	return fmt.Sprintf("vrid-%d", cfg.VRRP.VRID)
+	return cfg.Instances[0].Name
 }

@@ -81,7 +81,7 @@ func electionChange(prev, next *config.Config, pn, nn *config.Node) string {
 	case prev.VRRP == nil:
 		return ""
 	}
-	a, b := *prev.VRRP, *next.VRRP
+	a, b := prev.Instances[0], next.Instances[0]
 	switch {
 	case a.VRID != b.VRID:
 		return "[vrrp] vrid"
@@ -101,7 +101,7 @@ func electionChange(prev, next *config.Config, pn, nn *config.Node) string {
 		return "this node's address"
 	case (pn.Priority == 255) != (nn.Priority == 255):
 		return "address-owner priority 255"
-	case a.StatusPort != b.StatusPort:
+	case prev.VRRP.StatusPort != next.VRRP.StatusPort:
 		return "[vrrp] status_port"
 	case !reflect.DeepEqual(prev.Nodes, next.Nodes) && a.Unicast:
 		return "[[node]] list (unicast peers)"

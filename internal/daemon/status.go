@@ -25,7 +25,7 @@ func (d *Daemon) Status() control.Status {
 	st.Trackers = trk
 	if d.runner != nil {
 		rs := d.runner.Status()
-		v := cfg.VRRP
+		v := cfg.Instances[0]
 		in := control.Instance{
 			Name: instanceName(cfg), VRID: int(v.VRID), Interface: d.ifname,
 			State: rs.State.String(), Priority: int(d.node.Priority), EffectivePriority: int(rs.EffectivePriority),

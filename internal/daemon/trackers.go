@@ -281,7 +281,7 @@ func vrrpInterface(cfg *config.Config, node *config.Node) string {
 	if node.Interface != "" {
 		return node.Interface
 	}
-	return cfg.VRRP.Interface
+	return cfg.Instances[0].Interface
 }
 
 // ownLinkTracker names the implicit tracker of the VRRP interface.
