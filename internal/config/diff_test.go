@@ -11,11 +11,11 @@ import (
 func TestDiff(t *testing.T) {
 	base := vrrpOK + nodesOK + feOK + beOK
 	tests := []struct {
-		name        string
-		old, new    string
-		want        Changes
-		restartLB1  []string
-		restartLB2  []string
+		name       string
+		old, new   string
+		want       Changes
+		restartLB1 []string
+		restartLB2 []string
 	}{
 		{name: "same", old: base, new: base},
 		{
@@ -34,16 +34,16 @@ func TestDiff(t *testing.T) {
 			want: Changes{Instances: Named{Changed: []string{"vrid-51"}}, InstanceKeys: map[string][]string{"vrid-51": {"garp_refresh"}}},
 		},
 		{
-			name:        "priority of one node",
-			old:         base,
-			new:         strings.Replace(base, "priority = 100", "priority = 120", 1),
+			name: "priority of one node",
+			old:  base,
+			new:  strings.Replace(base, "priority = 100", "priority = 120", 1),
 			// A priority applies live, as a tracker's weight does.
 			want: Changes{Nodes: Named{Changed: []string{"lb2"}}},
 		},
 		{
-			name:        "vrrp removed",
-			old:         base,
-			new:         strings.Replace(strings.Replace(base, vrrpOK, "", 1), "backend = \"kube-apiserver\"\n", "backend = \"kube-apiserver\"\naddress = \"10.0.0.5\"\n", 1),
+			name:       "vrrp removed",
+			old:        base,
+			new:        strings.Replace(strings.Replace(base, vrrpOK, "", 1), "backend = \"kube-apiserver\"\n", "backend = \"kube-apiserver\"\naddress = \"10.0.0.5\"\n", 1),
 			want:       Changes{VRRP: []string{"vrrp"}, Instances: Named{Removed: []string{"vrid-51"}}, Frontends: Named{Changed: []string{"kubernetes"}}},
 			restartLB1: []string{"[vrrp] vrrp", `[[instance]] "vrid-51" removed`},
 			restartLB2: []string{"[vrrp] vrrp", `[[instance]] "vrid-51" removed`},
@@ -67,9 +67,9 @@ func TestDiff(t *testing.T) {
 			want: Changes{Tracks: Named{Added: []string{"b"}, Removed: []string{"a"}}},
 		},
 		{
-			name:        "unicast peer added",
-			old:         strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1),
-			new:         strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1) + "[[node]]\nname = \"lb3\"\naddress = \"192.168.30.23\"\npriority = 50\n",
+			name:       "unicast peer added",
+			old:        strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1),
+			new:        strings.Replace(base, "[vrrp]\n", "[vrrp]\nunicast = true\n", 1) + "[[node]]\nname = \"lb3\"\naddress = \"192.168.30.23\"\npriority = 50\n",
 			want:       Changes{Peers: true, Nodes: Named{Added: []string{"lb3"}}},
 			restartLB1: []string{"[[node]] addresses (unicast peers)"},
 			restartLB2: []string{"[[node]] addresses (unicast peers)"},
