@@ -173,6 +173,10 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 				{Kind: ActionAnnounce, Reason: "VIP restored"},
 			}
 		}
+	case Relisten:
+		if m.state == StateMaster {
+			acts = []Action{{Kind: ActionListen, Reason: "frontends changed"}}
+		}
 	case LinkUp:
 		if m.state == StateMaster {
 			acts = []Action{{Kind: ActionAnnounce, Reason: "link up again while MASTER: re-announcing"}}
@@ -228,12 +232,25 @@ func skewV2(prio uint8) time.Duration {
 	return time.Duration(256-int(prio)) * time.Second / 256
 }
 
-// skewAt and downAt compute the timers for this machine's version.
-func (m *Machine) skewAt(prio uint8, interval time.Duration) time.Duration {
-	if m.cfg.Version == 2 {
+// SkewTime is Skew_Time for a router of priority prio following a master
+// that advertises every interval: RFC 9568 section 6.1 for version 3,
+// RFC 3768 section 6.1 (not scaled by the interval) for version 2.
+func SkewTime(version, prio uint8, interval time.Duration) time.Duration {
+	if version == 2 {
 		return skewV2(prio)
 	}
 	return skewTime(prio, interval)
+}
+
+// DownInterval is Master_Down_Interval (RFC 9568's Active_Down_Interval):
+// 3 * interval + SkewTime. A drill predicts a crash's gap with it.
+func DownInterval(version, prio uint8, interval time.Duration) time.Duration {
+	return 3*interval + SkewTime(version, prio, interval)
+}
+
+// skewAt computes Skew_Time for this machine's version.
+func (m *Machine) skewAt(prio uint8, interval time.Duration) time.Duration {
+	return SkewTime(m.cfg.Version, prio, interval)
 }
 
 func (m *Machine) downFor(prio uint8, interval time.Duration) time.Duration {
@@ -275,7 +292,15 @@ func (m *Machine) start(now time.Time) []Action {
 	if m.cfg.StartupInterval > m.masterInterval {
 		m.masterInterval = m.cfg.StartupInterval
 	}
-	return m.enter(now, "start")
+	acts := m.enter(now, "start")
+	if m.state != StateMaster {
+		// A crashed run of ours (or a crashed keepalived) leaves the VIP
+		// on the interface, and clients get refused connections from a
+		// node with no listener. vipd's rule: a node that does not start
+		// as MASTER lets go of it first thing.
+		acts = append(acts, Action{Kind: ActionRemoveVIP, Reason: "start: remove a VIP left behind by a previous run"})
+	}
+	return acts
 }
 
 // enter leaves INIT or FAULT: FAULT while a weight-0 tracker fails, MASTER

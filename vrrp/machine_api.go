@@ -126,6 +126,10 @@ type VIPRemoved struct{}
 // machine as a fault of the interface's weight-0 tracker.)
 type LinkUp struct{}
 
+// Relisten says the instance's frontends changed (a reload added one): a
+// MASTER binds them; a failure is an EffectFailed like any other Listen.
+type Relisten struct{}
+
 // EffectFailed says the runner could not carry out an action. Listen or
 // AddVIP failing as MASTER means the node cannot serve: it hands over and
 // goes FAULT, and retries with a backoff. RemoveVIP failing leaves a VIP on
@@ -145,6 +149,7 @@ func (Shutdown) isEvent()        {}
 func (HardStop) isEvent()        {}
 func (VIPRemoved) isEvent()      {}
 func (LinkUp) isEvent()          {}
+func (Relisten) isEvent()        {}
 func (EffectFailed) isEvent()    {}
 
 // ActionKind says what the runner must do.

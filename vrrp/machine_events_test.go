@@ -31,6 +31,16 @@ func TestMachineVIPRemoved(t *testing.T) {
 	diffActions(t, []Action{{Kind: ActionAddVIP}, {Kind: ActionAnnounce}}, m.Step(now, VIPRemoved{}))
 }
 
+// vipd's rule: frontends added by a reload are bound by a MASTER; a
+// BACKUP binds nothing.
+func TestMachineRelisten(t *testing.T) {
+	m, now := startMachine(t, testConfig(150), true)
+	diffActions(t, []Action{{Kind: ActionListen}}, m.Step(now, Relisten{}))
+	b := newMachine(t, testConfig(100))
+	b.Step(t0, Start{})
+	diffActions(t, nil, b.Step(t0, Relisten{}))
+}
+
 // vipd's rule: the link coming back while MASTER re-announces (a burst
 // sent while it was down went nowhere); a BACKUP does nothing.
 func TestMachineLinkUp(t *testing.T) {

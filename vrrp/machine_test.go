@@ -222,7 +222,9 @@ func TestMachineStartOwnerBecomesMaster(t *testing.T) {
 func TestMachineStartBackupArmsDownTimer(t *testing.T) {
 	m := newMachine(t, testConfig(100))
 	got := m.Step(t0, Start{})
-	diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateBackup}}, got)
+	// vipd's rule: a node that starts as BACKUP removes a VIP left behind
+	// by a crashed run.
+	diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateBackup}, {Kind: ActionRemoveVIP}}, got)
 	mustDeadline(t, m, t0.Add(m.Status().DownInterval))
 	if m.Status().State != StateBackup {
 		t.Errorf("state = %v, want BACKUP", m.Status().State)
@@ -515,7 +517,7 @@ func TestMachineFaultFromBackup(t *testing.T) {
 		if prio == 255 {
 			// A fault before Start: the owner starts in FAULT, not MASTER.
 			m.Step(t0, PriorityChanged{Priority: prio, Fault: true, Reason: "eth0 link down"})
-			diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateFault}}, m.Step(t0, Start{}))
+			diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateFault}, {Kind: ActionRemoveVIP}}, m.Step(t0, Start{}))
 		} else {
 			m.Step(t0, Start{})
 			got := m.Step(t0.Add(time.Second), PriorityChanged{Priority: prio, Fault: true, Reason: "eth0 link down"})

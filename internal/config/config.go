@@ -108,7 +108,10 @@ type Instance struct {
 	// GARPLowerPrioRepeat and GARPLowerPrioDelay rate-limit the GARP burst a
 	// MASTER sends when it hears a lower priority advert (keepalived's
 	// vrrp_garp_lower_prio_repeat and _delay): at most one burst of
-	// GARPLowerPrioRepeat rounds per GARPLowerPrioDelay. Defaults 1 and 5s.
+	// GARPLowerPrioRepeat rounds per GARPLowerPrioDelay. Defaults 1 and 1s:
+	// a peer that cannot hear us gets at most one gratuitous ARP round a
+	// second (instead of a burst per advert), which still corrects its
+	// takeover burst within a second.
 	GARPLowerPrioRepeat int
 	GARPLowerPrioDelay  time.Duration
 	// StartupHold keeps a starting node from preempting until its health

@@ -47,7 +47,7 @@ func TestParseDesignExample(t *testing.T) {
 			GARPInterval:        100 * time.Millisecond,
 			GARPRefresh:         60 * time.Second,
 			GARPLowerPrioRepeat: 1,
-			GARPLowerPrioDelay:  5 * time.Second,
+			GARPLowerPrioDelay:  time.Second,
 			StartupHold:         true,
 			StartupInterval:     time.Second,
 		}},
@@ -113,7 +113,7 @@ func TestParseDefaults(t *testing.T) {
 					VIPs:           []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
 					AdvertInterval: 200 * time.Millisecond, Preempt: true, Checksum: "pseudo-header",
 					GARPRepeat: 5, GARPInterval: 100 * time.Millisecond, GARPRefresh: time.Minute,
-					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: 5 * time.Second,
+					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: time.Second,
 					StartupHold:     true,
 					StartupInterval: time.Second,
 				}},
@@ -224,7 +224,7 @@ func TestParseVariants(t *testing.T) {
 					Name: "vrid-51", VRID: 51, Version: 3, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
 					AdvertInterval: 40950 * time.Millisecond, PreemptDelay: 30 * time.Second, Checksum: "rfc9568",
 					Unicast: true, GARPRepeat: 3, GARPInterval: 50 * time.Millisecond,
-					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: 5 * time.Second,
+					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: time.Second,
 				}}
 				if diff := cmp.Diff(&VRRP{}, c.VRRP); diff != "" {
 					t.Errorf("vrrp (-want +got):\n%s", diff)

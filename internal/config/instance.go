@@ -12,7 +12,7 @@ import (
 const (
 	DefaultVersion             = VRRPv3
 	DefaultGARPLowerPrioRepeat = 1
-	DefaultGARPLowerPrioDelay  = 5 * time.Second
+	DefaultGARPLowerPrioDelay  = time.Second
 	maxAuthPass                = 8 // RFC 3768 section 5.3.10: 8 octets of authentication data
 	maxV2Interval              = 255 * time.Second
 )
@@ -163,7 +163,7 @@ func (d *decoder) instanceKeys(t *table, def instanceDefaults, full bool) Instan
 	}
 	in.GARPLowerPrioRepeat = int(t.integer("garp_lower_prio_repeat", int64(intDefault(def, def.GARPLowerPrioRepeat, DefaultGARPLowerPrioRepeat)), 0, 100,
 		"rounds of gratuitous ARP a MASTER sends when it hears a lower priority advert (keepalived's vrrp_garp_lower_prio_repeat); 0 sends none"))
-	in.GARPLowerPrioDelay = t.duration("garp_lower_prio_delay", durDefault(def, def.GARPLowerPrioDelay, DefaultGARPLowerPrioDelay), 0, time.Hour, "5s",
+	in.GARPLowerPrioDelay = t.duration("garp_lower_prio_delay", durDefault(def, def.GARPLowerPrioDelay, DefaultGARPLowerPrioDelay), 0, time.Hour, "1s",
 		"at most one such burst per this period (keepalived's vrrp_garp_lower_prio_delay)")
 	in.StartupHold = t.boolean("startup_hold", boolDefault(def, def.StartupHold, true))
 	in.StartupInterval = t.duration("startup_interval", durDefault(def, def.StartupInterval, DefaultStartupInterval), 0, maxAdvertInterval, "1s", "the advert interval a starting node assumes until it hears one")
