@@ -107,10 +107,10 @@ type Runner struct {
 	snap      RunnerStatus
 	published int // snap.Transitions when last published
 	changed   chan struct{}
-	drops   map[DropReason]uint64
-	notices map[Notice]uint64
-	senders map[netip.Addr]*Sender
-	lastLog map[DropReason]time.Time
+	drops     map[DropReason]uint64
+	notices   map[Notice]uint64
+	senders   map[netip.Addr]*Sender
+	lastLog   map[DropReason]time.Time
 }
 
 // mailbox holds what other goroutines asked of the runner.

@@ -93,13 +93,13 @@ func (f *fakeEffects) rec(call string) error {
 	return err
 }
 
-func (f *fakeEffects) Listen() error        { return f.rec("listen") }
-func (f *fakeEffects) AddVIP() error        { return f.rec("addvip") }
-func (f *fakeEffects) Announce(rounds int)  { f.rec(fmt.Sprintf("announce %d", rounds)) }
-func (f *fakeEffects) StopAnnounce()        { f.rec("stopannounce") }
-func (f *fakeEffects) RemoveVIP() error     { return f.rec("removevip") }
-func (f *fakeEffects) Unlisten()            { f.rec("unlisten") }
-func (f *fakeEffects) CloseConns()          { f.rec("closeconns") }
+func (f *fakeEffects) Listen() error       { return f.rec("listen") }
+func (f *fakeEffects) AddVIP() error       { return f.rec("addvip") }
+func (f *fakeEffects) Announce(rounds int) { f.rec(fmt.Sprintf("announce %d", rounds)) }
+func (f *fakeEffects) StopAnnounce()       { f.rec("stopannounce") }
+func (f *fakeEffects) RemoveVIP() error    { return f.rec("removevip") }
+func (f *fakeEffects) Unlisten()           { f.rec("unlisten") }
+func (f *fakeEffects) CloseConns()         { f.rec("closeconns") }
 func (f *fakeEffects) setFail(c string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -28,7 +28,7 @@ func fakeStatus(now time.Time) control.Status {
 			LastTransition: now.Add(-5 * time.Minute), LastReason: "master down timer expired", Transitions: 3,
 			AdvertIntervalMs: 1000, MasterIntervalMs: 1000, DownIntervalMs: 3414, SkewTimeMs: 414,
 			Ready: true, Checksum: "pseudo-header", Version: 3, AdvertsSent: 1234, AdvertsReceived: 56,
-			Drops:   map[string]uint64{"ttl": 2, "checksum": 7, "vrid": 0},
+			Drops: map[string]uint64{"ttl": 2, "checksum": 7, "vrid": 0},
 			Senders: []control.Sender{
 				{Addr: "10.0.0.12", Version: 3, Priority: 100, Interval: 1000, Checksum: "rfc9568", LastSeen: now.Add(-time.Second), Count: 56},
 				{Addr: "10.0.0.21", Version: 2, Priority: 200, Interval: 1000, LastSeen: now.Add(-time.Second), Dropped: 9,
