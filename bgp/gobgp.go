@@ -46,6 +46,10 @@ func peerAPI(c Config, p Peer) *api.Peer {
 			HoldTime:          hold,
 			KeepaliveInterval: max(hold/3, 1),
 			ConnectRetry:      seconds(p.ConnectRetry),
+			// After a reset this side sent (BFD down, for one), GoBGP
+			// idles 30 s by default before it redials; the VIP would be
+			// missing from the router all that time.
+			IdleHoldTimeAfterReset: seconds(p.ConnectRetry),
 		}},
 		Transport: &api.Transport{
 			PassiveMode: p.Passive,

@@ -43,6 +43,8 @@ func HelperMain(role string) int {
 		return holdMain()
 	case "delay":
 		return delayMain()
+	case "bgp":
+		return speakerMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2
