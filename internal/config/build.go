@@ -190,6 +190,7 @@ func (d *decoder) config(raw map[string]any) *Config {
 		c.Global.MaxConn = int(t.integer("maxconn", 0, 0, 1<<24, "0 means unlimited"))
 		t.finish()
 	}
+	c.BGP = d.bgpTable(root, c)
 	root.finish()
 	return c
 }

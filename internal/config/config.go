@@ -39,6 +39,8 @@ type Config struct {
 	Notify *Notify
 	Log    Log
 	Global Global
+	// BGP announces VIPs to routers; nil when there is no [bgp] table.
+	BGP *BGP
 
 	// warnings found while parsing, already prefixed with file:line.
 	warnings []string
