@@ -45,6 +45,8 @@ func HelperMain(role string) int {
 		return delayMain()
 	case "bgp":
 		return speakerMain()
+	case "flows":
+		return flowsMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2
