@@ -46,7 +46,10 @@
 //   - Policies, route reflection, graceful restart (RFC 4724), add-path,
 //     BGP unnumbered, BFD multihop and BFD authentication.
 //   - Reconfiguring a running Speaker: a changed peer list means a new
-//     Speaker.
+//     Speaker, started after the old one's Run returned. Run one Speaker
+//     per process at a time: GoBGP keeps its route selection options in
+//     package variables that every server's start writes (the race
+//     detector sees two servers starting side by side race on them).
 //   - Health gating: the caller decides when a prefix is announced (the
 //     proxy listens on it and its backends are healthy); this package only
 //     carries the decision to the routers.

@@ -61,6 +61,14 @@ func startRouter(t *testing.T, port uint16, peerASN uint32, password string, act
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
+	if err := srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: routerPeer(peerASN, password, active, speakerPort)}); err != nil {
+		t.Fatal(err)
+	}
+	return &router{t: t, srv: srv}
+}
+
+// routerPeer is the router's side of the session with the speaker.
+func routerPeer(peerASN uint32, password string, active bool, speakerPort uint16) *api.Peer {
 	p := &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: speakerAddr.String(), PeerAsn: peerASN, AuthPassword: password},
 		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1, ConnectRetry: 1}},
@@ -70,10 +78,7 @@ func startRouter(t *testing.T, port uint16, peerASN uint32, password string, act
 	if active {
 		p.Transport.RemotePort = uint32(speakerPort)
 	}
-	if err := srv.AddPeer(context.Background(), &api.AddPeerRequest{Peer: p}); err != nil {
-		t.Fatal(err)
-	}
-	return &router{t: t, srv: srv}
+	return p
 }
 
 // received is what the router has from the speaker: prefix -> attributes.
@@ -284,13 +289,14 @@ func TestSpeakerPassiveWithPassword(t *testing.T) {
 	cfg.ListenPort = speakerPort
 	cfg.Peers[0].Passive = true
 	cfg.Peers[0].Password = "rack-a-secret"
+	// A router with the wrong password: its SYNs carry the wrong signature
+	// and the kernel drops them, so no session. (Started before the
+	// speaker: see the note below on two GoBGP servers in one process.)
+	wrong := startRouter(t, 0, 64512, "wrong", true, speakerPort)
 	s, _, _ := startSpeaker(t, cfg)
 	if err := s.Announce(vip, Attrs{}); err != nil {
 		t.Fatal(err)
 	}
-	// A router with the wrong password: its SYNs carry the wrong signature
-	// and the kernel drops them, so no session.
-	wrong := startRouter(t, 0, 64512, "wrong", true, speakerPort)
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		if wrong.sessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
@@ -301,12 +307,19 @@ func TestSpeakerPassiveWithPassword(t *testing.T) {
 	if p := s.Status().Peers[0]; p.State == StateEstablished {
 		t.Fatalf("speaker says established with the wrong password: %+v", p)
 	}
-	wrong.srv.Stop()
-
-	right := startRouter(t, 0, 64512, "rack-a-secret", true, speakerPort)
+	// The same router with the right password. (Not a second GoBGP
+	// server: GoBGP keeps route selection options in package variables,
+	// so two servers starting in one process race; see doc.go.)
+	ctx := context.Background()
+	if err := wrong.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: speakerAddr.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wrong.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: routerPeer(64512, "rack-a-secret", true, speakerPort)}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, func() error {
-		if right.received()[vip.String()] == nil {
-			return fmt.Errorf("router has not got %v (session %v)", vip, right.sessionState())
+		if wrong.received()[vip.String()] == nil {
+			return fmt.Errorf("router has not got %v (session %v)", vip, wrong.sessionState())
 		}
 		return nil
 	})
