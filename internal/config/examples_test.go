@@ -17,7 +17,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false}
+	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false}
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
@@ -88,6 +88,20 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 				t.Errorf("node %s (%s) is not a backend server: every control-plane node, the local one included, should be", n.Name, n.Address)
 			}
 		}
+	case "active-active.toml":
+		if len(c.Instances) != 2 || len(c.Nodes) != 2 {
+			t.Fatalf("want two instances on two nodes, got %d and %d", len(c.Instances), len(c.Nodes))
+		}
+		lb1, lb2 := &c.Nodes[0], &c.Nodes[1]
+		api, ing := c.Instance("api"), c.Instance("ingress")
+		if api.PriorityOf(lb1) <= api.PriorityOf(lb2) || ing.PriorityOf(lb2) <= ing.PriorityOf(lb1) {
+			t.Error("want lb1 preferring api and lb2 preferring ingress")
+		}
+		for _, f := range c.Frontends {
+			if c.InstanceOf(f) == nil {
+				t.Errorf("frontend %q follows no instance", f.Name)
+			}
+		}
 	case "single-lb.toml":
 		if c.VRRP != nil {
 			t.Fatal("single LB has no [vrrp]")
@@ -145,7 +159,7 @@ func TestExampleUnit(t *testing.T) {
 	}
 	// The socket the unit's RuntimeDirectory holds is the one the
 	// examples use.
-	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml"} {
+	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml"} {
 		c, err := Load(filepath.Join(examplesDir, f))
 		if err != nil {
 			t.Fatal(err)
