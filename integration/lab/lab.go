@@ -43,8 +43,14 @@ type Host struct {
 	peer string // veth end in the switch namespace
 }
 
+// RequireRoot skips a test that needs root: network namespaces, raw
+// sockets, keepalived. Under -short (make unit) it always skips, so a unit
+// run as root touches no namespace.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("SKIP: needs root and network namespaces; -short skips it")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: needs root (network namespaces, raw sockets)")
 	}
