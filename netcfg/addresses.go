@@ -13,7 +13,9 @@ type Addresses interface {
 	// AddVIP adds p to ifname as an address that is never chosen as the
 	// node's source address: a /32 (or /128) as given, or, for a shorter
 	// prefix, with IFA_F_NOPREFIXROUTE so the subnet route is not
-	// duplicated.
+	// duplicated. On an interface that is up it returns once the kernel
+	// delivers packets for p locally (for IPv6 that happens shortly after
+	// the address is added; AddVIP waits for it, up to a second).
 	AddVIP(ifname string, p netip.Prefix) error
 	// RemoveVIP removes p from ifname. A missing address or a missing
 	// interface is success: the VIP is not there either way.

@@ -9,9 +9,11 @@
 //     after the node address; a shorter prefix inside the node's subnet becomes
 //     a true secondary and is added with IFA_F_NOPREFIXROUTE so no duplicate
 //     subnet route appears. An IPv6 VIP (/128 by default) is added with
-//     IFA_F_NODAD (usable at once, not tentative) and preferred lifetime 0
-//     (deprecated, so RFC 6724 source selection never picks it). Operations
-//     are idempotent.
+//     IFA_F_NODAD (never tentative) and preferred lifetime 0 (deprecated,
+//     so RFC 6724 source selection never picks it); as the kernel installs
+//     its local route a moment later, from a workqueue, AddVIP waits for
+//     that route so the VIP takes traffic when it returns. Operations are
+//     idempotent.
 //   - WatchVIPs and WatchLink: netlink subscriptions that report a VIP removed
 //     behind vipd's back (systemd-networkd restarts do this) and the
 //     operational state of an interface (for the interface tracker).
