@@ -4,6 +4,7 @@
 package integration
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,12 @@ func TestMain(m *testing.M) {
 		os.Exit(wildcardMain())
 	} else if role != "" {
 		os.Exit(lab.HelperMain(role))
+	}
+	flag.Parse()
+	if testing.Short() {
+		// -short skips every test that needs the binary (SKIP lines
+		// say so): nothing to build.
+		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "vipd-it-")
 	if err != nil {
