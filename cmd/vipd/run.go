@@ -28,6 +28,9 @@ Usage:
                                           hand the VIP to a backup and measure the gap
   vipd server  drain|maint|ready BACKEND/SERVER
   vipd reload                             re-read the config (same as SIGHUP)
+  vipd import  --keepalived NAME=FILE [--keepalived NAME=FILE]... [--haproxy FILE] [--address NAME=IP]...
+                                          translate keepalived.conf + haproxy.cfg into a vipd
+                                          TOML on stdout; what is not carried over goes to stderr
   vipd version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdServer(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vipd %s\n", daemon.Version)
 		return 0
