@@ -203,6 +203,12 @@ func (e *emitter) instance(o *outInstance, several bool) {
 	if o.GARPRefresh.Set {
 		e.kv("garp_refresh", dur(o.GARPRefresh.V))
 	}
+	if o.LowerRepeat.Set {
+		e.kv("garp_lower_prio_repeat", strconv.Itoa(o.LowerRepeat.V))
+	}
+	if o.LowerDelay.Set {
+		e.kv("garp_lower_prio_delay", dur(o.LowerDelay.V))
+	}
 	if len(o.Priority) > 0 {
 		var p []string
 		for _, np := range o.Priority {

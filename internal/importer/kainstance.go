@@ -33,8 +33,6 @@ var kaInstanceReasons = map[string]string{
 	"notify_priority_changes":     "vipd runs [notify] on state transitions only",
 	"garp_master_delay":           "vipd sends one burst (garp_repeat rounds garp_interval apart) and refreshes every garp_refresh; it has no second burst",
 	"garp_master_refresh_repeat":  "vipd's refresh sends one round",
-	"garp_lower_prio_delay":       "vipd re-announces at once when it hears a lower priority as master",
-	"garp_lower_prio_repeat":      "vipd re-announces at once when it hears a lower priority as master",
 	"track_file":                  "vipd has no file trackers; a [[track]] with type = \"script\" can test the file",
 	"track_bfd":                   "vipd has no BFD",
 	"old_unicast_checksum":        "vipd's checksum setting is [vrrp] checksum (the VRRPv3 IPv4 pseudo-header form by default)",
@@ -184,6 +182,14 @@ func (k *kaReader) instanceKey(in *kaInstance, b *kaStmt) {
 	case "garp_master_refresh":
 		if v, ok := k.secondsArg(b, 0, 24*time.Hour); ok {
 			in.GARPRefresh.set(v, b.Pos)
+		}
+	case "garp_lower_prio_repeat":
+		if v, ok := k.intArg(b, 0, 100, "vipd sends 0..100 rounds"); ok {
+			in.LowerRepeat.set(v, b.Pos)
+		}
+	case "garp_lower_prio_delay":
+		if v, ok := k.secondsArg(b, 0, time.Hour); ok {
+			in.LowerDelay.set(v, b.Pos)
 		}
 	case "virtual_routes", "virtual_rules":
 		markAll(b.Block)

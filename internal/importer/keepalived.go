@@ -28,6 +28,8 @@ type kaFile struct {
 	garpRepeat   val[int]
 	garpInterval val[time.Duration]
 	garpRefresh  val[time.Duration]
+	lowerRepeat  val[int]
+	lowerDelay   val[time.Duration]
 
 	instances []*kaInstance
 	scripts   map[string]*kaScript
@@ -58,10 +60,11 @@ type kaInstance struct {
 	TrackIfs     []kaTrackIf
 	TrackScripts []kaTrackRef
 	// Notify maps "master", "backup", "fault" and "notify" to argv.
-	Notify       map[string]val[[]string]
-	GARPRepeat   val[int]
-	GARPRefresh  val[time.Duration]
-	dontTrackOwn val[bool]
+	Notify      map[string]val[[]string]
+	GARPRepeat  val[int]
+	GARPRefresh val[time.Duration]
+	LowerRepeat val[int]
+	LowerDelay  val[time.Duration]
 }
 
 type kaVIP struct {
@@ -199,8 +202,6 @@ var kaGlobalReasons = map[string]string{
 	"script_user":                     "vipd runs scripts as its own user (User=vipd in the unit), not as a configured one",
 	"vrrp_garp_master_delay":          "vipd sends one burst (garp_repeat rounds garp_interval apart) and refreshes every garp_refresh; it has no second burst",
 	"vrrp_garp_master_refresh_repeat": "vipd's refresh sends one round",
-	"vrrp_garp_lower_prio_delay":      "vipd re-announces at once when it hears a lower priority as master",
-	"vrrp_garp_lower_prio_repeat":     "vipd re-announces at once when it hears a lower priority as master",
 	"vrrp_gna_interval":               "vipd's IPv6 announcements follow garp_interval",
 	"vrrp_min_garp":                   "vipd's GARP settings are garp_repeat, garp_interval and garp_refresh",
 	"vrrp_strict":                     "vipd follows RFC 9568 with keepalived's relaxations and has no strict mode",
@@ -239,6 +240,14 @@ func (k *kaReader) global(st *kaStmt) {
 	case "vrrp_garp_master_refresh":
 		if v, ok := k.secondsArg(st, 0, 24*time.Hour); ok {
 			k.f.garpRefresh.set(v, st.Pos)
+		}
+	case "vrrp_garp_lower_prio_repeat":
+		if v, ok := k.intArg(st, 0, 100, "vipd sends 0..100 rounds"); ok {
+			k.f.lowerRepeat.set(v, st.Pos)
+		}
+	case "vrrp_garp_lower_prio_delay":
+		if v, ok := k.secondsArg(st, 0, time.Hour); ok {
+			k.f.lowerDelay.set(v, st.Pos)
 		}
 	case "vrrp_mcast_group4", "vrrp_mcast_group6":
 		def := "224.0.0.18"

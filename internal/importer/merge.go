@@ -256,7 +256,7 @@ func (m *merger) interfaces(g *instGroup, ins []*kaInstance, o *outInstance) {
 		n := m.node(in.file.node)
 		switch {
 		case n.Interface == "" || n.Interface == in.Interface.V:
-			n.Interface = in.Interface.V
+			n.Interface, n.ifacePos = in.Interface.V, in.Interface.Pos
 			m.r.chose(in.Interface.Pos, "node:"+n.Name, "vrrp_instance %s uses %s on %s and %s elsewhere: [[node]] %s interface = %q", in.Name, in.Interface.V, n.Name, best, n.Name, in.Interface.V)
 		default:
 			m.r.errorf(in.Interface.Pos, "vrrp_instance %s: node %s uses %s here and %s for another instance; vipd overrides the interface per node, not per node and instance", in.Name, n.Name, in.Interface.V, n.Interface)
@@ -444,6 +444,13 @@ func (m *merger) garp(ins []*kaInstance, o *outInstance, target string) {
 		o.GARPRefresh.V = time.Second
 		m.r.chose(refresh.Pos, target, "garp refresh %s: vipd refreshes at most every second: garp_refresh = \"1s\"", fmtDur(refresh.V))
 	}
+	if v := pick(ins[0].LowerRepeat, f.lowerRepeat); v.Set {
+		o.LowerRepeat = v
+	}
+	o.LowerDelay = ins[0].LowerDelay
+	if !o.LowerDelay.Set {
+		o.LowerDelay = f.lowerDelay
+	}
 	if f.garpInterval.Set {
 		v := f.garpInterval.V
 		if v < 10*time.Millisecond {
@@ -473,6 +480,15 @@ func (m *merger) shared() {
 		}
 		if !o.Unicast {
 			s.Unicast = false
+		}
+	}
+	if s.Interface == "" {
+		// Each [[instance]] names its interface, and a [[node]] interface
+		// does not override an instance's own.
+		for _, n := range m.out.Nodes {
+			if n.Interface != "" {
+				m.r.errorf(n.ifacePos, "node %s uses interface %s where the other nodes use another, and the instances use different interfaces; vipd overrides an interface per node only for instances that share [vrrp] interface: use the same interface names on every node", n.Name, n.Interface)
+			}
 		}
 	}
 	for _, o := range m.out.Instances {

@@ -44,6 +44,8 @@ type outInstance struct {
 	GARPRepeat   int
 	GARPInterval time.Duration
 	GARPRefresh  val[time.Duration]
+	LowerRepeat  val[int]
+	LowerDelay   val[time.Duration]
 	// Priority lists per-node priorities that differ from the [[node]]
 	// defaults, in node order.
 	Priority []nodePrio
@@ -59,6 +61,7 @@ type outNode struct {
 	Address   netip.Addr
 	Priority  int
 	Interface string
+	ifacePos  Pos // where Interface came from
 }
 
 type outTrack struct {

@@ -49,6 +49,9 @@ type Note struct {
 	Pos
 	Kind NoteKind
 	Msg  string
+	// Also lists other places the same note applies to (the same line in
+	// every node's keepalived.conf).
+	Also []Pos
 	// target is the output table the comment goes above ("" = the top of
 	// the file); see the emitter.
 	target string
@@ -63,7 +66,11 @@ func (n Note) String() string {
 	if n.Kind == Chosen {
 		kind = "chosen"
 	}
-	return fmt.Sprintf("%s (%s): %s", kind, n.Pos, n.Msg)
+	where := n.Pos.String()
+	for _, p := range n.Also {
+		where += ", " + p.String()
+	}
+	return fmt.Sprintf("%s (%s): %s", kind, where, n.Msg)
 }
 
 // report collects errors and notes while translating. Nothing stops at the
@@ -139,11 +146,28 @@ func (r *report) err() error {
 }
 
 // sortedNotes returns the notes in file and line order (stable: several
-// notes on one line keep the order they were found in).
+// notes on one line keep the order they were found in). The same note made
+// for several files (every node's keepalived.conf) becomes one note.
 func (r *report) sortedNotes() []Note {
 	ns := append([]Note(nil), r.notes...)
 	sort.SliceStable(ns, func(i, j int) bool { return r.posLess(ns[i].Pos, ns[j].Pos) })
-	return ns
+	type key struct {
+		kind   NoteKind
+		msg    string
+		target string
+	}
+	first := map[key]int{}
+	out := ns[:0]
+	for _, n := range ns {
+		k := key{n.Kind, n.Msg, n.target}
+		if i, ok := first[k]; ok && out[i].Pos.File != n.Pos.File {
+			out[i].Also = append(out[i].Also, n.Pos)
+			continue
+		}
+		first[k] = len(out)
+		out = append(out, n)
+	}
+	return out
 }
 
 // posLess orders by the order files were read, then by line.
