@@ -99,14 +99,17 @@ func (t *haTranslator) check(s *haSection, servers []*haServer, target string) o
 			helloOpt = d
 		}
 	}
+	// Both httpchk and ssl-hello-chk, one of them last: the operator meant
+	// an HTTP check over TLS (kubeadm's guide writes exactly this).
+	ambiguous := httpOpt != nil && helloOpt != nil && (kind == "httpchk" || kind == "ssl-hello-chk")
 	for _, d := range opts {
-		if d != httpOpt && d != helloOpt && d != opts[len(opts)-1] {
+		if d != opts[len(opts)-1] && !(ambiguous && (d == httpOpt || d == helloOpt)) {
 			t.r.notCarried(d.Pos, target, "%s: HAProxy runs only the last check option (%s)", d.line(), opts[len(opts)-1].line())
 		}
 	}
 
 	switch {
-	case httpOpt != nil && helloOpt != nil:
+	case ambiguous:
 		used(tcpChecks)
 		c.Type = "https"
 		c.Insecure = true
@@ -184,20 +187,20 @@ func (t *haTranslator) httpCheck(opt *haDirective, rules []*haDirective, c *outC
 	switch len(args) {
 	case 0:
 		c.Method, c.Path = "OPTIONS", "/"
-		t.r.chose(opt.Pos, target, "option httpchk without a request: HAProxy sends OPTIONS /, and so does vipd")
 	case 1:
 		c.Path = args[0]
 	default:
 		c.Method, c.Path = args[0], args[1]
 		if len(args) > 2 {
-			t.r.notCarried(opt.Pos, target, "option httpchk: %s: vipd sends HTTP/1.1 with its own headers", strings.Join(args[2:], " "))
+			t.r.notCarried(opt.Pos, target, "option httpchk: %s: vipd sends HTTP/1.1 with its own headers", (&haDirective{Words: args[2:]}).line())
 		}
 	}
-	expect := false
+	expect, send := false, false
 	for _, d := range rules {
 		d.done = true
 		switch d.arg(0) {
 		case "send":
+			send = true
 			for i := 2; i+1 < len(d.Words); i += 2 {
 				switch d.Words[i] {
 				case "meth":
@@ -217,6 +220,9 @@ func (t *haTranslator) httpCheck(opt *haDirective, rules []*haDirective, c *outC
 		default:
 			t.r.notCarried(d.Pos, target, "%s: vipd's http check sends one request and checks its status", d.line())
 		}
+	}
+	if len(args) == 0 && !send {
+		t.r.chose(opt.Pos, target, "option httpchk without a request: HAProxy sends OPTIONS /, and so does vipd")
 	}
 	if c.Method != "" {
 		c.Method = strings.ToUpper(c.Method)

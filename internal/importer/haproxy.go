@@ -29,7 +29,10 @@ func (d *haDirective) arg(i int) string {
 	return ""
 }
 
-func (d *haDirective) line() string { return strings.Join(d.Words, " ") }
+// line is the directive as a message shows it, escapes written back.
+func (d *haDirective) line() string {
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`).Replace(strings.Join(d.Words, " "))
+}
 
 // haSection is one section: its header line and its directives.
 type haSection struct {
@@ -173,7 +176,7 @@ func haWords(s string) (words []string, ok bool) {
 			quote = 0
 		case quote == '"' && c == '\\' && i+1 < len(s):
 			i++
-			cur.WriteByte(s[i])
+			cur.WriteByte(haEscape(s[i]))
 		case quote != 0:
 			cur.WriteByte(c)
 		case c == '"' || c == '\'':
@@ -181,7 +184,7 @@ func haWords(s string) (words []string, ok bool) {
 			inWord = true
 		case c == '\\' && i+1 < len(s):
 			i++
-			cur.WriteByte(s[i])
+			cur.WriteByte(haEscape(s[i]))
 			inWord = true
 		case c == '#':
 			i = len(s)
@@ -203,6 +206,19 @@ func haWords(s string) (words []string, ok bool) {
 		words = append(words, cur.String())
 	}
 	return words, quote == 0
+}
+
+// haEscape is the character HAProxy reads for a backslash and c.
+func haEscape(c byte) byte {
+	switch c {
+	case 'r':
+		return '\r'
+	case 'n':
+		return '\n'
+	case 't':
+		return '\t'
+	}
+	return c
 }
 
 // own returns the section's last directive whose words start with key

@@ -174,6 +174,7 @@ func (t *haTranslator) frontend(s *haSection) {
 	}
 	beName, ok := t.backendOf(s)
 	if !ok {
+		markSection(s)
 		return
 	}
 	var binds []*haDirective
@@ -184,6 +185,7 @@ func (t *haTranslator) frontend(s *haSection) {
 	}
 	if len(binds) == 0 {
 		t.r.errorf(s.Head.Pos, "%s has no bind line; vipd needs the port clients connect to", s.label())
+		markSection(s)
 		return
 	}
 	be := t.backend(beName, s)

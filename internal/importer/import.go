@@ -60,8 +60,11 @@ func Import(o Options) (*Result, error) {
 	b := &budget{}
 
 	var files []*kaFile
+	var readOK []bool
 	for _, nf := range o.Keepalived {
+		before := len(r.errs)
 		stmts := parseKeepalived(fs, r, b, nf.Name, nf.Path)
+		readOK = append(readOK, len(r.errs) == before)
 		files = append(files, readKeepalived(r, nf.Name, nf.Path, stmts))
 	}
 	out := &outConfig{}
@@ -70,9 +73,12 @@ func Import(o Options) (*Result, error) {
 	if len(files) > 0 {
 		m.alias = map[string]string{}
 		groups = m.group()
-		if len(groups) == 0 {
-			r.errorf(Pos{File: files[0].path}, "no vrrp_instance in %s; there is nothing to elect", files[0].path)
-		} else {
+		for i, f := range files {
+			if len(f.instances) == 0 && readOK[i] {
+				r.errorf(Pos{File: f.path}, "no vrrp_instance in %s (node %s); there is nothing to elect", f.path, f.node)
+			}
+		}
+		if len(groups) > 0 {
 			m.nodes(groups)
 		}
 	}

@@ -81,6 +81,7 @@ func (k *kaReader) instanceKey(in *kaInstance, b *kaStmt) {
 			in.Interface.set(w, b.Pos)
 		}
 	case "virtual_router_id":
+		in.vridWritten = true
 		if v, ok := k.intArg(b, 1, 255, "the VRID is the same on every node of the instance"); ok {
 			in.VRID.set(v, b.Pos)
 		}
@@ -214,6 +215,7 @@ func (k *kaReader) auth(in *kaInstance, b *kaStmt) {
 			case "PASS":
 				in.AuthType.set(t, a.Pos)
 			case "AH":
+				in.AuthType.set(t, a.Pos)
 				k.r.errorf(a.Pos, "auth_type AH: vipd does not speak IPsec AH authentication (RFC 3768 removed it; keepalived's is not interoperable); switch every keepalived node to auth_type PASS, or remove authentication, before mixing in vipd")
 			default:
 				k.r.errorf(a.Pos, "auth_type %s: keepalived takes PASS or AH%s", argOr(a, 0), placeholder(argOr(a, 0)))

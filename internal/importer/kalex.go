@@ -263,6 +263,20 @@ func tokenize(s string) (words []string, kinds []tokKind, ok bool) {
 			inWord = true
 		case quote:
 			cur.WriteByte(c)
+		case c == '$' && i+1 < len(s) && s[i+1] == '{', c == '{' && i+1 < len(s) && s[i+1] == '{':
+			// ${NAME} and {{ .template }} stay one word: they are
+			// unexpanded placeholders, reported where they are used.
+			end := "}"
+			if c == '{' {
+				end = "}}"
+			}
+			j := strings.Index(s[i:], end)
+			if j < 0 {
+				j = len(s) - i - len(end)
+			}
+			cur.WriteString(s[i : i+j+len(end)])
+			i += j + len(end) - 1
+			inWord = true
 		case c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r':
 			flush()
 		case c == '{' || c == '}':

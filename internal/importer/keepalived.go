@@ -65,6 +65,8 @@ type kaInstance struct {
 	GARPRefresh val[time.Duration]
 	LowerRepeat val[int]
 	LowerDelay  val[time.Duration]
+	// vridWritten: a virtual_router_id line exists (its value may be bad).
+	vridWritten bool
 }
 
 type kaVIP struct {
@@ -412,6 +414,7 @@ func (k *kaReader) group(st *kaStmt) {
 			continue
 		}
 		markAll(b.Block)
+		k.r.notCarried(b.Pos, "", "vrrp_sync_group %s: %s: not carried over with the group", g.Name, b.key())
 	}
 	k.f.groups = append(k.f.groups, g)
 }

@@ -91,7 +91,9 @@ func (m *merger) group() []*instGroup {
 	for _, f := range m.files {
 		for _, in := range f.instances {
 			if !in.VRID.Set {
-				m.r.errorf(in.Pos, "vrrp_instance %s has no virtual_router_id; add it (the same on every node)", in.Name)
+				if !in.vridWritten {
+					m.r.errorf(in.Pos, "vrrp_instance %s has no virtual_router_id; add it (the same on every node)", in.Name)
+				}
 				continue
 			}
 			key := fmt.Sprint(in.VRID.V)
@@ -326,7 +328,7 @@ func (m *merger) agreeTiming(ins []*kaInstance, o *outInstance, target string) {
 
 func (m *merger) auth(ins []*kaInstance, o *outInstance, target string) {
 	pass := func(in *kaInstance) string {
-		if in.AuthType.Set && in.AuthPass.Set && kaVersion(in) == 2 {
+		if in.AuthType.V == "PASS" && in.AuthPass.Set && kaVersion(in) == 2 {
 			return in.AuthPass.V
 		}
 		return ""
@@ -452,12 +454,11 @@ func (m *merger) garp(ins []*kaInstance, o *outInstance, target string) {
 		o.LowerDelay = f.lowerDelay
 	}
 	if f.garpInterval.Set {
-		v := f.garpInterval.V
-		if v < 10*time.Millisecond {
-			m.r.chose(f.garpInterval.Pos, target, "vrrp_garp_interval %s: vipd spaces its GARP rounds by at least 10ms: garp_interval = \"10ms\"", fmtDur(v))
-			v = 10 * time.Millisecond
+		if v := f.garpInterval.V; v < 10*time.Millisecond {
+			m.r.notCarried(f.garpInterval.Pos, target, "vrrp_garp_interval %s: keepalived sends its gratuitous ARPs (nearly) back to back; vipd spaces its burst by garp_interval (100ms, at least 10ms) so that it lasts past a handover", fmtDur(v))
+		} else {
+			o.GARPInterval = v
 		}
-		o.GARPInterval = v
 	}
 	for _, in := range ins[1:] {
 		g := in.file

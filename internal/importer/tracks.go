@@ -142,7 +142,7 @@ func (m *merger) scriptTracker(s *kaScript, weight int, frontends []*outFrontend
 	case len(s.Argv) == 0:
 		return nil, ""
 	case isHAProxyCheck(s.Argv):
-		m.r.chose(s.Pos, target, "vrrp_script %s (%s): dropped; vipd is the proxy, and if it dies the VRRP side dies with it, so a peer takes over without a tracker (a backends tracker covers losing every API server)", s.Name, s.Script.V)
+		m.r.chose(s.Pos, target, "vrrp_script %s (%s): dropped; vipd is the proxy, and if it dies the VRRP side dies with it, so a peer takes over without a tracker; to hand the VIP on when this node reaches no API server, add a [[track]] with type = \"backends\"", s.Name, s.Script.V)
 		return nil, ""
 	case isAPIServerCheck(s.Argv) && len(frontends) > 0:
 		fe := apiFrontend(frontends)
