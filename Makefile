@@ -50,6 +50,8 @@ fuzz:
 	$(GO) test ./vrrp -run '^$$' -fuzz FuzzUnmarshal -fuzztime 60s
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime 60s
 	$(GO) test ./internal/control -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
+	$(GO) test ./internal/importer -run '^$$' -fuzz FuzzKeepalived -fuzztime 60s
+	$(GO) test ./internal/importer -run '^$$' -fuzz FuzzHAProxy -fuzztime 60s
 
 # A long run with a drill every few seconds and steady proxied traffic
 # (VIPD_SOAK_MINUTES, default 10): fds, threads and RSS must stay flat.

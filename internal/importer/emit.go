@@ -32,14 +32,14 @@ func emit(out *outConfig, notes []Note, sources []string, alias map[string]strin
 	}
 	e.line("# vipd configuration written by vipd import from:")
 	for _, s := range sources {
-		e.line("#   " + oneLine(s))
+		e.comment("  " + s)
 	}
 	e.line("# Review it (the comments say what was not carried over and what was")
 	e.line("# chosen), then run: vipd check -c FILE")
 	if len(header) > 0 {
 		e.line("#")
 		for _, n := range header {
-			e.line("# " + n.String())
+			e.comment(n.String())
 		}
 	}
 	e.vrrp(out)
@@ -124,6 +124,12 @@ func (e *emitter) resolve(target string) string {
 	return target
 }
 
+// comment writes s as one TOML comment line: valid UTF-8, no control
+// characters (TOML forbids both in comments).
+func (e *emitter) comment(s string) {
+	e.line("# " + strings.ToValidUTF8(oneLine(s), "\uFFFD"))
+}
+
 func (e *emitter) line(s string) {
 	e.b.WriteString(s)
 	e.b.WriteByte('\n')
@@ -135,7 +141,7 @@ func (e *emitter) table(header, target string) {
 	if !e.placed[target] {
 		e.placed[target] = true
 		for _, n := range e.notes[target] {
-			e.line("# " + n.String())
+			e.comment(n.String())
 		}
 	}
 	e.line(header)

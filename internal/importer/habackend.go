@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -106,6 +107,7 @@ func (t *haTranslator) backend(name string, fe *haSection) *outBackend {
 	}
 	b := &outBackend{Name: name, pos: s.Head.Pos}
 	names := map[string]bool{}
+	addrs := map[netip.AddrPort]string{}
 	for _, sv := range servers {
 		port := sv.addr.Port
 		if !sv.addr.HasPort {
@@ -125,7 +127,13 @@ func (t *haTranslator) backend(name string, fe *haSection) *outBackend {
 			continue
 		}
 		names[sv.name] = true
-		b.Servers = append(b.Servers, outServer{Name: sv.name, Addr: netipAddrPort(sv.addr.IP, port)})
+		ap := netipAddrPort(sv.addr.IP, port)
+		if prev, dup := addrs[ap]; dup {
+			t.r.notCarried(sv.d.Pos, target, "server %s %s: the same address as server %s; vipd lists each server once", sv.name, ap, prev)
+			continue
+		}
+		addrs[ap] = sv.name
+		b.Servers = append(b.Servers, outServer{Name: sv.name, Addr: ap})
 	}
 	t.serverFlags(servers, b, target)
 	b.Check = t.check(s, servers, target)

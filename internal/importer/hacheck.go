@@ -156,6 +156,9 @@ func (t *haTranslator) check(s *haSection, servers []*haServer, target string) o
 	}
 	if c.Type == "tls" || c.Type == "https" {
 		t.tlsVerify(ref, checked, &c, tls, target)
+	} else if c.SNI != "" {
+		t.r.notCarried(s.Head.Pos, target, "%s: sni %s: the check does not use TLS", s.label(), c.SNI)
+		c.SNI = ""
 	}
 	at := s.Head.Pos
 	if o, ok := ref.opts["inter"]; ok {
@@ -336,7 +339,11 @@ func (t *haTranslator) tlsVerify(ref *haServer, checked []*haServer, c *outCheck
 		// HAProxy's crt is one PEM with the certificate and the key, which
 		// Go reads for both.
 		p := absPath(t.crtBase, crt.value)
-		c.ClientCert, c.ClientKey = p, p
+		if strings.HasPrefix(p, "/") {
+			c.ClientCert, c.ClientKey = p, p
+		} else {
+			t.r.errorf(crt.d.Pos, "crt %s: vipd needs an absolute path (or set crt-base in global)", crt.value)
+		}
 	}
 	t.agree(checked, "crt", target, "check.client_cert")
 	if c.Insecure {

@@ -31,7 +31,11 @@ func (d *haDirective) arg(i int) string {
 
 // line is the directive as a message shows it, escapes written back.
 func (d *haDirective) line() string {
-	return strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`).Replace(strings.Join(d.Words, " "))
+	s := strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`).Replace(strings.Join(d.Words, " "))
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
 }
 
 // haSection is one section: its header line and its directives.
@@ -106,6 +110,10 @@ func parseHAProxy(fs fileSystem, r *report, b *budget, path string) []*haSection
 			if len(words) > 1 {
 				cur.Name = words[1]
 			}
+			if cur.Name == "" && (k == "frontend" || k == "backend" || k == "listen") {
+				r.errorf(pos, "%s without a name (HAProxy rejects this too); name it", k)
+				cur = &haSection{Kind: "unnamed", Head: d}
+			}
 			out = append(out, cur)
 			continue
 		}
@@ -116,8 +124,38 @@ func parseHAProxy(fs fileSystem, r *report, b *budget, path string) []*haSection
 		}
 		cur.Dirs = append(cur.Dirs, d)
 	}
+	uniqueNames(r, out)
 	linkDefaults(r, out)
 	return out
+}
+
+// uniqueNames refuses two frontends (or two backends) of one name, as
+// HAProxy does; a listen section is both.
+func uniqueNames(r *report, secs []*haSection) {
+	fe, be := map[string]*haSection{}, map[string]*haSection{}
+	for _, s := range secs {
+		var spaces []map[string]*haSection
+		switch s.Kind {
+		case "frontend":
+			spaces = []map[string]*haSection{fe}
+		case "backend":
+			spaces = []map[string]*haSection{be}
+		case "listen":
+			spaces = []map[string]*haSection{fe, be}
+		}
+		for _, m := range spaces {
+			if prev, dup := m[s.Name]; dup {
+				r.errorf(s.Head.Pos, "%s: the name is already used by %s on line %d (HAProxy rejects this too); rename one", s.label(), prev.label(), prev.Head.Pos.Line)
+				s.Kind = "unnamed"
+				break
+			}
+		}
+		if s.Kind != "unnamed" {
+			for _, m := range spaces {
+				m[s.Name] = s
+			}
+		}
+	}
 }
 
 // linkDefaults gives each proxy its defaults section: the one named by

@@ -28,13 +28,19 @@ type haTranslator struct {
 	caBase, crtBase  string
 	serverVerifyNone bool
 	backends         map[string]*haSection
+	names            map[string]bool // frontend names given out
 	built            map[string]*outBackend
 	res              haResult
 }
 
 func translateHAProxy(r *report, secs []*haSection, nodeAddrs map[netip.Addr]string, cost int) *haResult {
 	t := &haTranslator{r: r, secs: secs, nodeAddrs: nodeAddrs, cost: cost,
-		backends: map[string]*haSection{}, built: map[string]*outBackend{}}
+		backends: map[string]*haSection{}, built: map[string]*outBackend{}, names: map[string]bool{}}
+	for _, s := range secs {
+		if s.Kind == "frontend" || s.Kind == "listen" {
+			t.names[s.Name] = true
+		}
+	}
 	for _, s := range secs {
 		switch s.Kind {
 		case "global":
@@ -62,6 +68,8 @@ func translateHAProxy(r *report, secs []*haSection, nodeAddrs map[netip.Addr]str
 				t.r.notCarried(s.Head.Pos, "", "%s: no frontend uses it", s.label())
 			}
 		case "defaults", "frontend", "listen", "global":
+		case "unnamed":
+			markSection(s)
 		default:
 			markSection(s)
 			t.r.notCarried(s.Head.Pos, "", "%s: %s", s.label(), haOtherSections[s.Kind])
@@ -206,11 +214,12 @@ func (t *haTranslator) frontend(s *haSection) {
 			name := s.Name
 			if ports[a.Port] > 0 || len(fes) > 0 {
 				name = fmt.Sprintf("%s-%d", s.Name, a.Port)
-				if ports[a.Port] > 0 {
-					name = fmt.Sprintf("%s-%d-%d", s.Name, a.Port, ports[a.Port]+1)
+				for n := 2; t.names[name]; n++ {
+					name = fmt.Sprintf("%s-%d-%d", s.Name, a.Port, n)
 				}
 				t.r.chose(b.Pos, target, "%s: a vipd frontend listens on one port: bind %s becomes frontend %q", s.label(), addr, name)
 			}
+			t.names[name] = true
 			ports[a.Port]++
 			fes = append(fes, &outFrontend{Name: name, Port: a.Port, bind: a.IP, Backend: beName, pos: b.Pos})
 		}

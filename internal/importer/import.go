@@ -115,7 +115,7 @@ func Import(o Options) (*Result, error) {
 		sources = append(sources, fmt.Sprintf("%s: %s", nf.Name, nf.Path))
 	}
 	if o.HAProxy != "" {
-		sources = append(sources, "haproxy.cfg (every node): "+o.HAProxy)
+		sources = append(sources, "haproxy.cfg: "+o.HAProxy)
 	}
 	notes := r.sortedNotes()
 	return &Result{TOML: emit(out, notes, sources, m.alias), Notes: notes}, nil

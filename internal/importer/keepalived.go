@@ -148,7 +148,7 @@ func sweep(r *report, stmts []*kaStmt, in string) {
 			if in != "" {
 				where = " in " + in
 			}
-			r.notCarried(st.Pos, "", "%s%s: not a keepalived directive vipd import knows; check its spelling", st.key(), where)
+			r.notCarried(st.Pos, "", "%s%s: not a keepalived directive vipd import knows; check its spelling", clip(st.key()), clip(where))
 			st.done = true
 		}
 		sweep(r, st.Block, st.key())

@@ -427,45 +427,55 @@ func (m *merger) unicast(ins []*kaInstance, o *outInstance, target string) {
 }
 
 func (m *merger) garp(ins []*kaInstance, o *outInstance, target string) {
-	f := ins[0].file
-	pick := func(inst, glob val[int]) val[int] {
+	either := func(inst, glob val[int]) val[int] {
 		if inst.Set {
 			return inst
 		}
 		return glob
 	}
-	if v := pick(ins[0].GARPRepeat, f.garpRepeat); v.Set {
+	eitherDur := func(inst, glob val[time.Duration]) val[time.Duration] {
+		if inst.Set {
+			return inst
+		}
+		return glob
+	}
+	if v := agreeNodes(m.r, ins, "garp_repeat", target, func(in *kaInstance) val[int] { return either(in.GARPRepeat, in.file.garpRepeat) }); v.Set {
 		o.GARPRepeat = v.V
 	}
-	refresh := ins[0].GARPRefresh
-	if !refresh.Set {
-		refresh = f.garpRefresh
-	}
-	o.GARPRefresh = refresh
-	if refresh.Set && refresh.V > 0 && refresh.V < time.Second {
+	o.GARPRefresh = agreeNodes(m.r, ins, "garp_refresh", target, func(in *kaInstance) val[time.Duration] {
+		return eitherDur(in.GARPRefresh, in.file.garpRefresh)
+	})
+	if r := o.GARPRefresh; r.Set && r.V > 0 && r.V < time.Second {
 		o.GARPRefresh.V = time.Second
-		m.r.chose(refresh.Pos, target, "garp refresh %s: vipd refreshes at most every second: garp_refresh = \"1s\"", fmtDur(refresh.V))
+		m.r.chose(r.Pos, target, "garp refresh %s: vipd refreshes at most every second: garp_refresh = \"1s\"", fmtDur(r.V))
 	}
-	if v := pick(ins[0].LowerRepeat, f.lowerRepeat); v.Set {
-		o.LowerRepeat = v
-	}
-	o.LowerDelay = ins[0].LowerDelay
-	if !o.LowerDelay.Set {
-		o.LowerDelay = f.lowerDelay
-	}
-	if f.garpInterval.Set {
-		if v := f.garpInterval.V; v < 10*time.Millisecond {
-			m.r.notCarried(f.garpInterval.Pos, target, "vrrp_garp_interval %s: keepalived sends its gratuitous ARPs (nearly) back to back; vipd spaces its burst by garp_interval (100ms, at least 10ms) so that it lasts past a handover", fmtDur(v))
-		} else {
-			o.GARPInterval = v
+	o.LowerRepeat = agreeNodes(m.r, ins, "garp_lower_prio_repeat", target, func(in *kaInstance) val[int] { return either(in.LowerRepeat, in.file.lowerRepeat) })
+	o.LowerDelay = agreeNodes(m.r, ins, "garp_lower_prio_delay", target, func(in *kaInstance) val[time.Duration] {
+		return eitherDur(in.LowerDelay, in.file.lowerDelay)
+	})
+	iv := agreeNodes(m.r, ins, "garp_interval", target, func(in *kaInstance) val[time.Duration] {
+		v := in.file.garpInterval
+		if v.Set && v.V < 10*time.Millisecond {
+			m.r.notCarried(v.Pos, target, "vrrp_garp_interval %s: keepalived sends its gratuitous ARPs (nearly) back to back; vipd spaces its burst by garp_interval (100ms, at least 10ms) so that it lasts past a handover", fmtDur(v.V))
+			return val[time.Duration]{}
 		}
+		return v
+	})
+	if iv.Set {
+		o.GARPInterval = iv.V
 	}
+}
+
+// agreeNodes returns the first node's setting; a node that sets another
+// value is told which one vipd took (the instance has one value).
+func agreeNodes[T comparable](r *report, ins []*kaInstance, key, target string, get func(*kaInstance) val[T]) val[T] {
+	first := get(ins[0])
 	for _, in := range ins[1:] {
-		g := in.file
-		if pick(in.GARPRepeat, g.garpRepeat).V != o.GARPRepeat && pick(in.GARPRepeat, g.garpRepeat).Set {
-			m.r.chose(in.Pos, target, "garp repeat on %s differs from %s's; took %s's", g.node, f.node, f.node)
+		if v := get(in); v.Set && (!first.Set || v.V != first.V) {
+			r.chose(v.Pos, target, "%s on %s differs from %s's; vipd sets %s per instance: took %s's", key, in.file.node, ins[0].file.node, key, ins[0].file.node)
 		}
 	}
+	return first
 }
 
 // shared moves what every instance has in common into [vrrp] when there
