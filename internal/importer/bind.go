@@ -55,45 +55,4 @@ func bindFrontends(r *report, out *outConfig, nodeAddrs map[netip.Addr]string) {
 			r.chose(fe.pos, target, "%s is not a VIP: the frontend listens there on every node, always (address = %q)", ip, ip)
 		}
 	}
-	checkOverlaps(r, out)
-}
-
-// checkOverlaps refuses two frontends on one address and port (HAProxy may
-// share one with SO_REUSEPORT; vipd binds each once).
-func checkOverlaps(r *report, out *outConfig) {
-	binds := func(f *outFrontend) []netip.Addr {
-		switch {
-		case f.Address.IsValid():
-			return []netip.Addr{f.Address}
-		case f.VIP.IsValid():
-			return []netip.Addr{f.VIP}
-		case len(out.Instances) > 0:
-			var a []netip.Addr
-			for _, v := range out.Instances[0].VIPs {
-				a = append(a, v.Addr())
-			}
-			return a
-		}
-		return nil
-	}
-	for i, f := range out.Frontends {
-		for _, g := range out.Frontends[:i] {
-			if f.Port != g.Port || !overlap(binds(f), binds(g)) {
-				continue
-			}
-			r.errorf(f.pos, "frontend %s: port %d is already bound on the same address by frontend %s (line %d); vipd binds each address and port once: remove one bind", f.Name, f.Port, g.Name, g.pos.Line)
-			break
-		}
-	}
-}
-
-func overlap(a, b []netip.Addr) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y || x.IsUnspecified() || y.IsUnspecified() {
-				return true
-			}
-		}
-	}
-	return false
 }

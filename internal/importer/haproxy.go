@@ -201,50 +201,7 @@ func linkDefaults(r *report, secs []*haSection) {
 
 // haWords splits one haproxy.cfg line into words. ok is false for an
 // unterminated quote.
-func haWords(s string) (words []string, ok bool) {
-	var (
-		cur    strings.Builder
-		inWord bool
-		quote  byte
-	)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == '"' && c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(haEscape(s[i]))
-		case quote != 0:
-			cur.WriteByte(c)
-		case c == '"' || c == '\'':
-			quote = c
-			inWord = true
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(haEscape(s[i]))
-			inWord = true
-		case c == '#':
-			i = len(s)
-		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-		if len(words) > maxWords {
-			return words, true
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, quote == 0
-}
+func haWords(s string) (words []string, ok bool) { return splitQuoted(s, true, haEscape) }
 
 // haEscape is the character HAProxy reads for a backslash and c.
 func haEscape(c byte) byte {

@@ -261,3 +261,36 @@ func TestUnreadable(t *testing.T) {
 	_, errs = importErrs(t, Options{HAProxy: big})
 	wantError(t, errs, big, "larger than 1 MiB")
 }
+
+// TestTimeouts: in mode tcp HAProxy closes a connection idle in both
+// directions after the shorter of timeout client and timeout server, or
+// after timeout tunnel when set. Shorter than an hour, it would cut API
+// watches: not carried over.
+func TestTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name, lines string
+		idle        time.Duration
+		line        int
+		note        string
+		kind        NoteKind
+	}{
+		{"short", "timeout client 30s\n    timeout server 2h\n", 0, 2, "would cut API watches", NotCarried},
+		{"long", "timeout client 2h\n    timeout server 3h\n", 2 * time.Hour, 2, `idle_timeout = "2h"`, Chosen},
+		{"tunnel wins", "timeout client 10s\n    timeout server 10s\n    timeout tunnel 1h\n", time.Hour, 4, `timeout tunnel 1h: idle_timeout = "1h"`, Chosen},
+		{"none", "timeout client 0\n    timeout server 0\n", 0, 2, "no idle timeout, which is vipd's default", NotCarried},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := filepath.Join(t.TempDir(), "h.cfg")
+			os.WriteFile(g, []byte("defaults\n    "+tc.lines+"frontend f\n    bind 127.0.0.1:6443\n    default_backend b\nbackend b\n    balance roundrobin\n    server s 10.0.0.1:6443 check\n"), 0o644)
+			im := importOK(t, Options{HAProxy: g})
+			if got := im.cfg.Frontends[0].IdleTimeout; got != tc.idle {
+				t.Errorf("idle_timeout %s, want %s", got, tc.idle)
+			}
+			wantNote(t, im.res, tc.kind, fmt.Sprintf("%s:%d", g, tc.line), tc.note)
+		})
+	}
+	g := filepath.Join(t.TempDir(), "h.cfg")
+	os.WriteFile(g, []byte("frontend f\n    bind :1\n    timeout client 5x\n    default_backend b\nbackend b\n    server s 10.0.0.1:1\n"), 0o644)
+	_, errs := importErrs(t, Options{HAProxy: g})
+	wantError(t, errs, g+":3", "timeout client 5x", "not an HAProxy time")
+}

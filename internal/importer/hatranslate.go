@@ -199,6 +199,7 @@ func (t *haTranslator) frontend(s *haSection) {
 	be := t.backend(beName, s)
 	var fes []*outFrontend
 	ports := map[uint16]int{}
+	seen := map[haAddr]bool{}
 	for _, b := range binds {
 		b.done = true
 		t.bindOptions(b, target)
@@ -211,6 +212,11 @@ func (t *haTranslator) frontend(s *haSection) {
 				t.r.errorf(b.Pos, "%s: bind %s: %s", s.label(), addr, problem)
 				continue
 			}
+			if seen[a] {
+				t.r.notCarried(b.Pos, target, "%s: bind %s: already bound by this %s", s.label(), addr, s.Kind)
+				continue
+			}
+			seen[a] = true
 			name := s.Name
 			if ports[a.Port] > 0 || len(fes) > 0 {
 				name = fmt.Sprintf("%s-%d", s.Name, a.Port)
@@ -365,24 +371,34 @@ func (t *haTranslator) idleTimeout(fe, be *haSection, target string) time.Durati
 	}
 	var eff time.Duration
 	var effD *haDirective
+	parse := func(d *haDirective) time.Duration {
+		v, ok := parseHATime(d.arg(1))
+		if !ok {
+			t.r.errorf(d.Pos, "%s: not an HAProxy time (a number of ms, or with us, ms, s, m, h or d)", d.line())
+		}
+		return v
+	}
 	for _, d := range []*haDirective{client, server} {
 		if d == nil {
 			continue
 		}
 		d.done = true
 		ds = append(ds, d)
-		if v, ok := parseHATime(d.arg(1)); ok && v > 0 && (eff == 0 || v < eff) {
+		if v := parse(d); v > 0 && (eff == 0 || v < eff) {
 			eff, effD = v, d
 		}
 	}
 	if tunnel != nil {
 		tunnel.done = true
 		ds = append(ds, tunnel)
-		if v, ok := parseHATime(tunnel.arg(1)); ok && v > 0 {
+		if v := parse(tunnel); v > 0 {
 			eff, effD = v, tunnel
 		}
 	}
 	if effD == nil {
+		for _, d := range ds {
+			t.r.notCarried(d.Pos, target, "%s: no idle timeout, which is vipd's default", d.line())
+		}
 		return 0
 	}
 	if eff < watchSafe {

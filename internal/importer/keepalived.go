@@ -420,35 +420,45 @@ func (k *kaReader) group(st *kaStmt) {
 }
 
 // splitArgv splits a keepalived script line into argv: blanks separate
-// words, single and double quotes group them, a backslash escapes the
-// next character. keepalived runs the result without a shell, as vipd does.
+// words, single and double quotes group them, a backslash escapes the next
+// character. keepalived runs the result without a shell, as vipd does.
 func splitArgv(s string) ([]string, bool) {
+	return splitQuoted(s, false, func(c byte) byte { return c })
+}
+
+// splitQuoted splits s into words: blanks separate them, 'single' and
+// "double" quotes group them, a backslash escapes the next character (read
+// through escape; inside single quotes it is a backslash). With comments,
+// "#" outside quotes ends the line. ok is false for an unterminated quote.
+// It stops after maxWords+1 words: the callers refuse that many.
+func splitQuoted(s string, comments bool, escape func(byte) byte) (words []string, ok bool) {
 	var (
-		out    []string
 		cur    strings.Builder
 		inWord bool
 		quote  byte
 	)
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s) && len(words) <= maxWords; i++ {
 		c := s[i]
 		switch {
 		case quote != 0 && c == quote:
 			quote = 0
-		case quote == '"' && c == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\'):
+		case quote == '"' && c == '\\' && i+1 < len(s):
 			i++
-			cur.WriteByte(s[i])
+			cur.WriteByte(escape(s[i]))
 		case quote != 0:
 			cur.WriteByte(c)
-		case c == '\'' || c == '"':
+		case c == '"' || c == '\'':
 			quote = c
 			inWord = true
 		case c == '\\' && i+1 < len(s):
 			i++
-			cur.WriteByte(s[i])
+			cur.WriteByte(escape(s[i]))
 			inWord = true
-		case c == ' ' || c == '\t':
+		case comments && c == '#':
+			i = len(s)
+		case c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f':
 			if inWord {
-				out = append(out, cur.String())
+				words = append(words, cur.String())
 				cur.Reset()
 				inWord = false
 			}
@@ -456,14 +466,11 @@ func splitArgv(s string) ([]string, bool) {
 			cur.WriteByte(c)
 			inWord = true
 		}
-		if len(out) > maxWords {
-			return out, false
-		}
 	}
 	if inWord {
-		out = append(out, cur.String())
+		words = append(words, cur.String())
 	}
-	return out, quote == 0
+	return words, quote == 0
 }
 
 // fmtDur prints a duration the way vipd's config writes it.
