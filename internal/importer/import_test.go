@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -419,6 +420,33 @@ func TestKubeadmGuide(t *testing.T) {
 	for _, n := range im.res.Notes {
 		if strings.Contains(n.Msg, "router_id") && len(n.Also) != 2 {
 			t.Errorf("router_id note %q: want the three files in one note", n)
+		}
+	}
+}
+
+// TestInputsAreReal: the topology inputs are files the real tools accept
+// (Debian's haproxy -c, keepalived -t where its scripts exist on any
+// host), so the tests translate what operators run, not an invention.
+func TestInputsAreReal(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		haproxy = "/usr/sbin/haproxy"
+	}
+	if _, err := os.Stat(haproxy); err != nil {
+		t.Skip("SKIP: no haproxy (.ci/deps installs it)")
+	}
+	for _, f := range []string{"hapair/haproxy.cfg", "cpnodes/haproxy.cfg", "stats/haproxy.cfg", "kubeadm/haproxy.cfg", "hand/active.cfg"} {
+		if out, err := exec.Command(haproxy, "-c", "-q", "-f", filepath.Join("testdata", f)).CombinedOutput(); err != nil {
+			t.Errorf("haproxy -c %s: %v\n%s", f, err, out)
+		}
+	}
+	keepalived := "/usr/sbin/keepalived"
+	if _, err := os.Stat(keepalived); err != nil {
+		t.Skip("SKIP: no keepalived (.ci/deps installs it)")
+	}
+	for _, f := range []string{"hapair/keepalived-lb1.conf", "hapair/keepalived-lb2.conf"} {
+		if out, err := exec.Command(keepalived, "-t", "-l", "-f", filepath.Join("testdata", f)).CombinedOutput(); err != nil {
+			t.Errorf("keepalived -t %s: %v\n%s", f, err, out)
 		}
 	}
 }
