@@ -294,3 +294,16 @@ func TestTimeouts(t *testing.T) {
 	_, errs := importErrs(t, Options{HAProxy: g})
 	wantError(t, errs, g+":3", "timeout client 5x", "not an HAProxy time")
 }
+
+// TestEveryLineNamed: a directive vipd import does not know, in any
+// section, is named with its line.
+func TestEveryLineNamed(t *testing.T) {
+	g := filepath.Join(t.TempDir(), "h.cfg")
+	os.WriteFile(g, []byte("global\n    frob 1\ndefaults\n    frob 2\nfrontend f\n    bind :1\n    frob 3\n    default_backend b\nbackend b\n    frob 4\n    server s 10.0.0.1:1 frob\nuserlist u\n    user a password x\n"), 0o644)
+	im := importOK(t, Options{HAProxy: g})
+	for _, line := range []int{2, 4, 7, 10} {
+		wantNote(t, im.res, NotCarried, fmt.Sprintf("%s:%d", g, line), "frob", "no vipd equivalent")
+	}
+	wantNote(t, im.res, NotCarried, g+":11", "server s: frob")
+	wantNote(t, im.res, NotCarried, g+":12", "userlist u")
+}

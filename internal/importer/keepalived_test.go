@@ -381,3 +381,92 @@ func TestBlocks(t *testing.T) {
 	_, errs = importErrs(t, Options{Keepalived: one("lb1", "/k.conf"), fs: fs})
 	wantError(t, errs, fmt.Sprintf("/k.conf:%d", maxNesting), "deeper than 16 levels")
 }
+
+// TestInterfacesPerNode: a node whose link has another name gets a
+// [[node]] interface; with instances on different links (each [[instance]]
+// names its own, which a [[node]] interface does not override) that cannot
+// be expressed and is an error.
+func TestInterfacesPerNode(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, ifA, ifB string, src string) string {
+		p := filepath.Join(dir, name)
+		body := fmt.Sprintf("vrrp_instance A {\n interface %s\n virtual_router_id 1\n unicast_src_ip %s\n virtual_ipaddress {\n 10.0.0.100\n }\n}\n", ifA, src)
+		if ifB != "" {
+			body += fmt.Sprintf("vrrp_instance B {\n interface %s\n virtual_router_id 2\n unicast_src_ip %s\n virtual_ipaddress {\n 10.0.1.100\n }\n}\n", ifB, src)
+		}
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	a, b := write("a.conf", "eth0", "", "10.0.0.1"), write("b.conf", "ens3", "", "10.0.0.2")
+	im := importOK(t, Options{Keepalived: []NodeFile{{"lb1", a}, {"lb2", b}}})
+	c := im.cfg
+	if got := []string{c.Instances[0].InterfaceFor(&c.Nodes[0]), c.Instances[0].InterfaceFor(&c.Nodes[1])}; got[0] != "eth0" || got[1] != "ens3" {
+		t.Errorf("interfaces %v", got)
+	}
+	wantNote(t, im.res, Chosen, b+":2", `[[node]] lb2 interface = "ens3"`)
+
+	// Two instances sharing eth0 on lb1 and ens3 on lb2: [vrrp] holds the
+	// interface, the node overrides it for both.
+	a, b = write("a2.conf", "eth0", "eth0", "10.0.0.1"), write("b2.conf", "ens3", "ens3", "10.0.0.2")
+	im = importOK(t, Options{Keepalived: []NodeFile{{"lb1", a}, {"lb2", b}}})
+	c = im.cfg
+	for i := range c.Instances {
+		if got := c.Instances[i].InterfaceFor(&c.Nodes[1]); got != "ens3" {
+			t.Errorf("instance %s on lb2: %q", c.Instances[i].Name, got)
+		}
+	}
+
+	// Instances on two links, and lb2 names one of them differently.
+	a, b = write("a3.conf", "eth0", "eth1", "10.0.0.1"), write("b3.conf", "ens3", "eth1", "10.0.0.2")
+	_, errs := importErrs(t, Options{Keepalived: []NodeFile{{"lb1", a}, {"lb2", b}}})
+	wantError(t, errs, b+":2", "node lb2 uses interface ens3", "same interface names on every node")
+}
+
+// TestPreemptAndDefaults: keepalived's defaults and its rules for
+// nopreempt and preempt_delay, as keepalived applies them.
+func TestPreemptAndDefaults(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("vrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 10.0.0.100\n }\n"+body+"}\n"), 0o644)
+		return p
+	}
+	ad := addrs("lb1", "10.0.0.1", "lb2", "10.0.0.2")
+
+	// The higher priority node would preempt, so its nopreempt decides.
+	a := write("a.conf", " state BACKUP\n priority 150\n nopreempt\n")
+	b := write("b.conf", " state BACKUP\n priority 100\n preempt_delay 5\n")
+	im := importOK(t, Options{Keepalived: []NodeFile{{"lb1", a}, {"lb2", b}}, Addresses: ad})
+	if in := im.cfg.Instances[0]; in.Preempt || in.PreemptDelay != 0 {
+		t.Errorf("preempt %v delay %s", in.Preempt, in.PreemptDelay)
+	}
+	wantNote(t, im.res, Chosen, b+":1", "preemption differs between nodes", "took lb1's")
+
+	// With state MASTER keepalived ignores nopreempt and preempt_delay;
+	// without a priority, state MASTER means 255 and BACKUP 100.
+	a = write("c.conf", " state MASTER\n nopreempt\n preempt_delay 9\n")
+	b = write("d.conf", " state BACKUP\n")
+	im = importOK(t, Options{Keepalived: []NodeFile{{"lb1", a}, {"lb2", b}}, Addresses: ad})
+	if in := im.cfg.Instances[0]; !in.Preempt || in.PreemptDelay != 0 {
+		t.Errorf("preempt %v delay %s", in.Preempt, in.PreemptDelay)
+	}
+	if p := []uint8{im.cfg.Nodes[0].Priority, im.cfg.Nodes[1].Priority}; p[0] != 255 || p[1] != 100 {
+		t.Errorf("priorities %v", p)
+	}
+	wantNote(t, im.res, NotCarried, a+":8", "nopreempt", "state MASTER")
+	wantNote(t, im.res, NotCarried, a+":9", "preempt_delay", "state MASTER")
+
+	// VRRPv2 carries whole seconds: keepalived rounds, and so does the
+	// import; VRRPv3 takes centiseconds.
+	a = write("e.conf", " advert_int 1.6\n")
+	im = importOK(t, Options{Keepalived: one("lb1", a), Addresses: addrs("lb1", "10.0.0.1")})
+	if iv := im.cfg.Instances[0].AdvertInterval; iv != 2*time.Second {
+		t.Errorf("v2 interval %s", iv)
+	}
+	wantNote(t, im.res, Chosen, a+":7", "keepalived rounds it to 2s")
+	a = write("f.conf", " version 3\n advert_int 0.05\n")
+	im = importOK(t, Options{Keepalived: one("lb1", a), Addresses: addrs("lb1", "10.0.0.1")})
+	if in := im.cfg.Instances[0]; in.AdvertInterval != 50*time.Millisecond || in.Version != 3 {
+		t.Errorf("v3 interval %s version %d", in.AdvertInterval, in.Version)
+	}
+}
