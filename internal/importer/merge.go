@@ -28,52 +28,6 @@ type merger struct {
 	alias map[string]string
 }
 
-// effective keepalived values of an instance, defaults applied as
-// keepalived applies them (vrrp.c vrrp_complete_instance).
-func kaVersion(in *kaInstance) int {
-	switch {
-	case in.Version.Set:
-		return in.Version.V
-	case in.file.version.Set:
-		return in.file.version.V
-	}
-	for _, v := range in.VIPs {
-		if v.Prefix.Addr().Is6() {
-			return 3 // keepalived's default for IPv6
-		}
-	}
-	return 2
-}
-
-func kaPriority(in *kaInstance) int {
-	switch {
-	case in.Priority.Set:
-		return in.Priority.V
-	case in.State.V == "MASTER":
-		return kaOwnerPriority
-	}
-	return kaDefaultPriority
-}
-
-func kaAdvert(in *kaInstance) time.Duration {
-	if !in.Advert.Set {
-		return kaDefaultAdvert
-	}
-	return in.Advert.V
-}
-
-// kaPreempt: keepalived clears nopreempt and preempt_delay with state
-// MASTER, and nopreempt with priority 255.
-func kaPreempt(in *kaInstance) (bool, time.Duration) {
-	if in.State.V == "MASTER" || kaPriority(in) == kaOwnerPriority {
-		return true, 0
-	}
-	if in.Nopreempt.V {
-		return false, 0
-	}
-	return true, in.PreemptDelay.V
-}
-
 // group matches the nodes' instances.
 func (m *merger) group() []*instGroup {
 	dupVRID := map[int]bool{}
