@@ -28,15 +28,16 @@ const (
 	ContainerConfig = "/etc/vipd/vipd.toml"
 )
 
-// Resource requests. Sized from vipd's measured footprint (README,
-// "Resources"): an HA-pair node with checks and the status listener runs
-// at about 11-12 MiB RSS idle and stayed at 18-23 MB over a 10-minute soak
-// with a drill every 4 s and proxied traffic (docs/reliability.md); CPU
-// is a few millicores between events. The request leaves room for bursts
-// of connections (each idle proxied connection adds about 0.2 KB of RSS
-// plus two fds). No limits: an OOM kill or CPU throttling of the VIP
-// holder is a failover, so vipd is not capped (as kubeadm does for
-// kube-apiserver).
+// Resource requests, sized from vipd's measured footprint: a steady
+// HA-pair node (three HTTPS /readyz checks every 2 s, 200 ms adverts, the
+// status listener) runs at 21.5-21.7 MiB RSS and 6-7 ms of CPU per second,
+// master and backup alike (BenchmarkFootprint in integration/, see
+// README "Resources"); the 10-minute soak with a drill every 4 s and
+// proxied traffic stayed at 18-23 MB (docs/reliability.md). The requests
+// leave room for a handover's burst and for connections (about 0.2 KB of
+// RSS and two fds per idle proxied connection). No limits: an OOM kill or
+// CPU throttling of the VIP holder is a failover, so vipd is not capped,
+// as kubeadm does not cap kube-apiserver.
 const (
 	requestMemory = "32Mi"
 	requestCPU    = "25m"
@@ -54,13 +55,13 @@ func (o Options) image() string {
 	if o.Image != "" {
 		return o.Image
 	}
-	return ImageRepo + ":" + imageTag(o.Version)
+	return ImageRepo + ":" + ImageTag(o.Version)
 }
 
 var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
-// imageTag makes a version usable as an image tag and label value.
-func imageTag(v string) string {
+// ImageTag makes a version usable as an image tag and label value.
+func ImageTag(v string) string {
 	t := strings.Trim(tagUnsafe.ReplaceAllString(v, "-"), "-._")
 	if t == "" {
 		return "dev"
@@ -217,7 +218,7 @@ func buildPod(cfg *config.Config, o Options, l podLayout) (pod, []string, error)
 			Labels: map[string]string{
 				"app.kubernetes.io/name":      "vipd",
 				"app.kubernetes.io/component": "control-plane-endpoint",
-				"app.kubernetes.io/version":   imageTag(o.Version),
+				"app.kubernetes.io/version":   ImageTag(o.Version),
 			},
 		},
 		Spec: podSpec{
