@@ -63,6 +63,9 @@ func TestDebianPackage(t *testing.T) {
 		if filepath.Base(p) != "vipd_"+debVersion+"_"+arch+".deb" {
 			t.Errorf("package file %s", filepath.Base(p))
 		}
+		if out, err := exec.Command("dpkg-deb", "-f", p, "Architecture").Output(); err != nil || strings.TrimSpace(string(out)) != arch {
+			t.Errorf("%s: Architecture %q %v, want %s", filepath.Base(p), out, err, arch)
+		}
 		pkgs[arch] = p
 	}
 

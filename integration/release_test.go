@@ -36,12 +36,7 @@ func releaseBinaries(t *testing.T) (root, version string, bins map[string]string
 		if r.err = os.MkdirAll(dir, 0o755); r.err != nil {
 			return
 		}
-		r.bins = map[string]string{}
-		for _, arch := range release.Arches {
-			if r.bins[arch], r.err = release.Binary(context.Background(), r.root, dir, arch, r.version, ""); r.err != nil {
-				return
-			}
-		}
+		r.bins, r.err = release.Binaries(context.Background(), r.root, dir, release.Arches, r.version, "")
 	})
 	if r.err != nil {
 		t.Fatal(r.err)

@@ -44,6 +44,23 @@ func Binary(ctx context.Context, root, dir, goarch, version, ldflags string) (st
 	return out, nil
 }
 
+// Binaries builds vipd for each architecture into dir (once each) and
+// returns their paths by architecture.
+func Binaries(ctx context.Context, root, dir string, arches []string, version, ldflags string) (map[string]string, error) {
+	bins := map[string]string{}
+	for _, arch := range arches {
+		if bins[arch] != "" {
+			continue
+		}
+		p, err := Binary(ctx, root, dir, arch, version, ldflags)
+		if err != nil {
+			return nil, err
+		}
+		bins[arch] = p
+	}
+	return bins, nil
+}
+
 // ModuleRoot is the directory of the vipd module (where go.mod is).
 func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()

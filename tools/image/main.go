@@ -44,13 +44,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	o := ociimage.Options{Version: *version, Revision: release.Revision(root), Created: release.SourceDate(root), Binaries: map[string]string{}, Out: *out}
-	for _, arch := range strings.Split(*arches, ",") {
-		if o.Binaries[arch], err = release.Binary(ctx, root, tmp, arch, *version, *ldflags); err != nil {
-			return err
-		}
+	bins, err := release.Binaries(ctx, root, tmp, strings.Split(*arches, ","), *version, *ldflags)
+	if err != nil {
+		return err
 	}
-	path, err := ociimage.Build(o)
+	path, err := ociimage.Build(ociimage.Options{Version: *version, Revision: release.Revision(root), Created: release.SourceDate(root), Binaries: bins, Out: *out})
 	if err != nil {
 		return err
 	}

@@ -44,14 +44,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bins := map[string]string{}
-	for _, arch := range append(strings.Split(*arches, ","), runtime.GOARCH) {
-		if bins[arch] != "" {
-			continue
-		}
-		if bins[arch], err = release.Binary(ctx, root, tmp, arch, *version, *ldflags); err != nil {
-			return err
-		}
+	// The host's own build prints the man page and the completions.
+	bins, err := release.Binaries(ctx, root, tmp, append(strings.Split(*arches, ","), runtime.GOARCH), *version, *ldflags)
+	if err != nil {
+		return err
 	}
 	date := release.SourceDate(root)
 	for _, arch := range strings.Split(*arches, ",") {
