@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build package image test unit integration bench bench-failover bench-proxy demo fuzz soak vet fmt clean deps
+.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-ecmp demo fuzz soak vet fmt clean deps
 
 all: build
 
@@ -49,6 +49,10 @@ bench-failover: deps build
 
 bench-proxy: deps build
 	$(GO) run ./integration/benchproxy -reps 3
+
+# ECMP rehash through an FRR router when an LB leaves or joins (docs/bgp.md).
+bench-ecmp: deps
+	VIPD_BENCH_ECMP=1 $(GO) test -count=1 -v -timeout 10m -run '^TestECMPRehash$$' ./integration/
 
 demo: deps build
 	@sh examples/demo/demo.sh

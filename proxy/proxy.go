@@ -49,7 +49,6 @@ type Proxy struct {
 	mu        sync.Mutex
 	frontends []*frontend
 	backends  map[string]*backend
-	listening bool
 	running   bool
 	closed    bool
 }
@@ -71,6 +70,9 @@ type frontend struct {
 
 	binds     []netip.AddrPort
 	listeners map[netip.AddrPort]*listener
+	// listening is set between Listen and Unlisten of this frontend: a
+	// reload then binds its new addresses at once.
+	listening bool
 }
 
 type listener struct {
@@ -162,10 +164,26 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return nil
 }
 
-// Listen binds every frontend address not bound yet, with IP_FREEBIND so it
-// works before the VIP is on the host. On failure it closes what this call
-// opened and returns a *BindError.
-func (p *Proxy) Listen() error {
+// selected returns the frontends named, or all of them when none is named.
+// Unknown names are ignored. p.mu is held.
+func (p *Proxy) selected(names []string) []*frontend {
+	if len(names) == 0 {
+		return p.frontends
+	}
+	var out []*frontend
+	for _, fe := range p.frontends {
+		if slices.Contains(names, fe.name) {
+			out = append(out, fe)
+		}
+	}
+	return out
+}
+
+// Listen binds the addresses of the named frontends (every frontend when
+// none is named) not bound yet, with IP_FREEBIND so it works before the VIP
+// is on the host. On failure it closes what this call opened and returns a
+// *BindError.
+func (p *Proxy) Listen(frontends ...string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -177,7 +195,8 @@ func (p *Proxy) Listen() error {
 		ln   *rawListener
 	}
 	var lns []opened
-	for _, fe := range p.frontends {
+	sel := p.selected(frontends)
+	for _, fe := range sel {
 		for _, a := range fe.binds {
 			if fe.listeners[a] != nil {
 				continue
@@ -195,7 +214,9 @@ func (p *Proxy) Listen() error {
 	for _, o := range lns {
 		p.serveLocked(o.fe, o.addr, o.ln)
 	}
-	p.listening = true
+	for _, fe := range sel {
+		fe.listening = true
+	}
 	return nil
 }
 
@@ -261,15 +282,16 @@ func (p *Proxy) Serve(ctx context.Context, frontend string, ln net.Listener) err
 	return ctx.Err()
 }
 
-// Unlisten closes every listener and waits for its acceptor to stop. Proxied
-// connections stay up.
-func (p *Proxy) Unlisten() {
+// Unlisten closes the listeners of the named frontends (every frontend when
+// none is named) and waits for their acceptors to stop. Proxied connections
+// stay up.
+func (p *Proxy) Unlisten(frontends ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, fe := range p.frontends {
+	for _, fe := range p.selected(frontends) {
 		fe.unlisten(p, nil)
+		fe.listening = false
 	}
-	p.listening = false
 }
 
 func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
@@ -283,19 +305,34 @@ func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
 	}
 }
 
-// Listening reports whether Listen succeeded and Unlisten has not been
+// Listening reports whether every named frontend (every frontend when none
+// is named) is listening: Listen succeeded and Unlisten has not been
 // called since.
-func (p *Proxy) Listening() bool {
+func (p *Proxy) Listening(frontends ...string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.listening
+	sel := p.selected(frontends)
+	for _, fe := range sel {
+		if !fe.listening {
+			return false
+		}
+	}
+	return len(sel) > 0
 }
 
-// CloseConns closes every proxied connection now and returns when they are
-// closed. Clients see EOF (or RST with unread data) and reconnect at once.
-func (p *Proxy) CloseConns() {
+// CloseConns closes the proxied connections of the named frontends (every
+// connection when none is named) now and returns when they are closed.
+// Clients see EOF (or RST with unread data) and reconnect at once.
+func (p *Proxy) CloseConns(frontends ...string) {
+	var match func(*conn) bool
+	if len(frontends) > 0 {
+		p.mu.Lock()
+		sel := p.selected(frontends)
+		p.mu.Unlock()
+		match = func(c *conn) bool { return slices.Contains(sel, c.fe) }
+	}
 	for _, l := range p.loops {
-		l.do(func(l *loop) { l.closeAll(nil) })
+		l.do(func(l *loop) { l.closeAll(match) })
 	}
 }
 
@@ -391,11 +428,11 @@ func (p *Proxy) Update(cfg Config) error {
 		return ErrClosed
 	}
 	p.apply(cfg)
-	if !p.listening {
-		return nil
-	}
 	var errs []error
 	for _, fe := range p.frontends {
+		if !fe.listening {
+			continue
+		}
 		for _, a := range fe.binds {
 			if fe.listeners[a] != nil {
 				continue

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +85,7 @@ func printStatus(w io.Writer, st control.Status) {
 	fmt.Fprintf(w, "node %s (%s mode), vipd %s, up %s\n\n", st.Node, st.Mode, st.Version, time.Since(st.Started).Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Instances) > 0 {
-		fmt.Fprintln(tw, "INSTANCE\tVRID\tSTATE\tPRIORITY\tMASTER\tVIPS\tTRANSITIONS\tLAST CHANGE")
+		fmt.Fprintln(tw, "INSTANCE\tVRID\tSTATE\tPRIORITY\tMASTER\tVIPS\tTRANSITIONS\tVERSION\tLAST CHANGE")
 		for _, in := range st.Instances {
 			prio := fmt.Sprint(in.Priority)
 			if in.EffectivePriority != in.Priority {
@@ -94,20 +95,31 @@ func printStatus(w io.Writer, st control.Status) {
 			if !in.LastTransition.IsZero() {
 				last = fmt.Sprintf("%s ago: %s", time.Since(in.LastTransition).Round(time.Second), in.LastReason)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", in.Name, in.VRID, in.State, prio, orDash(in.MasterAddr), strings.Join(in.VIPs, ","), in.Transitions, last)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\tv%d\t%s\n", in.Name, in.VRID, in.State, prio, orDash(in.MasterAddr), strings.Join(in.VIPs, ","), in.Transitions, in.Version, last)
 		}
 		tw.Flush()
 		for _, in := range st.Instances {
+			pre := ""
+			if len(st.Instances) > 1 {
+				pre = in.Name + ": "
+			}
+			if in.Fault != "" {
+				fmt.Fprintf(w, "%sFAULT: %s (retrying at %s)\n", pre, in.Fault, in.RetryAt.Format(time.TimeOnly))
+			}
+			for _, p := range in.Problems {
+				fmt.Fprintf(w, "%sPROBLEM: %s\n", pre, p)
+			}
 			if in.PriorityReason != "" {
-				fmt.Fprintf(w, "priority: %s\n", in.PriorityReason)
+				fmt.Fprintf(w, "%spriority: %s\n", pre, in.PriorityReason)
 			}
 			var drops []string
 			for k, v := range in.Drops {
 				drops = append(drops, fmt.Sprintf("%s=%d", k, v))
 			}
-			fmt.Fprintf(w, "adverts: sent %d, received %d, dropped {%s}\n", in.AdvertsSent, in.AdvertsReceived, strings.Join(drops, " "))
+			sort.Strings(drops)
+			fmt.Fprintf(w, "%sadverts: sent %d, received %d, dropped {%s}\n", pre, in.AdvertsSent, in.AdvertsReceived, strings.Join(drops, " "))
 			for _, s := range in.Senders {
-				fmt.Fprintf(w, "heard: %s priority %d every %gms, checksum %s, %s ago\n", s.Addr, s.Priority, s.Interval, s.Checksum, time.Since(s.LastSeen).Round(time.Millisecond))
+				fmt.Fprintf(w, "%sheard: %s v%d priority %d every %gms, checksum %s, %s ago\n", pre, s.Addr, s.Version, s.Priority, s.Interval, orDash(s.Checksum), time.Since(s.LastSeen).Round(time.Millisecond))
 			}
 		}
 		fmt.Fprintln(w)
@@ -161,6 +173,7 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlags("drill", stderr)
 	sock := clientFlags(fs)
 	hard := fs.Bool("hard", false, "rehearse a crash: stop advertising without priority 0")
+	instance := fs.String("instance", "", "the VRRP instance to drill (default: the one this node is MASTER of)")
 	hold := fs.Duration("hold", 10*time.Second, "how long this node refrains from taking the VIP back")
 	force := fs.Bool("force", false, "drill even when no healthy backup is known")
 	out := fs.String("o", "text", "output: text or json")
@@ -169,7 +182,7 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if len(pos) != 1 || pos[0] != "failover" {
-		fmt.Fprintln(stderr, "usage: vipd drill failover [--hard] [--hold 10s] [--force] [-o json]")
+		fmt.Fprintln(stderr, "usage: vipd drill failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]")
 		return 2
 	}
 	path, err := sock()
@@ -178,7 +191,7 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Hard: *hard, Hold: *hold, Force: *force})
+	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Instance: *instance, Hard: *hard, Hold: *hold, Force: *force})
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -192,6 +205,9 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "drill: %s\n  from %s to %s\n  new master heard after %.0f ms\n  client-visible gap %.0f ms (timers predict %.0f ms), %d of %d probes failed (%s)\n",
 		kind, res.From, res.To, res.TakeoverMs, res.GapMs, res.ExpectedMs, res.Failed, res.Probes, res.Probe)
+	if res.Resumed {
+		fmt.Fprintln(stdout, "  no backup took over within Down_Interval: this node resumed as MASTER without dropping the VIP")
+	}
 	return 0
 }
 

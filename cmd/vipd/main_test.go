@@ -21,7 +21,7 @@ func TestCheckGoodConfig(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
-	if !strings.Contains(out, "ok: VRRP vrid 51") {
+	if !strings.Contains(out, "ok: 2 nodes, vrid-51: VRRPv3 vrid 51, advert 200ms") {
 		t.Errorf("output %q", out)
 	}
 }

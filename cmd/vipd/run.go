@@ -24,7 +24,7 @@ Usage:
   vipd run     -c FILE [--node NAME]      run the daemon (VRRP + proxy + checks)
   vipd check   -c FILE [--node NAME]      validate a config file and print warnings
   vipd status  [-o json|table]            show this node: VRRP, frontends, servers
-  vipd drill   failover [--hard] [--hold 10s] [--force] [-o json]
+  vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]
                                           hand the VIP to a backup and measure the gap
   vipd server  drain|maint|ready BACKEND/SERVER
                                           take a server out of rotation, or back in
@@ -143,8 +143,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 
-	// Terminal signals and reload are decided here, in one place: SIGTERM
-	// and SIGINT hand the VIP over (priority 0) and exit; SIGHUP reloads.
+	// Terminal signals and reload are decided here, in one place, and
+	// nowhere else registers for them (main does not): SIGTERM and SIGINT
+	// hand the VIP over (priority 0) and exit; a second one stops at once;
+	// SIGHUP reloads. ctx ending (a test's cancel) is a first terminal
+	// signal too.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -159,7 +162,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 			case <-ctx.Done():
 				ctx = context.Background()
 				terminal++
-				go d.Shutdown()
+				log.Info().Msg("stopping: handing the VIP over first")
+				d.Shutdown()
 			case s := <-sigs:
 				if s == syscall.SIGHUP {
 					log.Info().Msg("SIGHUP: reloading")
@@ -173,7 +177,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 					continue
 				}
 				log.Info().Str("signal", s.String()).Msg("stopping: handing the VIP over first")
-				go d.Shutdown()
+				d.Shutdown()
 			}
 		}
 	}()
@@ -210,7 +214,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	mode := "single LB (no [vrrp]): frontends always listen"
 	if cfg.VRRP != nil {
-		mode = fmt.Sprintf("VRRP vrid %d on %s, %d nodes, advert %s", cfg.VRRP.VRID, cfg.VRRP.Interface, len(cfg.Nodes), cfg.VRRP.AdvertInterval)
+		var parts []string
+		for _, in := range cfg.Instances {
+			parts = append(parts, fmt.Sprintf("%s: VRRPv%d vrid %d, advert %s", in.Name, in.Version, in.VRID, in.AdvertInterval))
+		}
+		mode = fmt.Sprintf("%d nodes, %s", len(cfg.Nodes), strings.Join(parts, "; "))
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\n", cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks))
 	return 0

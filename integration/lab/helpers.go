@@ -43,6 +43,10 @@ func HelperMain(role string) int {
 		return holdMain()
 	case "delay":
 		return delayMain()
+	case "bgp":
+		return speakerMain()
+	case "flows":
+		return flowsMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2

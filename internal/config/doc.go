@@ -3,7 +3,10 @@
 //
 // # What it implements
 //
-// The file format is the contract of DESIGN.md section 7: [vrrp], [[node]],
+// The file format is the contract of DESIGN.md section 7: [vrrp] (one VRRP
+// instance, or the settings shared by several [[instance]] tables, each with
+// its own vrid, VIPs, version (VRRPv3, or VRRPv2 with auth_pass for a
+// migration from keepalived) and per-node priorities), [[node]],
 // [[track]], [[frontend]], [[backend]], [control], [http] with
 // [[http.user]], [notify], [log] and [global]. Durations are strings with a
 // unit ("200ms"), addresses are IP literals (hostnames are never resolved),
@@ -34,7 +37,8 @@
 // Besides Load and Parse, a Config answers three questions for the daemon:
 // SelectNode (which [[node]] this host is), Warnings (valid but doubtful
 // settings, such as tracker weights that can never cause a failover) and
-// Diff (what a reload changes, and whether the VRRP instance must restart).
+// Diff (what a reload changes; Changes.Restart is the one rule for which
+// changes a running node cannot apply without a restart).
 //
 // # What it does not do
 //

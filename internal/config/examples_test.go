@@ -60,7 +60,7 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 	}
 	switch name {
 	case "ha-pair.toml":
-		if c.VRRP == nil || len(c.Nodes) != 2 || c.VRRP.VIPs[0].Addr() != netip.MustParseAddr("192.168.30.30") {
+		if c.VRRP == nil || len(c.Nodes) != 2 || c.Instances[0].VIPs[0].Addr() != netip.MustParseAddr("192.168.30.30") {
 			t.Fatalf("want [vrrp] with VIP 192.168.30.30 and two nodes, got %+v, %d nodes", c.VRRP, len(c.Nodes))
 		}
 		if c.Nodes[0].Priority <= c.Nodes[1].Priority {

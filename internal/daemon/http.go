@@ -56,12 +56,10 @@ func (d *Daemon) httpHandler(h *config.HTTP) http.Handler {
 	return newHTTPHandler(h, httpSource{
 		status: d.Status,
 		self: func() string {
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			if d.node == nil || !d.node.Address.IsValid() {
-				return ""
+			if _, node := d.config(); node.Address.IsValid() {
+				return node.Address.String()
 			}
-			return d.node.Address.String()
+			return ""
 		},
 	})
 }

@@ -27,9 +27,14 @@ func fakeStatus(now time.Time) control.Status {
 			MasterAddr: "10.0.0.11", VIPs: []string{"10.0.0.100/32"},
 			LastTransition: now.Add(-5 * time.Minute), LastReason: "master down timer expired", Transitions: 3,
 			AdvertIntervalMs: 1000, MasterIntervalMs: 1000, DownIntervalMs: 3414, SkewTimeMs: 414,
-			Ready: true, Checksum: "pseudo-header", AdvertsSent: 1234, AdvertsReceived: 56,
-			Drops:   map[string]uint64{"ttl": 2, "checksum": 7, "vrid": 0},
-			Senders: []control.Sender{{Addr: "10.0.0.12", Priority: 100, Interval: 1000, Checksum: "rfc9568", LastSeen: now.Add(-time.Second), Count: 56}},
+			Ready: true, Checksum: "pseudo-header", Version: 3, AdvertsSent: 1234, AdvertsReceived: 56,
+			Drops: map[string]uint64{"ttl": 2, "checksum": 7, "vrid": 0},
+			Senders: []control.Sender{
+				{Addr: "10.0.0.12", Version: 3, Priority: 100, Interval: 1000, Checksum: "rfc9568", LastSeen: now.Add(-time.Second), Count: 56},
+				{Addr: "10.0.0.21", Version: 2, Priority: 200, Interval: 1000, LastSeen: now.Add(-time.Second), Dropped: 9,
+					Problem: "peer 10.0.0.21 speaks VRRPv2; set version = 2 to join it"},
+			},
+			Problems: []string{"peer 10.0.0.21 speaks VRRPv2; set version = 2 to join it"},
 			Recent: []control.Transition{
 				{At: now.Add(-5 * time.Minute), From: "BACKUP", To: "MASTER", Reason: "master down timer expired"},
 				{At: now.Add(-6 * time.Minute), From: "INIT", To: "BACKUP", Reason: "startup"},

@@ -16,8 +16,8 @@ import (
 
 // systemd speaks the sd_notify protocol when the daemon runs as a
 // Type=notify unit (examples/vipd.service): READY=1 once the control
-// socket listens and the runner started, STATUS=<one line> whenever the
-// state changes (polled every second), WATCHDOG=1 every WatchdogSec/2 but
+// socket listens and the runners started, STATUS=<one line> whenever the
+// state changes (the node's one change subscription), WATCHDOG=1 every WatchdogSec/2 but
 // only while Status() answers within a bound (a wedged daemon stops
 // pinging and systemd restarts it), and STOPPING=1 when the shutdown
 // begins. Without $NOTIFY_SOCKET it does nothing.
@@ -33,7 +33,7 @@ func (d *Daemon) systemd(ctx context.Context) {
 	wd := watchdogInterval()
 	log := d.log.With().Str("component", "systemd").Logger()
 	log.Debug().Str("socket", n.addr.Name).Dur("watchdog_ping", wd).Msg("notifying systemd")
-	n.loop(ctx, notifyLoop{stop: d.stop, status: d.Status, tick: time.Second, watchdog: wd, log: log})
+	n.loop(ctx, notifyLoop{stop: d.stop, status: d.Status, changes: d.changes.Wait, watchdog: wd, log: log})
 }
 
 // sdNotifier sends datagrams to $NOTIFY_SOCKET.
@@ -92,10 +92,10 @@ func watchdogInterval() time.Duration {
 
 // notifyLoop is what the notifier watches.
 type notifyLoop struct {
-	stop     <-chan struct{}       // closed when the shutdown begins
-	status   func() control.Status // the daemon's Status
-	tick     time.Duration         // STATUS poll period
-	watchdog time.Duration         // WATCHDOG=1 period; 0: off
+	stop     <-chan struct{}        // closed when the shutdown begins
+	status   func() control.Status  // the daemon's Status
+	changes  func() <-chan struct{} // closed at the next state change
+	watchdog time.Duration          // WATCHDOG=1 period; 0: off
 	log      zerolog.Logger
 }
 
@@ -141,8 +141,6 @@ func (n *sdNotifier) loop(ctx context.Context, l notifyLoop) {
 	}
 	send("READY=1\nSTATUS=" + last)
 
-	tick := time.NewTicker(l.tick)
-	defer tick.Stop()
 	var wdC <-chan time.Time
 	if l.watchdog > 0 {
 		wd := time.NewTicker(l.watchdog)
@@ -154,6 +152,17 @@ func (n *sdNotifier) loop(ctx context.Context, l notifyLoop) {
 	stopping := false
 	wedged := false
 	for {
+		// Take the subscription first, then look: a change that lands
+		// in between is caught by this look or wakes the next wait.
+		changed := l.changes()
+		if stopping {
+			changed = nil
+		} else if st, ok := probe(); ok {
+			if line := statusLine(st); line != last {
+				last = line
+				send("STATUS=" + line)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			if !stopping {
@@ -168,16 +177,7 @@ func (n *sdNotifier) loop(ctx context.Context, l notifyLoop) {
 			} else {
 				send("STOPPING=1\nSTATUS=stopping")
 			}
-		case <-tick.C:
-			if stopping {
-				continue
-			}
-			if st, ok := probe(); ok {
-				if line := statusLine(st); line != last {
-					last = line
-					send("STATUS=" + line)
-				}
-			}
+		case <-changed:
 		case <-wdC:
 			if _, ok := probe(); !ok {
 				if !wedged {

@@ -198,9 +198,10 @@ func TestNotifyLoop(t *testing.T) {
 	stop := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	ch := newChanges()
 	go func() {
 		defer close(done)
-		n.loop(ctx, notifyLoop{stop: stop, status: status, tick: 10 * time.Millisecond, watchdog: 40 * time.Millisecond, log: zerolog.Nop()})
+		n.loop(ctx, notifyLoop{stop: stop, status: status, changes: ch.Wait, watchdog: 40 * time.Millisecond, log: zerolog.Nop()})
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -209,6 +210,7 @@ func TestNotifyLoop(t *testing.T) {
 	}
 	recvUntil(t, sock, 2*time.Second, "WATCHDOG=1", func(m string) bool { return m == "WATCHDOG=1" })
 	state.Store("MASTER")
+	ch.Notify()
 	recvUntil(t, sock, 2*time.Second, "STATUS=MASTER", func(m string) bool { return m == "STATUS=MASTER vrid 51, 3/3 servers up" })
 
 	// A wedged daemon: no more pings. Drain what was already in flight,
