@@ -243,7 +243,7 @@ func checkConfig(t *testing.T) {
 		}
 		return exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups", deb.BinPath, "check", "-c", deb.ConfPath).CombinedOutput()
 	}
-	if out, err := asUser("vipd"); err != nil || !strings.Contains(string(out), ": ok: VRRP vrid 51") {
+	if out, err := asUser("vipd"); err != nil || !strings.Contains(string(out), deb.ConfPath+": ok: ") {
 		t.Errorf("vipd check as user vipd: %v\n%s", err, out)
 	}
 	if out, err := asUser("nobody"); err == nil || !strings.Contains(string(out), "permission denied") {
