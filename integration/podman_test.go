@@ -116,13 +116,20 @@ func TestImagePodman(t *testing.T) {
 // before.
 func podmanLoad(t *testing.T, archive string) string {
 	t.Helper()
+	// The archive names the image ghcr.io/vipd/vipd:<tag>; an operator's
+	// copy of that name stays.
+	tag, _ := exec.Command("tar", "-xOf", archive, "index.json").Output()
+	name := regexp.MustCompile(`"io.containerd.image.name":\s*"([^"]+)"`).FindSubmatch(tag)
+	had := name != nil && exec.Command("podman", "image", "exists", string(name[1])).Run() == nil
 	out, err := exec.Command("podman", "load", "-i", archive).CombinedOutput()
 	m := regexp.MustCompile(`Loaded image(?:\(s\))?: (\S+)`).FindSubmatch(out)
 	if err != nil || m == nil {
 		t.Fatalf("podman load: %v\n%s", err, out)
 	}
 	ref := string(m[1])
-	t.Cleanup(func() { exec.Command("podman", "rmi", "--force", ref).Run() })
+	if !had {
+		t.Cleanup(func() { exec.Command("podman", "rmi", "--force", ref).Run() })
+	}
 	return ref
 }
 
