@@ -8,12 +8,22 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build test unit integration bench bench-failover bench-proxy bench-ecmp demo fuzz soak vet fmt clean deps
+.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-ecmp demo fuzz soak vet fmt clean deps
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vipd
+
+# dist/vipd_<version>_{amd64,arm64}.deb (nfpm as a library, see
+# internal/release/deb) and dist/vipd-<version>-oci.tar (an OCI image
+# layout with an amd64+arm64 index, see internal/release/ociimage). Both
+# need only Go; nothing is pushed anywhere.
+package:
+	$(GO) run ./tools/package -version '$(VERSION)' -ldflags '$(LDFLAGS)' -out dist
+
+image:
+	$(GO) run ./tools/image -version '$(VERSION)' -ldflags '$(LDFLAGS)' -out dist
 
 deps:
 	@sh .ci/deps
@@ -22,6 +32,7 @@ deps:
 # integration suite (root: network namespaces, keepalived interop).
 test: deps
 	$(GO) vet $(PKGS)
+	GOOS=linux GOARCH=arm64 $(GO) build ./...
 	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /integration)
 	$(GO) test -count=1 -timeout 20m ./integration/...
 
@@ -63,4 +74,4 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -27,11 +27,15 @@ Usage:
   vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]
                                           hand the VIP to a backup and measure the gap
   vipd server  drain|maint|ready BACKEND/SERVER
+                                          take a server out of rotation, or back in
   vipd reload                             re-read the config (same as SIGHUP)
   vipd import  --keepalived NAME=FILE [--keepalived NAME=FILE]... [--haproxy FILE] [--address NAME=IP]...
                                           translate keepalived.conf + haproxy.cfg into a vipd
                                           TOML on stdout; what is not carried over goes to stderr
-  vipd version
+  vipd manifest static-pod|talos -c FILE [--image REF]
+                                          print a static pod / Talos patch (YAML)
+  vipd completion bash|zsh                print a shell completion script
+  vipd version                            print the version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
 (default /run/vipd/vipd.sock).
@@ -60,10 +64,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdReload(ctx, rest, stdout, stderr)
 	case "import":
 		return cmdImport(rest, stdout, stderr)
+	case "manifest":
+		return cmdManifest(rest, stdout, stderr)
+	case "completion":
+		return cmdCompletion(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vipd %s\n", daemon.Version)
 		return 0
 	case "help", "-h", "--help":
+		if len(rest) == 1 && rest[0] == "man" {
+			writeManPage(stdout, loadCLIDoc()) // the package's vipd(1)
+			return 0
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}

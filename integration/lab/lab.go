@@ -194,16 +194,57 @@ type Node struct {
 	cmd     *exec.Cmd
 	done    chan error
 	client  *control.Client
+	bin     string   // the vipd binary
+	wrap    []string // argv prefix between `ip netns exec NS` and bin
 }
 
 // StartNode runs `vipd run -c cfg --node name` in host's namespace.
 func (l *Lab) StartNode(h *Host, name, cfgPath, socket string) *Node {
 	l.t.Helper()
+	return l.startNode(h, name, cfgPath, socket, Bin, 0)
+}
+
+// startNode starts bin as a node; with a non-zero user it runs as that
+// uid/gid with no capabilities but the binary's file capabilities, as a
+// container runtime starts a non-root container (see RunAs).
+func (l *Lab) startNode(h *Host, name, cfgPath, socket, bin string, user int) *Node {
+	l.t.Helper()
 	n := &Node{t: l.t, Host: h, Name: name, Config: cfgPath, Socket: socket,
-		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket)}
+		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket), bin: bin}
+	if user != 0 {
+		n.wrap = RunAs(user)
+	}
 	n.Start()
 	l.t.Cleanup(func() { n.Kill() })
 	return n
+}
+
+// NetCaps are the capabilities vipd needs (the image's file capabilities
+// and the pod's securityContext add them).
+const NetCaps = "net_admin,net_raw,net_bind_service"
+
+// RunAs is the argv prefix that starts a program as uid/gid user with
+// the bounding set limited to NetCaps and no inheritable or ambient
+// capabilities: after exec the program has only what its file
+// capabilities grant within that bound, as in a non-root container.
+func RunAs(user int) []string {
+	id := fmt.Sprint(user)
+	return []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all,+" + strings.ReplaceAll(NetCaps, ",", ",+"), "--"}
+}
+
+// shareDir lets user create its control socket in the lab directory and
+// reach the configs there (t.TempDir makes its directories 0700).
+func (l *Lab) shareDir(user int) {
+	l.t.Helper()
+	for d := l.dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	if err := os.Chown(l.dir, user, user); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // Start (re)starts the process.
@@ -213,7 +254,8 @@ func (n *Node) Start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command("ip", "netns", "exec", n.Host.NS, Bin, "run", "-c", n.Config, "--node", n.Name)
+	argv := append([]string{"netns", "exec", n.Host.NS}, n.wrap...)
+	n.cmd = exec.Command("ip", append(argv, n.bin, "run", "-c", n.Config, "--node", n.Name)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.Env = append(os.Environ(), "HOSTNAME=")
 	if err := n.cmd.Start(); err != nil {
