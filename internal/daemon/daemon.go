@@ -157,7 +157,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.up.Store(true)
 	g, gctx := errgroup.WithContext(ctx)
-	api := &control.API{Service: d, Group: cfg.Control.Group}
+	api := &control.API{Service: d, Group: cfg.Control.Group, Log: d.log.With().Str("component", "control").Logger()}
 	g.Go(func() error { return api.Serve(gctx, ln) })
 	g.Go(func() error { return d.proxy.Run(gctx) })
 	g.Go(func() error { return d.healthLoop(gctx) })
