@@ -16,6 +16,7 @@ import (
 	"github.com/vipd/vipd/health"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -50,7 +51,8 @@ type Daemon struct {
 	ann    netcfg.Announcer
 	ifname string
 
-	trk *trackers
+	trk   *trackers
+	hooks *hooks.Runner // [notify], in transition order
 
 	// health checks are restarted on reload; healthMu guards them.
 	healthMu     sync.Mutex
@@ -101,6 +103,7 @@ func New(opts Options) (*Daemon, error) {
 		started:      time.Now(),
 		healthEvents: make(chan health.Event, 256),
 		peers:        newPeerTable(),
+		hooks:        hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
@@ -193,6 +196,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.systemd(gctx)
 	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Msg("vipd started")
 	err = g.Wait()
+	d.waitHooks()
 	d.stopHealth()
 	d.stopAnnounce()
 	if d.runner == nil {

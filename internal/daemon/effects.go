@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os/exec"
-	"strconv"
 	"time"
 
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -87,45 +86,14 @@ func (e *effects) RemoveVIP() error {
 func (e *effects) Unlisten()   { e.proxy.Unlisten() }
 func (e *effects) CloseConns() { e.proxy.CloseConns() }
 
-// Transition logs one line with the reason and runs the notify hook.
+// Transition logs one line with the reason and queues the notify hook
+// (internal/hooks: in order, bounded, never blocking the state machine).
 func (e *effects) Transition(from, to vrrp.State, reason string) {
 	d := (*Daemon)(e)
 	st := d.runner.Status()
 	d.log.Info().Str("component", "vrrp").Str("from", from.String()).Str("to", to.String()).
 		Int("priority", int(st.EffectivePriority)).Str("reason", reason).
 		Msgf("%s -> %s: %s", from, to, reason)
-	d.notify(to, st.EffectivePriority)
-}
-
-// notify runs the [notify] command with instance, state and priority
-// appended, like keepalived's notify script. It never blocks the state
-// machine: the command runs in its own goroutine with a timeout.
-func (d *Daemon) notify(to vrrp.State, prio uint8) {
 	cfg := d.config()
-	if cfg.Notify == nil || len(cfg.Notify.Command) == 0 {
-		return
-	}
-	argv := append(append([]string(nil), cfg.Notify.Command...), instanceName(cfg), to.String(), strconv.Itoa(int(prio)))
-	timeout := cfg.Notify.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			d.log.Warn().Err(err).Strs("argv", argv).Str("output", tail(out, 512)).Msg("notify command failed")
-			return
-		}
-		d.log.Debug().Strs("argv", argv).Msg("notify command done")
-	}()
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
+	d.hooks.Deliver(cfg.Notify, hooks.Transition{Instance: instanceName(cfg), From: from.String(), To: to.String(), Priority: int(st.EffectivePriority), At: time.Now()})
 }
