@@ -5,15 +5,16 @@ import (
 	"net/netip"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/fdlimit"
 	"github.com/vipd/vipd/proxy"
 )
 
-func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
-
 // proxyConfig maps the file's frontends and backends onto the proxy: a
-// frontend binds every VIP on its port, or its fixed address.
+// frontend binds every VIP on its port, or its fixed address. Without
+// [global] maxconn the proxy-wide limit comes from RLIMIT_NOFILE and
+// leaves the descriptors vipd needs for itself (internal/fdlimit).
 func proxyConfig(cfg *config.Config, node *config.Node) proxy.Config {
-	pc := proxy.Config{MaxConn: cfg.Global.MaxConn}
+	pc := proxy.Config{MaxConn: fdlimit.ForConfig(cfg).Limit()}
 	balance := map[string]string{}
 	for _, f := range cfg.Frontends {
 		fc := proxy.FrontendConfig{

@@ -10,6 +10,7 @@ import (
 	"github.com/vipd/vipd/health"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -137,7 +138,7 @@ func (d *Daemon) restartHealth(ctx context.Context, cfg *config.Config) {
 			continue
 		}
 		for _, s := range b.Servers {
-			spec := checkSpec(b, s)
+			spec := verify.CheckSpec(b, s)
 			probe, err := health.NewProbe(spec)
 			if err != nil {
 				d.log.Error().Err(err).Str("backend", b.Name).Str("server", s.Name).Msg("health check cannot start; server keeps its state")
@@ -258,23 +259,6 @@ func splitOnce(s string) (string, string) {
 		}
 	}
 	return s, ""
-}
-
-func checkSpec(b config.Backend, s config.Server) health.Spec {
-	addr := s.Addr
-	if b.Check.Port != 0 {
-		addr = netipAddrPort(addr.Addr(), b.Check.Port)
-	}
-	spec := health.Spec{Type: b.Check.Type, Addr: addr.String()}
-	c := b.Check
-	if c.Type == "http" || c.Type == "https" {
-		spec.Method, spec.Path, spec.ExpectStatus = c.Method, c.Path, c.ExpectStatus
-	}
-	if c.Type == "tls" || c.Type == "https" {
-		spec.CAFile, spec.SNI, spec.ClientCertFile, spec.ClientKeyFile = c.CA, c.SNI, c.ClientCert, c.ClientKey
-		spec.InsecureSkipVerify = c.InsecureSkipVerify
-	}
-	return spec
 }
 
 func vrrpInterface(cfg *config.Config, node *config.Node) string {
