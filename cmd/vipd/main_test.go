@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/control"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -208,5 +210,30 @@ func TestServerUsage(t *testing.T) {
 	code, _, errs := runCLI(t, "server", "drain", "nobackend")
 	if code != 2 || !strings.Contains(errs, "BACKEND/SERVER") {
 		t.Errorf("exit %d stderr %q", code, errs)
+	}
+}
+
+// TestStatusQuotesRemoteText: text a backend or a peer sent is printed
+// quoted, so escape sequences cannot repaint the table (issue 9, defect
+// 9: a DOWN server showed as UP).
+func TestStatusQuotesRemoteText(t *testing.T) {
+	st := control.Status{
+		Node: "lb1", Mode: "vrrp", Started: time.Now(),
+		Peers:    []control.Peer{{Name: "lb2\x1b[2K", Addr: "10.0.0.12", State: "BACKUP", LastSeen: time.Now(), Fresh: true}},
+		Trackers: []control.Tracker{{Name: "api", Type: "script", Detail: "exit 0: ok\tmore"}},
+		Backends: []control.Backend{{Name: "kube-apiserver", Servers: []control.Server{
+			{Name: "cp1", Addr: "10.0.0.21:6443", State: "DOWN", LastCheck: "failed: HTTP 500: \x1b[1A\x1b[2K\x1b[32mcp1 UP\x1b[0m"},
+		}}},
+	}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	s := out.String()
+	if strings.ContainsAny(s, "\x1b\x07") {
+		t.Errorf("raw control characters in the output:\n%q", s)
+	}
+	for _, want := range []string{`"lb2\x1b[2K"`, `"failed: HTTP 500: \x1b[1A\x1b[2K\x1b[32mcp1 UP\x1b[0m"`, `"exit 0: ok\tmore"`, "cp1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %s:\n%s", want, s)
+		}
 	}
 }

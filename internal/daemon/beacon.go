@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/safetext"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -67,7 +68,7 @@ func (t *peerTable) name(a netip.Addr) string {
 func (t *peerTable) update(from netip.Addr, b beacon, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.peers[from] = &control.Peer{Name: b.Node, Addr: from.String(), State: b.State, EffectivePriority: b.Prio, Ready: b.Ready, LastSeen: now}
+	t.peers[from] = &control.Peer{Name: safetext.Clean(b.Node), Addr: from.String(), State: safetext.Clean(b.State), EffectivePriority: b.Prio, Ready: b.Ready, LastSeen: now}
 }
 
 func (t *peerTable) list() []control.Peer {
