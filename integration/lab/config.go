@@ -35,6 +35,9 @@ type PairOptions struct {
 	HTTP     string // [http] listen
 	// PerNode, when set, adds text to one node's copy of the config.
 	PerNode func(name string) string
+	// Setup, when set, is called with each node before it starts (to set
+	// its Env or NoFile).
+	Setup func(*Node)
 }
 
 // WriteConfig renders a config shared by every node and returns its path.
@@ -107,7 +110,7 @@ func (l *Lab) StartNodes(t testing.TB, o PairOptions, nodes []LBNode) []*Node {
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, l.StartNode(n.Host, n.Name, cfg, sock))
+		out = append(out, l.startNode(n.Host, n.Name, cfg, sock, o.Setup))
 	}
 	return out
 }

@@ -188,13 +188,28 @@ type Node struct {
 	cmd     *exec.Cmd
 	done    chan error
 	client  *control.Client
+	// Env is added to the process's environment (NOTIFY_SOCKET for a
+	// stand-in of systemd's notify socket, for example).
+	Env []string
+	// NoFile, when not 0, starts the process under
+	// `prlimit --nofile=NoFile` (soft and hard).
+	NoFile uint64
 }
 
 // StartNode runs `vipd run -c cfg --node name` in host's namespace.
 func (l *Lab) StartNode(h *Host, name, cfgPath, socket string) *Node {
 	l.t.Helper()
+	return l.startNode(h, name, cfgPath, socket, nil)
+}
+
+// startNode is StartNode with a chance to set Env or NoFile first.
+func (l *Lab) startNode(h *Host, name, cfgPath, socket string, setup func(*Node)) *Node {
+	l.t.Helper()
 	n := &Node{t: l.t, Host: h, Name: name, Config: cfgPath, Socket: socket,
 		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket)}
+	if setup != nil {
+		setup(n)
+	}
 	n.Start()
 	l.t.Cleanup(func() { n.Kill() })
 	return n
@@ -207,9 +222,13 @@ func (n *Node) Start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command("ip", "netns", "exec", n.Host.NS, Bin, "run", "-c", n.Config, "--node", n.Name)
+	args := []string{"netns", "exec", n.Host.NS}
+	if n.NoFile > 0 {
+		args = append(args, "prlimit", fmt.Sprintf("--nofile=%d:%d", n.NoFile, n.NoFile), "--")
+	}
+	n.cmd = exec.Command("ip", append(args, Bin, "run", "-c", n.Config, "--node", n.Name)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.cmd.Env = append(os.Environ(), "HOSTNAME=")
+	n.cmd.Env = append(append(os.Environ(), "HOSTNAME="), n.Env...)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -218,7 +237,7 @@ func (n *Node) Start() {
 	go func() { n.done <- cmd.Wait(); logf.Close() }()
 }
 
-// Pid is the vipd process id (`ip netns exec` execs in place).
+// Pid is the vipd process id (`ip netns exec` and prlimit exec in place).
 func (n *Node) Pid() int { return n.cmd.Process.Pid }
 
 // Signal sends sig to the process.

@@ -22,8 +22,12 @@
 package connlimit
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"syscall"
@@ -161,3 +165,18 @@ func outOfFds(err error) bool {
 // NetConn returns the connection as accepted (a *net.UnixConn for peer
 // credentials, for example).
 func (c *conn) NetConn() net.Conn { return c.Conn }
+
+// HTTPRefusal returns a reject function for an HTTP server: it reads the
+// request (closing a socket with unread data makes the client's write fail
+// before it sees the answer), then writes a complete response with status
+// 503, Connection: close and body.
+func HTTPRefusal(contentType, body string) func(net.Conn) {
+	resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s",
+		contentType, len(body), body)
+	return func(c net.Conn) {
+		if req, err := http.ReadRequest(bufio.NewReaderSize(c, 4096)); err == nil {
+			io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
+		}
+		io.WriteString(c, resp)
+	}
+}

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -171,14 +170,7 @@ func (s *API) Serve(ctx context.Context, ln net.Listener) error {
 	if t == (timeouts{}) {
 		t = defaultTimeouts
 	}
-	ln = connlimit.New(ln, MaxConns, func(c net.Conn) {
-		// Read the request first: closing a unix socket with unread
-		// data makes the client's write fail before it sees the answer.
-		if req, err := http.ReadRequest(bufio.NewReaderSize(c, 4096)); err == nil {
-			io.Copy(io.Discard, io.LimitReader(req.Body, maxBody))
-		}
-		io.WriteString(c, tooMany)
-	})
+	ln = connlimit.New(ln, MaxConns, connlimit.HTTPRefusal("application/json", tooMany))
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: t.header,
@@ -284,11 +276,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// tooMany is the whole answer to a connection over MaxConns.
-var tooMany = func() string {
-	body := fmt.Sprintf(`{"error": "vipd has %d control connections open, the most it serves at once; try again"}`+"\n", MaxConns)
-	return fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-}()
+// tooMany is the body of the answer to a connection over MaxConns.
+var tooMany = fmt.Sprintf(`{"error": "vipd has %d control connections open, the most it serves at once; try again"}`+"\n", MaxConns)
 
 // mutating refuses callers that are not root, the daemon's user, or a
 // member of the socket group, and callers whose credentials could not be

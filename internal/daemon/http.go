@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,8 +34,8 @@ import (
 // nothing here hooks into the VRRP, proxy or health hot paths.
 //
 // Under abuse (issue 9): a bcrypt comparison costs tens of milliseconds of
-// CPU, so at most bcryptSlots run at once and any login beyond that is
-// answered 429 at once; a source whose login failed waits (100 ms,
+// CPU, so at most bcryptSlots run at once, each on a thread at nice 19,
+// and any login beyond that is answered 429 at once; a source whose login failed waits (100 ms,
 // doubling to 30 s) before it may try again, and gets 429 meanwhile.
 // Successful logins are cached, so a page refreshing every 2 s costs no
 // bcrypt. Without users the page answers only requests whose Host is an
@@ -51,9 +50,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP) error {
 	if err != nil {
 		return err
 	}
-	ln := connlimit.New(inner, fdlimit.HTTPConns, func(c net.Conn) {
-		io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 37\r\n\r\n503 too many connections to the page\n")
-	})
+	ln := connlimit.New(inner, fdlimit.HTTPConns, connlimit.HTTPRefusal("text/plain; charset=utf-8", "503 too many connections to the page; try again\n"))
 	srv := &http.Server{
 		Handler:           d.httpHandler(h),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -269,7 +266,7 @@ func (a *access) login(source netip.Addr, user, pass string) int {
 	}
 	// bcrypt always runs once, whether or not the name matched, so that a
 	// wrong name costs as much as a wrong password.
-	ok := a.compare(hash, []byte(pass)) == nil && found == 1
+	ok := atLowPriority(func() error { return a.compare(hash, []byte(pass)) }) == nil && found == 1
 	<-a.slots
 	now = a.now()
 	if !ok {
