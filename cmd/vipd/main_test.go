@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/roottest"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -112,10 +113,7 @@ func TestCheckAsUser(t *testing.T) {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	path := designWithFiles(t, dir, 0o600)
-	self := filepath.Join(dir, "vipd")
-	if b, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(self, b, 0o755) != nil {
-		t.Fatalf("copy the test binary: %v", err)
-	}
+	self := roottest.Self(t, "vipd")
 	out, err := exec.Command(self, "check", "-c", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("as root: %v\n%s", err, out)

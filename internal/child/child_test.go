@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/roottest"
 )
 
 // TestGroupKilledAtTimeout: a shell whose child sleeps past the timeout
@@ -115,16 +117,7 @@ func TestChildrenGetNoAmbientCaps(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("SKIP: needs root (starts a process as nobody with ambient capabilities)")
 	}
-	dir, err := os.MkdirTemp("", "vipd-child-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	self := filepath.Join(dir, "child.test")
-	if b, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(self, b, 0o755) != nil {
-		t.Fatalf("copy the test binary: %v", err)
-	}
+	self := roottest.Self(t, "child.test")
 	want := uint64(1<<capNetAdmin | 1<<capNetRaw | 1<<capNetBindService)
 	for _, tc := range []struct {
 		mode    string

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vipd/vipd/internal/roottest"
 )
 
 // TestListenRemovesOnlySockets: a stale socket left by a crashed run is
@@ -123,11 +125,7 @@ func TestSupplementaryGroup(t *testing.T) {
 	const gid = 4242
 	svc := &fakeService{}
 	path := serve(t, &API{Service: svc, Group: fmt.Sprint(gid)})
-	// The test binary lives in a directory only root may enter.
-	self := filepath.Join(filepath.Dir(path), "control.test")
-	if b, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(self, b, 0o755) != nil {
-		t.Fatalf("copy the test binary: %v", err)
-	}
+	self := roottest.Self(t, "control.test")
 	for _, tc := range []struct {
 		groups []uint32
 		want   string

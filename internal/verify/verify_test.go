@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/roottest"
 )
 
 // base is a valid config; the tests append to it.
@@ -89,10 +90,7 @@ func asNobody(t *testing.T, body func(dir string) string) (string, string, error
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	self := filepath.Join(dir, "verify.test")
-	if b, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(self, b, 0o755) != nil {
-		t.Fatalf("copy the test binary: %v", err)
-	}
+	self := roottest.Self(t, "verify.test")
 	cfgPath := filepath.Join(dir, "vipd.toml")
 	os.WriteFile(cfgPath, []byte(base+body(dir)), 0o644)
 	cmd := exec.Command(self, "-test.run=^TestMain$")
