@@ -108,8 +108,9 @@ func (n *Notifier) Notify(assignments ...string) error {
 	}
 	n.conn.SetWriteDeadline(time.Now().Add(sendTimeout))
 	_, err := n.conn.WriteToUnix(msg, n.addr)
-	if err != nil && !transient(err) {
-		// Start afresh next time; the peer may be a new socket.
+	if err != nil && broken(err) {
+		// Start afresh next time. Other errors (systemd not listening,
+		// its queue full, no memory) say nothing about our socket.
 		n.conn.Close()
 		n.conn = nil
 	}
@@ -119,11 +120,9 @@ func (n *Notifier) Notify(assignments ...string) error {
 	return nil
 }
 
-// transient errors say nothing about our socket: systemd is not there
-// (yet), or its queue is full.
-func transient(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
-		errors.Is(err, syscall.EAGAIN) || errors.Is(err, os.ErrDeadlineExceeded)
+// broken reports whether err means our own socket is unusable.
+func broken(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.ENOTSOCK)
 }
 
 // Ready sends READY=1 with a status line.
