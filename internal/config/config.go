@@ -253,7 +253,9 @@ type Log struct {
 
 // Global is the [global] table.
 type Global struct {
-	// MaxConn limits connections over all frontends; 0 is unlimited.
+	// MaxConn limits connections over all frontends. 0 (unset) means the
+	// daemon derives it from RLIMIT_NOFILE, keeping descriptors for
+	// itself: (RLIMIT_NOFILE - reserved) / 3, see internal/fdlimit.
 	MaxConn int
 }
 
