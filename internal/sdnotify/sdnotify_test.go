@@ -203,7 +203,9 @@ func TestWatchdogAtFDLimit(t *testing.T) {
 	}
 	name := filepath.Join(t.TempDir(), "notify")
 	sock := listen(t, name)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdogAtFDLimit$")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestWatchdogAtFDLimit$", "-test.v")
 	cmd.Env = append(os.Environ(), "SDNOTIFY_FDLIMIT_HELPER=1", "NOTIFY_SOCKET="+name)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -300,10 +302,11 @@ func TestLoop(t *testing.T) {
 	var state atomic.Value
 	state.Store("BACKUP")
 	var hang atomic.Bool
+	var blocked atomic.Int32
 	release := make(chan struct{})
-	defer close(release)
 	status := func() string {
 		if hang.Load() {
+			blocked.Add(1)
 			<-release
 		}
 		return state.Load().(string) + " vrid 51"
@@ -325,9 +328,15 @@ func TestLoop(t *testing.T) {
 	state.Store("MASTER")
 	recvUntil(t, sock, 2*time.Second, "STATUS=MASTER", func(m string) bool { return m == "STATUS=MASTER vrid 51" })
 
-	// A wedged daemon: no more pings. Drain what was already in flight,
-	// then expect nothing for several watchdog periods.
+	// A wedged daemon: no more pings. Once a status call is stuck, drain
+	// what was already in flight, then expect nothing for several
+	// watchdog periods.
 	hang.Store(true)
+	for deadline := time.Now().Add(5 * time.Second); blocked.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the loop made no status call in 5s")
+		}
+	}
 	quiet := false
 	for range 200 {
 		sock.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
@@ -346,7 +355,7 @@ func TestLoop(t *testing.T) {
 		t.Fatal("watchdog pings kept coming while status hung")
 	}
 	hang.Store(false)
-	release <- struct{}{} // let the outstanding call return
+	close(release) // let the outstanding call return
 	recvUntil(t, sock, 2*time.Second, "WATCHDOG=1 after recovery", func(m string) bool { return m == "WATCHDOG=1" })
 
 	close(stop)
