@@ -236,8 +236,8 @@ func TestFaultFDFloodWatchdog(t *testing.T) {
 	}
 	closeAll(load)
 	load = nil
-	if n := instance(t, c.n2).Transitions; n != base {
-		t.Errorf("lb2 made %d transitions during the flood", n-base)
+	if in := instance(t, c.n2); in.Transitions != base {
+		t.Errorf("lb2 made %d transitions during the flood: %+v\n--- lb2 ---\n%s", in.Transitions-base, in.Recent, tail(c.n2.Log(), 30))
 	}
 	oneMaster(t, c.vip, c.n1, 5*time.Second, c.n1, c.n2)
 }
