@@ -114,7 +114,6 @@ func pageClient(from *lab.Host) *http.Client {
 // pinging, status and the page answer within 1 s, nothing fails over,
 // and every log line is JSON.
 func TestFaultFDFloodWatchdog(t *testing.T) {
-	t.Parallel()
 	const nofile, clients = 150, 200
 	var notify *notifyStandIn
 	page := "\n[http]\nlisten = \":9600\"\nallow = [\"10.77.0.0/16\"]\n"
