@@ -40,6 +40,9 @@ type PairOptions struct {
 	// binary's file capabilities (RunAs), as the container image does.
 	Bin  string
 	User int
+	// Setup, when set, is called with each node before it starts (to set
+	// its Env or NoFile).
+	Setup func(*Node)
 }
 
 // WriteConfig renders a config shared by every node and returns its path.
@@ -119,7 +122,7 @@ func (l *Lab) StartNodes(t testing.TB, o PairOptions, nodes []LBNode) []*Node {
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, l.startNode(n.Host, n.Name, cfg, sock, bin, o.User))
+		out = append(out, l.startNode(n.Host, n.Name, cfg, sock, bin, o.User, o.Setup))
 	}
 	return out
 }

@@ -196,23 +196,33 @@ type Node struct {
 	client  *control.Client
 	bin     string   // the vipd binary
 	wrap    []string // argv prefix between `ip netns exec NS` and bin
+	// Env is added to the process's environment (NOTIFY_SOCKET for a
+	// stand-in of systemd's notify socket, for example).
+	Env []string
+	// NoFile, when not 0, starts the process under
+	// `prlimit --nofile=NoFile` (soft and hard).
+	NoFile uint64
 }
 
 // StartNode runs `vipd run -c cfg --node name` in host's namespace.
 func (l *Lab) StartNode(h *Host, name, cfgPath, socket string) *Node {
 	l.t.Helper()
-	return l.startNode(h, name, cfgPath, socket, Bin, 0)
+	return l.startNode(h, name, cfgPath, socket, Bin, 0, nil)
 }
 
 // startNode starts bin as a node; with a non-zero user it runs as that
 // uid/gid with no capabilities but the binary's file capabilities, as a
-// container runtime starts a non-root container (see RunAs).
-func (l *Lab) startNode(h *Host, name, cfgPath, socket, bin string, user int) *Node {
+// container runtime starts a non-root container (see RunAs); setup may
+// set Env or NoFile first.
+func (l *Lab) startNode(h *Host, name, cfgPath, socket, bin string, user int, setup func(*Node)) *Node {
 	l.t.Helper()
 	n := &Node{t: l.t, Host: h, Name: name, Config: cfgPath, Socket: socket,
 		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket), bin: bin}
 	if user != 0 {
 		n.wrap = RunAs(user)
+	}
+	if setup != nil {
+		setup(n)
 	}
 	n.Start()
 	l.t.Cleanup(func() { n.Kill() })
@@ -254,10 +264,14 @@ func (n *Node) Start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	argv := append([]string{"netns", "exec", n.Host.NS}, n.wrap...)
-	n.cmd = exec.Command("ip", append(argv, n.bin, "run", "-c", n.Config, "--node", n.Name)...)
+	args := []string{"netns", "exec", n.Host.NS}
+	if n.NoFile > 0 {
+		args = append(args, "prlimit", fmt.Sprintf("--nofile=%d:%d", n.NoFile, n.NoFile), "--")
+	}
+	args = append(args, n.wrap...)
+	n.cmd = exec.Command("ip", append(args, n.bin, "run", "-c", n.Config, "--node", n.Name)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.cmd.Env = append(os.Environ(), "HOSTNAME=")
+	n.cmd.Env = append(append(os.Environ(), "HOSTNAME="), n.Env...)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -266,7 +280,7 @@ func (n *Node) Start() {
 	go func() { n.done <- cmd.Wait(); logf.Close() }()
 }
 
-// Pid is the vipd process id (`ip netns exec` execs in place).
+// Pid is the vipd process id (`ip netns exec` and prlimit exec in place).
 func (n *Node) Pid() int { return n.cmd.Process.Pid }
 
 // Signal sends sig to the process.

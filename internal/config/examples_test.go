@@ -3,7 +3,10 @@ package config
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -143,6 +146,8 @@ func TestExampleUnit(t *testing.T) {
 		"ProtectSystem=strict",
 		"ProtectHome=yes",
 		"PrivateTmp=yes",
+		"ProtectProc=invisible",
+		"ExecStartPre=/usr/local/bin/vipd check -c /etc/vipd/vipd.toml",
 	} {
 		if !lines[want] {
 			t.Errorf("vipd.service lacks %q", want)
@@ -167,5 +172,26 @@ func TestExampleUnit(t *testing.T) {
 		if !strings.HasPrefix(c.Control.Socket, "/run/vipd/") {
 			t.Errorf("%s: control socket %s is outside RuntimeDirectory=vipd", f, c.Control.Socket)
 		}
+	}
+}
+
+// TestExampleUnitExposure: systemd's own score of the unit's sandbox stays
+// at or below 2.6, where it was before ProtectProc=invisible (issue 9).
+func TestExampleUnitExposure(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("SKIP: needs systemd-analyze")
+	}
+	out, err := exec.Command("systemd-analyze", "security", "--offline=true", filepath.Join(examplesDir, "vipd.service")).CombinedOutput()
+	if err != nil {
+		t.Skipf("SKIP: systemd-analyze security --offline=true: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for vipd.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	level, _ := strconv.ParseFloat(string(m[1]), 64)
+	t.Logf("exposure %.1f", level)
+	if level > 2.6 {
+		t.Errorf("exposure %.1f, want at most 2.6", level)
 	}
 }

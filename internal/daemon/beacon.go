@@ -12,6 +12,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/safetext"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -103,8 +104,12 @@ func (t *peerTable) update(from netip.Addr, b beacon, now time.Time) bool {
 		t.peers[from] = p
 	}
 	ins := b.instances()
-	changed := p.name != b.Node || !sameInstances(p.instances, ins) || now.Sub(p.lastSeen) >= beaconFresh
-	p.name, p.instances, p.lastSeen = b.Node, ins, now
+	for i := range ins {
+		ins[i].Name, ins[i].State = safetext.Clean(ins[i].Name), safetext.Clean(ins[i].State)
+	}
+	name := safetext.Clean(b.Node)
+	changed := p.name != name || !sameInstances(p.instances, ins) || now.Sub(p.lastSeen) >= beaconFresh
+	p.name, p.instances, p.lastSeen = name, ins, now
 	return changed
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -46,6 +47,7 @@ type Daemon struct {
 	peers   *peerTable
 	changes *changes
 	drills  *drills
+	hooks   *hooks.Runner // [notify], in transition order
 
 	// insts is set by Run before up is stored, and not changed after.
 	insts []*instance
@@ -79,6 +81,7 @@ func New(opts Options) (*Daemon, error) {
 		started: time.Now(),
 		peers:   newPeerTable(),
 		changes: newChanges(),
+		hooks:   hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
@@ -185,7 +188,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
-	api := &control.API{Service: d, Group: cfg.Control.Group}
+	api := &control.API{Service: d, Group: cfg.Control.Group, Log: d.log.With().Str("component", "control").Logger()}
 	g.Go(func() error { return api.Serve(gctx, ln) })
 	g.Go(func() error { return d.proxy.Run(gctx) })
 	g.Go(func() error {
@@ -228,6 +231,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.systemd(gctx)
 	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Int("instances", len(cfg.Instances)).Msg("vipd started")
 	err = g.Wait()
+	d.waitHooks()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -259,7 +263,8 @@ func (d *Daemon) transitionFunc(inst *instance) func(from, to vrrp.State, prio u
 		inst.log.Info().Str("from", from.String()).Str("to", to.String()).Int("priority", int(prio)).Str("reason", reason).
 			Msgf("%s -> %s: %s", from, to, reason)
 		if !inst.solo {
-			d.notify(inst.name, to, prio)
+			cfg, _ := d.config()
+			d.hooks.Deliver(cfg.Notify, hooks.Transition{Instance: inst.name, From: from.String(), To: to.String(), Priority: int(prio), At: time.Now()})
 		}
 	}
 }

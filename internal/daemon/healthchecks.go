@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"reflect"
 	"sync"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/vipd/vipd/health"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/verify"
 )
 
 // checkKind says what a health check is for.
@@ -75,7 +75,7 @@ func plan(cfg *config.Config) (map[string]plannedCheck, error) {
 			continue
 		}
 		for _, s := range b.Servers {
-			spec := checkSpec(b, s)
+			spec := verify.CheckSpec(b, s)
 			probe, err := health.NewProbe(spec)
 			if err != nil {
 				return nil, fmt.Errorf("backend %q server %q: health check: %w", b.Name, s.Name, err)
@@ -190,21 +190,4 @@ func (h *healthChecks) last(backend, server string) (health.Event, bool) {
 	k := checkKey{kind: checkServer, backend: backend, server: server}
 	ev, ok := h.group.Snapshot()[k.String()]
 	return ev, ok
-}
-
-func checkSpec(b config.Backend, s config.Server) health.Spec {
-	addr := s.Addr
-	if b.Check.Port != 0 {
-		addr = netip.AddrPortFrom(addr.Addr(), b.Check.Port)
-	}
-	spec := health.Spec{Type: b.Check.Type, Addr: addr.String()}
-	c := b.Check
-	if c.Type == config.CheckHTTP || c.Type == config.CheckHTTPS {
-		spec.Method, spec.Path, spec.ExpectStatus = c.Method, c.Path, c.ExpectStatus
-	}
-	if c.Type == config.CheckTLS || c.Type == config.CheckHTTPS {
-		spec.CAFile, spec.SNI, spec.ClientCertFile, spec.ClientKeyFile = c.CA, c.SNI, c.ClientCert, c.ClientKey
-		spec.InsecureSkipVerify = c.InsecureSkipVerify
-	}
-	return spec
 }

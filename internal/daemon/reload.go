@@ -7,6 +7,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/proxy"
 )
 
@@ -33,6 +34,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 	}
 	node, err := next.SelectNode(prevNode.Name, "", nil)
 	if err != nil {
+		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
+	}
+	if err := verify.Config(next, verify.Options{Warn: func(w string) { d.log.Warn().Msg(w) }}); err != nil {
 		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
 	}
 	ch := next.Diff(prev)

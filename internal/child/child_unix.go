@@ -1,6 +1,6 @@
 //go:build unix
 
-package health
+package child
 
 import (
 	"os/exec"
