@@ -243,7 +243,14 @@ func checkConfig(t *testing.T) {
 		}
 		return exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups", deb.BinPath, "check", "-c", deb.ConfPath).CombinedOutput()
 	}
-	if out, err := asUser("vipd"); err != nil || !strings.Contains(string(out), deb.ConfPath+": ok: ") {
+	// User vipd reads and parses the file. The shipped example names the
+	// cluster CA the operator still has to put in place, and `vipd check`
+	// builds every health check, so until then it says exactly that (and
+	// the unit's ExecStartPre keeps vipd from starting on the example).
+	out, err := asUser("vipd")
+	readable := strings.Contains(string(out), deb.ConfPath+": ok: ") ||
+		strings.Contains(string(out), "CA file: open /etc/vipd/kubernetes-ca.crt: no such file or directory")
+	if !readable || strings.Contains(string(out), "permission denied") {
 		t.Errorf("vipd check as user vipd: %v\n%s", err, out)
 	}
 	if out, err := asUser("nobody"); err == nil || !strings.Contains(string(out), "permission denied") {
