@@ -59,16 +59,49 @@ type Sender struct {
 	Problem string
 }
 
-// verdict is the outcome of the receive checks for one packet.
-type verdict struct {
-	adv     Advertisement
-	mode    ChecksumMode
-	reason  DropReason // "": accepted
-	notice  Notice
-	problem string
-	// peer is set once the packet is a VRRP advert for our VRID from
+// Verdict is the outcome of the receive checks for one packet.
+type Verdict struct {
+	// Advert is the decoded advert, valid once the packet decoded.
+	Advert Advertisement
+	// Checksum is the form the advert's checksum was computed in (valid
+	// when accepted).
+	Checksum ChecksumMode
+	// Reason says why the packet is dropped; "" when it is accepted.
+	Reason DropReason
+	// Notice names something odd about an accepted advert.
+	Notice Notice
+	// Problem says, in words an operator can act on, what keeps this
+	// sender's adverts from counting or what is odd about them; "" when
+	// nothing.
+	Problem string
+	// Peer is set once the packet is a VRRP advert for our VRID from
 	// someone else: from then on it is accounted to its sender.
-	peer bool
+	Peer bool
+}
+
+// Sibling reports an advert of another instance of this node on the same
+// link: neither ours nor a drop.
+func (v Verdict) Sibling() bool { return v.Reason == dropSibling }
+
+// Checker applies a Runner's receive checks to packets read elsewhere:
+// `vipd doctor` listens on a socket of its own and must judge what it hears
+// exactly as the running instance would, with the same words.
+type Checker struct {
+	cfg  RunnerConfig
+	auth [v2AuthDataLen]byte
+}
+
+// NewChecker returns the checks a Runner built from cfg applies. Only the
+// receive side of cfg is used: Machine.Addr (self), Machine.VRID,
+// Machine.Version (0 means 3), Machine.AdvertInterval, Machine.Solo, VIPs,
+// AuthPass, Unicast, Peers and Siblings.
+func NewChecker(cfg RunnerConfig) *Checker {
+	if cfg.Machine.Version == 0 {
+		cfg.Machine.Version = 3
+	}
+	c := &Checker{cfg: cfg}
+	copy(c.auth[:], cfg.AuthPass)
+	return c
 }
 
 // readLoop validates packets and hands good adverts to Run. Drops are
@@ -89,25 +122,25 @@ func (r *Runner) readLoop(ctx context.Context) {
 			}
 			continue
 		}
-		v := r.check(buf[:n], src, dst, ttl)
+		v := r.checks.Check(buf[:n], src, dst, ttl)
 		now := time.Now()
-		if v.peer {
+		if v.Peer {
 			r.account(src, v, now)
 		}
-		if v.reason == dropSibling {
+		if v.Sibling() {
 			continue // a sibling instance's advert: not ours, not a drop
 		}
-		if v.reason != "" {
-			r.drop(v.reason, src)
+		if v.Reason != "" {
+			r.drop(v.Reason, src)
 			continue
 		}
-		if v.notice != "" {
+		if v.Notice != "" {
 			r.mu.Lock()
-			r.notices[v.notice]++
+			r.notices[v.Notice]++
 			r.mu.Unlock()
 		}
 		r.received.Add(1)
-		ev := AdvertReceived{From: src, Priority: v.adv.Priority, Interval: v.adv.MaxAdvertInterval}
+		ev := AdvertReceived{From: src, Priority: v.Advert.Priority, Interval: v.Advert.MaxAdvertInterval}
 		select {
 		case r.pkts <- received{ev: ev, at: now, from: src}:
 		case <-ctx.Done():
@@ -116,80 +149,80 @@ func (r *Runner) readLoop(ctx context.Context) {
 	}
 }
 
-// check applies the receive checks of RFC 9568 section 7.1 (RFC 3768
+// Check applies the receive checks of RFC 9568 section 7.1 (RFC 3768
 // section 7.1 for VRRPv2), in an order that attributes a mismatch to its
 // sender as soon as the packet is known to be an advert for our VRID.
-func (r *Runner) check(b []byte, src, dst netip.Addr, ttl int) verdict {
-	var v verdict
+func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
+	var v Verdict
 	switch {
-	case src == r.cfg.Machine.Addr:
-		v.reason = DropSelf
+	case src == c.cfg.Machine.Addr:
+		v.Reason = DropSelf
 		return v
-	case !r.cfg.Unicast && ttl >= 0 && ttl != 255:
+	case !c.cfg.Unicast && ttl >= 0 && ttl != 255:
 		// "It MUST verify that the IP TTL is 255" is there to keep
 		// off-link senders out of a multicast group. A unicast peer may
 		// be a routed hop away (keepalived skips the check in unicast
 		// mode too), and the peer filter below does the keeping out.
-		v.reason = DropTTL
+		v.Reason = DropTTL
 		return v
-	case r.cfg.Unicast && !slices.Contains(r.cfg.Peers, src):
-		v.reason = DropPeer
-		return v
-	}
-	if err := v.adv.UnmarshalBinary(b); err != nil {
-		v.reason = Reason(err)
+	case c.cfg.Unicast && !slices.Contains(c.cfg.Peers, src):
+		v.Reason = DropPeer
 		return v
 	}
-	if v.adv.VRID != r.cfg.Machine.VRID {
-		v.reason = DropVRID
-		if slices.Contains(r.cfg.Siblings, v.adv.VRID) {
-			v.reason = dropSibling
+	if err := v.Advert.UnmarshalBinary(b); err != nil {
+		v.Reason = Reason(err)
+		return v
+	}
+	if v.Advert.VRID != c.cfg.Machine.VRID {
+		v.Reason = DropVRID
+		if slices.Contains(c.cfg.Siblings, v.Advert.VRID) {
+			v.Reason = dropSibling
 		}
 		return v
 	}
-	v.peer = true
-	want := r.cfg.Machine.Version
-	if v.adv.Version != want {
-		v.reason = DropVersion
-		v.problem = fmt.Sprintf("peer %s speaks VRRPv%d; set version = %d to join it", src, v.adv.Version, v.adv.Version)
+	v.Peer = true
+	want := c.cfg.Machine.Version
+	if v.Advert.Version != want {
+		v.Reason = DropVersion
+		v.Problem = fmt.Sprintf("peer %s speaks VRRPv%d; set version = %d to join it", src, v.Advert.Version, v.Advert.Version)
 		return v
 	}
 	mode, err := VerifyChecksum(b, src, dst)
 	if err != nil {
-		v.reason = Reason(err)
-		v.problem = fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src)
+		v.Reason = Reason(err)
+		v.Problem = fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src)
 		return v
 	}
-	v.mode = mode
+	v.Checksum = mode
 	if want == 2 {
-		if reason, problem := r.checkAuth(&v.adv, src); reason != "" {
-			v.reason, v.problem = reason, problem
+		if reason, problem := c.checkAuth(&v.Advert, src); reason != "" {
+			v.Reason, v.Problem = reason, problem
 			return v
 		}
 	}
-	if len(r.cfg.VIPs) > 0 && v.adv.Addresses[0].Is4() != r.cfg.VIPs[0].Is4() {
-		v.reason = DropFamily
-		v.problem = fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.adv.Addresses[0]), family(r.cfg.VIPs[0]))
+	if len(c.cfg.VIPs) > 0 && v.Advert.Addresses[0].Is4() != c.cfg.VIPs[0].Is4() {
+		v.Reason = DropFamily
+		v.Problem = fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.Advert.Addresses[0]), family(c.cfg.VIPs[0]))
 		return v
 	}
-	if !sameSet(v.adv.Addresses, r.cfg.VIPs) && !r.cfg.Machine.Solo {
-		v.notice = NoticeAddrList
-		v.problem = fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?); the election goes on, but a VIP only one side lists is served only while that side is MASTER",
-			src, addrList(v.adv.Addresses), addrList(r.cfg.VIPs))
+	if !sameSet(v.Advert.Addresses, c.cfg.VIPs) && !c.cfg.Machine.Solo {
+		v.Notice = NoticeAddrList
+		v.Problem = fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?); the election goes on, but a VIP only one side lists is served only while that side is MASTER",
+			src, addrList(v.Advert.Addresses), addrList(c.cfg.VIPs))
 	}
-	if want == 2 && v.adv.MaxAdvertInterval != r.cfg.Machine.AdvertInterval && v.notice == "" {
-		v.notice = NoticeInterval
-		v.problem = fmt.Sprintf("peer %s advertises every %v, this node every %v; VRRPv2 routers keep their own interval, so set the same advert_interval on both",
-			src, v.adv.MaxAdvertInterval, r.cfg.Machine.AdvertInterval)
+	if want == 2 && v.Advert.MaxAdvertInterval != c.cfg.Machine.AdvertInterval && v.Notice == "" {
+		v.Notice = NoticeInterval
+		v.Problem = fmt.Sprintf("peer %s advertises every %v, this node every %v; VRRPv2 routers keep their own interval, so set the same advert_interval on both",
+			src, v.Advert.MaxAdvertInterval, c.cfg.Machine.AdvertInterval)
 	}
 	return v
 }
 
 // checkAuth is RFC 2338 section 7.1 as keepalived applies it: the
 // authentication type must match ours, and with PASS the 8 bytes must.
-func (r *Runner) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, string) {
+func (c *Checker) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, string) {
 	want := uint8(authNone)
-	if r.cfg.AuthPass != "" {
+	if c.cfg.AuthPass != "" {
 		want = authPass
 	}
 	switch {
@@ -199,10 +232,23 @@ func (r *Runner) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, stri
 		return DropAuthType, fmt.Sprintf("peer %s sends no password, this node has auth_pass set; set the same auth_pass on both (or none)", src)
 	case adv.AuthType != want:
 		return DropAuthType, fmt.Sprintf("peer %s uses auth_type PASS; set auth_pass to its password to join it", src)
-	case want == authPass && adv.AuthData != r.auth:
+	case want == authPass && adv.AuthData != c.auth:
 		return DropAuth, fmt.Sprintf("peer %s sends a different auth_pass; set the same one on both", src)
 	}
 	return "", ""
+}
+
+// ForeignProblem words a router heard on vrid that is none of the
+// configured nodes (known is false): two virtual routers share the VRID on
+// the segment, and each takes the other's adverts for its own election. It
+// returns "" for a known node, and for an IPv6 link-local source, which
+// cannot be matched to a node's configured address (over IPv6 multicast
+// every node, vipd included, sends from its link-local address).
+func ForeignProblem(src netip.Addr, vrid uint8, known bool) string {
+	if known || src.IsLinkLocalUnicast() {
+		return ""
+	}
+	return fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment; give one of them another vrid", src, vrid)
 }
 
 func family(a netip.Addr) string {
@@ -234,7 +280,7 @@ func addrList(as []netip.Addr) string {
 
 // account records a packet in the sender table, and logs a sender's
 // problem once, when it first appears or changes.
-func (r *Runner) account(src netip.Addr, v verdict, now time.Time) {
+func (r *Runner) account(src netip.Addr, v Verdict, now time.Time) {
 	r.mu.Lock()
 	s := r.senders[src]
 	if s == nil {
@@ -244,21 +290,21 @@ func (r *Runner) account(src netip.Addr, v verdict, now time.Time) {
 		s = &Sender{Addr: src}
 		r.senders[src] = s
 	}
-	s.Version, s.Priority, s.Interval, s.LastSeen = v.adv.Version, v.adv.Priority, v.adv.MaxAdvertInterval, now
-	s.VIPs = v.adv.Addresses
-	if v.reason != "" {
+	s.Version, s.Priority, s.Interval, s.LastSeen = v.Advert.Version, v.Advert.Priority, v.Advert.MaxAdvertInterval, now
+	s.VIPs = v.Advert.Addresses
+	if v.Reason != "" {
 		s.Dropped++
 	} else {
 		s.Count++
-		s.Checksum = v.mode
+		s.Checksum = v.Checksum
 	}
-	changed := s.Problem != v.problem
-	s.Problem = v.problem
+	changed := s.Problem != v.Problem
+	s.Problem = v.Problem
 	r.mu.Unlock()
-	if changed && v.problem != "" {
-		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.reason)).Str("notice", string(v.notice)).Msg(v.problem)
+	if changed && v.Problem != "" {
+		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.Reason)).Str("notice", string(v.Notice)).Msg(v.Problem)
 	}
-	if changed && v.problem == "" {
+	if changed && v.Problem == "" {
 		r.log.Info().Str("peer", src.String()).Msg("peer's adverts are in order again")
 	}
 }

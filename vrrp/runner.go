@@ -89,6 +89,8 @@ type Runner struct {
 	log  zerolog.Logger
 	dsts []netip.Addr
 	auth [v2AuthDataLen]byte
+	// checks are the receive checks (receive.go).
+	checks *Checker
 
 	pkts chan received // from readLoop
 	wake chan struct{} // 1-buffered: the mailbox has something
@@ -169,6 +171,7 @@ func NewRunner(cfg RunnerConfig, conn Conn, fx Effects) (*Runner, error) {
 		lastLog: make(map[DropReason]time.Time),
 	}
 	copy(r.auth[:], cfg.AuthPass)
+	r.checks = NewChecker(cfg)
 	switch {
 	case cfg.Unicast:
 		r.dsts = cfg.Peers
