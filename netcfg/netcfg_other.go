@@ -95,3 +95,8 @@ func (*VRRPConn) SetReadDeadline(t time.Time) error {
 
 // Close does nothing: there is no socket.
 func (*VRRPConn) Close() error { return nil }
+
+// Probe is only implemented on Linux.
+func Probe(ctx context.Context, cfg ProbeConfig) ([]Claim, error) {
+	return nil, fmt.Errorf("netcfg: probe on %s: %w", cfg.Interface, errUnsupported{})
+}
