@@ -71,12 +71,30 @@ type Verdict struct {
 	// Notice names something odd about an accepted advert.
 	Notice Notice
 	// Problem says, in words an operator can act on, what keeps this
-	// sender's adverts from counting or what is odd about them; "" when
-	// nothing.
-	Problem string
+	// sender's adverts from counting or what is odd about them, and what
+	// to do; zero when nothing.
+	Problem Problem
 	// Peer is set once the packet is a VRRP advert for our VRID from
 	// someone else: from then on it is accounted to its sender.
 	Peer bool
+}
+
+// Problem is something wrong with a sender's adverts: what is seen, and
+// the fix. Status shows both in one sentence (String); vipd doctor shows
+// them apart.
+type Problem struct {
+	Seen, Fix string
+}
+
+// String is "seen; fix", or "" for no problem.
+func (p Problem) String() string {
+	switch {
+	case p.Seen == "":
+		return ""
+	case p.Fix == "":
+		return p.Seen
+	}
+	return p.Seen + "; " + p.Fix
 }
 
 // Sibling reports an advert of another instance of this node on the same
@@ -184,13 +202,14 @@ func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
 	want := c.cfg.Machine.Version
 	if v.Advert.Version != want {
 		v.Reason = DropVersion
-		v.Problem = fmt.Sprintf("peer %s speaks VRRPv%d; set version = %d to join it", src, v.Advert.Version, v.Advert.Version)
+		v.Problem = Problem{fmt.Sprintf("peer %s speaks VRRPv%d", src, v.Advert.Version), fmt.Sprintf("set version = %d to join it", v.Advert.Version)}
 		return v
 	}
 	mode, err := VerifyChecksum(b, src, dst)
 	if err != nil {
 		v.Reason = Reason(err)
-		v.Problem = fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src)
+		v.Problem = Problem{fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src),
+			"make the peer send from the address it is configured with: NAT on the path, or a source address other than the one the packet carries, changes the pseudo-header the checksum covers"}
 		return v
 	}
 	v.Checksum = mode
@@ -202,53 +221,56 @@ func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
 	}
 	if len(c.cfg.VIPs) > 0 && v.Advert.Addresses[0].Is4() != c.cfg.VIPs[0].Is4() {
 		v.Reason = DropFamily
-		v.Problem = fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.Advert.Addresses[0]), family(c.cfg.VIPs[0]))
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.Advert.Addresses[0]), family(c.cfg.VIPs[0])),
+			"give IPv4 and IPv6 VIPs instances (vrids) of their own, one family each, the same on every node"}
 		return v
 	}
 	if !sameSet(v.Advert.Addresses, c.cfg.VIPs) && !c.cfg.Machine.Solo {
 		v.Notice = NoticeAddrList
-		v.Problem = fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?); the election goes on, but a VIP only one side lists is served only while that side is MASTER",
-			src, addrList(v.Advert.Addresses), addrList(c.cfg.VIPs))
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?)",
+			src, addrList(v.Advert.Addresses), addrList(c.cfg.VIPs)),
+			"the election goes on, but a VIP only one side lists is served only while that side is MASTER: give every node the same vips"}
 	}
 	if want == 2 && v.Advert.MaxAdvertInterval != c.cfg.Machine.AdvertInterval && v.Notice == "" {
 		v.Notice = NoticeInterval
-		v.Problem = fmt.Sprintf("peer %s advertises every %v, this node every %v; VRRPv2 routers keep their own interval, so set the same advert_interval on both",
-			src, v.Advert.MaxAdvertInterval, c.cfg.Machine.AdvertInterval)
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises every %v, this node every %v", src, v.Advert.MaxAdvertInterval, c.cfg.Machine.AdvertInterval),
+			"VRRPv2 routers keep their own interval, so set the same advert_interval on both"}
 	}
 	return v
 }
 
 // checkAuth is RFC 2338 section 7.1 as keepalived applies it: the
 // authentication type must match ours, and with PASS the 8 bytes must.
-func (c *Checker) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, string) {
+func (c *Checker) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, Problem) {
 	want := uint8(authNone)
 	if c.cfg.AuthPass != "" {
 		want = authPass
 	}
 	switch {
 	case adv.AuthType == authAH:
-		return DropAuthType, fmt.Sprintf("peer %s uses auth_type AH, which vipd does not support; switch it to PASS or none", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s uses auth_type AH, which vipd does not support", src), "switch it to PASS or none"}
 	case adv.AuthType != want && want == authPass:
-		return DropAuthType, fmt.Sprintf("peer %s sends no password, this node has auth_pass set; set the same auth_pass on both (or none)", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s sends no password, this node has auth_pass set", src), "set the same auth_pass on both (or none)"}
 	case adv.AuthType != want:
-		return DropAuthType, fmt.Sprintf("peer %s uses auth_type PASS; set auth_pass to its password to join it", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s uses auth_type PASS", src), "set auth_pass to its password to join it"}
 	case want == authPass && adv.AuthData != c.auth:
-		return DropAuth, fmt.Sprintf("peer %s sends a different auth_pass; set the same one on both", src)
+		return DropAuth, Problem{fmt.Sprintf("peer %s sends a different auth_pass", src), "set the same one on both"}
 	}
-	return "", ""
+	return "", Problem{}
 }
 
 // ForeignProblem words a router heard on vrid that is none of the
 // configured nodes (known is false): two virtual routers share the VRID on
 // the segment, and each takes the other's adverts for its own election. It
-// returns "" for a known node, and for an IPv6 link-local source, which
+// returns no problem for a known node, and for an IPv6 link-local source, which
 // cannot be matched to a node's configured address (over IPv6 multicast
 // every node, vipd included, sends from its link-local address).
-func ForeignProblem(src netip.Addr, vrid uint8, known bool) string {
+func ForeignProblem(src netip.Addr, vrid uint8, known bool) Problem {
 	if known || src.IsLinkLocalUnicast() {
-		return ""
+		return Problem{}
 	}
-	return fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment; give one of them another vrid", src, vrid)
+	return Problem{fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment", src, vrid),
+		"give one of them another vrid"}
 }
 
 func family(a netip.Addr) string {
@@ -298,13 +320,14 @@ func (r *Runner) account(src netip.Addr, v Verdict, now time.Time) {
 		s.Count++
 		s.Checksum = v.Checksum
 	}
-	changed := s.Problem != v.Problem
-	s.Problem = v.Problem
+	problem := v.Problem.String()
+	changed := s.Problem != problem
+	s.Problem = problem
 	r.mu.Unlock()
-	if changed && v.Problem != "" {
-		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.Reason)).Str("notice", string(v.Notice)).Msg(v.Problem)
+	if changed && problem != "" {
+		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.Reason)).Str("notice", string(v.Notice)).Msg(problem)
 	}
-	if changed && v.Problem == "" {
+	if changed && problem == "" {
 		r.log.Info().Str("peer", src.String()).Msg("peer's adverts are in order again")
 	}
 }

@@ -38,11 +38,11 @@ func TestChecker(t *testing.T) {
 	}
 
 	v := c.Check(marshal(Advertisement{Priority: 150}, ChecksumMessage), peerAddr, IPv4Group, 255)
-	if v.Reason != "" || !v.Peer || v.Checksum != ChecksumMessage || v.Advert.Priority != 150 || v.Problem != "" {
+	if v.Reason != "" || !v.Peer || v.Checksum != ChecksumMessage || v.Advert.Priority != 150 || v.Problem != (Problem{}) {
 		t.Errorf("good advert: %+v; want accepted from a peer, checksum rfc9568, priority 150", v)
 	}
 	v = c.Check(marshal(Advertisement{Version: 2, Priority: 150}, ChecksumMessage), peerAddr, IPv4Group, 255)
-	if v.Reason != DropVersion || !v.Peer || !strings.Contains(v.Problem, "speaks VRRPv2; set version = 2") {
+	if v.Reason != DropVersion || !v.Peer || !strings.Contains(v.Problem.String(), "speaks VRRPv2; set version = 2") {
 		t.Errorf("v2 advert: %+v; want a version drop with the runner's words", v)
 	}
 	v = c.Check(marshal(Advertisement{VRID: 53}, ChecksumPseudoHeader), peerAddr, IPv4Group, 255)
@@ -69,7 +69,7 @@ func TestForeignProblem(t *testing.T) {
 		{"fd00::9", false, "router fd00::9 on vrid 51 is not one of the [[node]]s"},
 	}
 	for _, tt := range tests {
-		got := ForeignProblem(netip.MustParseAddr(tt.src), 51, tt.known)
+		got := ForeignProblem(netip.MustParseAddr(tt.src), 51, tt.known).String()
 		if tt.want == "" && got != "" || !strings.HasPrefix(got, tt.want) {
 			t.Errorf("ForeignProblem(%s, known %v) = %q, want %q", tt.src, tt.known, got, tt.want)
 		}

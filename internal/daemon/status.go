@@ -121,7 +121,7 @@ func (d *Daemon) instanceStatus(inst *instance, reason string, names map[string]
 		}
 		// A foreign router's own problem ("speaks VRRPv2; set version =
 		// 2 to join it") would be the wrong advice: it is not to be joined.
-		if p := vrrp.ForeignProblem(s.Addr, v.VRID, cs.Name != ""); p != "" {
+		if p := vrrp.ForeignProblem(s.Addr, v.VRID, cs.Name != "").String(); p != "" {
 			in.Problems = append(in.Problems, p)
 		} else if s.Problem != "" {
 			in.Problems = append(in.Problems, s.Problem)
