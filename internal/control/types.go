@@ -16,6 +16,23 @@ type Status struct {
 	Peers     []Peer       `json:"peers,omitempty"`
 	Trackers  []Tracker    `json:"trackers,omitempty"`
 	LastDrill *DrillResult `json:"last_drill,omitempty"`
+	// Findings are what vipd doctor's cheap checks (the interface and its
+	// sysctls) find on the running node, refreshed every 30 s.
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Finding is one thing `vipd doctor` found, also in status (Findings).
+type Finding struct {
+	// Check names the check: interface, sysctl, firewall, vrrp, peers,
+	// vip-conflict, listener, backends, files, config.
+	Check string `json:"check"`
+	// Severity is "error" (exit 2: breaks failover or serving),
+	// "warning" (exit 1: can break it, or weakens it) or "info".
+	Severity string `json:"severity"`
+	// Instance is the VRRP instance concerned, if one.
+	Instance string `json:"instance,omitempty"`
+	Seen     string `json:"seen"`
+	Fix      string `json:"fix"`
 }
 
 // Instance is one VRRP instance.

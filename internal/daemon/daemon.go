@@ -48,6 +48,7 @@ type Daemon struct {
 	changes *changes
 	drills  *drills
 	hooks   *hooks.Runner // [notify], in transition order
+	live    liveFindings  // doctor's live subset, for status
 
 	// insts is set by Run before up is stored, and not changed after.
 	insts []*instance
@@ -208,6 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.runBeacon(gctx) })
 	}
 	d.links.start(gctx, cfg)
+	go d.runLive(gctx)
 	var runners sync.WaitGroup
 	for _, inst := range insts {
 		d.watch(gctx, inst)

@@ -282,6 +282,8 @@ type testNode struct {
 	vipGone   chan netip.Prefix
 	done      chan error
 	cancel    context.CancelFunc
+	// sysctls are what the live checks read (doctorEnv); unset ones are 0.
+	sysctls sync.Map
 }
 
 const vip = "192.0.2.10/32"
@@ -384,7 +386,8 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 		ListenControl: func(control.SocketOptions) (net.Listener, error) {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
-		Probe: b.probe,
+		Probe:  b.probe,
+		Doctor: n.doctorEnv(),
 	}
 	b.mu.Lock()
 	b.nodes = append(b.nodes, n)

@@ -60,11 +60,7 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	ifname := in.InterfaceFor(node)
 	inst := &instance{name: in.Name, cfg: *in, ifname: ifname,
 		log: d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()}
-	for _, n := range cfg.Nodes {
-		if n.Name != node.Name {
-			inst.peers = append(inst.peers, n.Address)
-		}
-	}
+	inst.peers = peersOf(cfg, node)
 	var vips, managed []netip.Prefix
 	var addrs []netip.Addr
 	for _, p := range in.VIPs {
@@ -109,18 +105,47 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 		frontends: frontendsOf(cfg, in), garp: garpOf(in),
 	}
 	inst.fx.onTransition = d.transitionFunc(inst)
+	r, err := vrrp.NewRunner(runnerConfig(cfg, node, in, inst.src, inst.log), conn, inst.fx)
+	if err != nil {
+		conn.Close()
+		ann.Close()
+		return nil, err
+	}
+	inst.runner = r
+	return inst, nil
+}
+
+// peersOf are the addresses of the other [[node]]s.
+func peersOf(cfg *config.Config, node *config.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range cfg.Nodes {
+		if n.Name != node.Name {
+			out = append(out, n.Address)
+		}
+	}
+	return out
+}
+
+// runnerConfig is what an instance's runner runs with; src is the advert
+// source and the address the election knows this node by. vipd doctor
+// judges what it hears with the same (DoctorPlan).
+func runnerConfig(cfg *config.Config, node *config.Node, in *config.Instance, src netip.Addr, log zerolog.Logger) vrrp.RunnerConfig {
 	mode := vrrp.ChecksumPseudoHeader
 	if in.Checksum == config.ChecksumRFC9568 {
 		mode = vrrp.ChecksumMessage
 	}
-	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+	var addrs []netip.Addr
+	for _, p := range in.VIPs {
+		addrs = append(addrs, p.Addr())
+	}
+	return vrrp.RunnerConfig{
 		Machine: vrrp.Config{
 			VRID:            in.VRID,
 			Priority:        in.PriorityOf(node),
 			AdvertInterval:  in.AdvertInterval,
 			Preempt:         in.Preempt,
 			PreemptDelay:    in.PreemptDelay,
-			Addr:            inst.src,
+			Addr:            src,
 			HoldUntilReady:  in.StartupHold && hasChecks(cfg),
 			StartupInterval: in.StartupInterval,
 			Version:         uint8(in.Version),
@@ -131,17 +156,10 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 		Checksum: mode,
 		AuthPass: in.AuthPass,
 		Unicast:  in.Unicast,
-		Peers:    inst.peers,
+		Peers:    peersOf(cfg, node),
 		Siblings: siblings(cfg, node, in),
-		Log:      inst.log,
-	}, conn, inst.fx)
-	if err != nil {
-		conn.Close()
-		ann.Close()
-		return nil, err
+		Log:      log,
 	}
-	inst.runner = r
-	return inst, nil
 }
 
 // soloInstance is single-LB mode: no VRRP, every frontend always listens.

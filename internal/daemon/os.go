@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/doctor"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -33,6 +34,9 @@ type OS struct {
 	// Probe connects to target once, as a client would (the drill's
 	// probe), bounded by 100 ms.
 	Probe func(ctx context.Context, target netip.AddrPort) error
+	// Doctor is vipd doctor's read-only look at the host, for the live
+	// findings in status (interfaces, sysctls).
+	Doctor doctor.Env
 }
 
 // Proxy is what the daemon needs of the proxy (*proxy.Proxy).
@@ -100,6 +104,9 @@ func (o *OS) fill() error {
 	}
 	if o.ListenControl == nil {
 		o.ListenControl = control.Listen
+	}
+	if o.Doctor.Links == nil {
+		o.Doctor = doctor.HostEnv()
 	}
 	if o.NewProxy == nil {
 		o.NewProxy = func(cfg proxy.Config, log zerolog.Logger) (Proxy, error) { return proxy.New(cfg, log) }
