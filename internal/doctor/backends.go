@@ -79,4 +79,3 @@ func backendFix(s Server, r health.Result) string {
 	}
 	return fmt.Sprintf("check %s from this node by hand, and the check settings of [[backend]] %q", s.Addr, s.Backend)
 }
-
