@@ -45,6 +45,10 @@ Usage:
   vipd manifest static-pod|talos -c FILE [--image REF]
                                           print a static pod / Talos patch (YAML)
   vipd completion bash|zsh                print a shell completion script
+  vipd doctor  -c FILE [--node NAME] [--listen 5s] [-o json]
+                                          preflight this node: interface, sysctls, firewall,
+                                          VIP conflicts, VRRP heard, peers, listeners, backends;
+                                          exit 0 ok, 1 warnings, 2 errors
   vipd version                            print the version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
@@ -78,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdManifest(rest, stdout, stderr)
 	case "completion":
 		return cmdCompletion(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vipd %s\n", daemon.Version)
 		return 0

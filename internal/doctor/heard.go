@@ -107,9 +107,12 @@ func peerAdvertFindings(in Instance, who string, h *heard) []Finding {
 // but every vipd sends a beacon each second); a node whose beacon says it
 // is MASTER must be heard advertising. With multicast, the usual cause of
 // silence is a network that drops multicast: the hint is unicast = true.
-func peerFindings(plan Plan, tables map[string]*heardTable, beacons map[netip.Addr]Beacon, window time.Duration, listened bool) []Finding {
-	if !listened {
-		return nil
+//
+// listened names the instances whose adverts were listened for; beaconed
+// says the status port was.
+func peerFindings(plan Plan, tables map[string]*heardTable, beacons map[netip.Addr]Beacon, window time.Duration, listened map[string]bool, beaconed bool) []Finding {
+	if len(listened) == 0 && !beaconed {
+		return nil // nothing could be heard: the checks that failed say why
 	}
 	multicast := false
 	for _, in := range plan.Instances {
@@ -146,8 +149,8 @@ func peerFindings(plan Plan, tables map[string]*heardTable, beacons map[netip.Ad
 				}
 			}
 		}
-		b, beaconed := beacons[n.Addr]
-		if !anyAdvert && !beaconed && !fresh[n.Name] {
+		b, hasBeacon := beacons[n.Addr]
+		if !anyAdvert && !hasBeacon && !fresh[n.Name] {
 			seen := fmt.Sprintf("nothing heard from %s (%s) in %v: no VRRP advert", n.Name, n.Addr, window)
 			if plan.StatusPort != 0 {
 				seen += fmt.Sprintf(", no status beacon (UDP %d)", plan.StatusPort)
@@ -163,7 +166,7 @@ func peerFindings(plan Plan, tables map[string]*heardTable, beacons map[netip.Ad
 			continue
 		}
 		for _, in := range plan.Instances {
-			if !slices.Contains(b.Masters, in.VRID) || advertised[in.Name] {
+			if !listened[in.Name] || !slices.Contains(b.Masters, in.VRID) || advertised[in.Name] {
 				continue
 			}
 			fix := fmt.Sprintf("the path from %s drops IP protocol 112: let it through", n.Name)

@@ -75,15 +75,24 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 	defer cancel()
 	var wg sync.WaitGroup
 	tables := map[string]*heardTable{}
-	listened := false
+	listened := map[string]bool{} // instances whose VRRP socket listened
+	// On an interface that is missing or down there is nothing to hear
+	// or ask: the interface check has said so.
+	usable := func(in Instance) bool {
+		l, ok := findLink(links, in.Interface)
+		return links == nil || ok && l.AdminUp && l.OperUp
+	}
 	for _, in := range plan.Instances {
 		tables[in.Name] = newHeardTable()
+		if !usable(in) {
+			continue
+		}
 		src, err := env.ListenVRRP(in.Interface, in.IPv6())
 		if err != nil {
 			add(CheckVRRP, couldNot(CheckVRRP, in.Name, "listen for VRRP on "+in.Interface, err))
 			continue
 		}
-		listened = true
+		listened[in.Name] = true
 		checks := vrrp.NewChecker(in.Receive)
 		wg.Go(func() {
 			defer src.Close()
@@ -91,6 +100,7 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 		})
 	}
 	beacons := &beaconTable{from: map[netip.Addr]Beacon{}}
+	beaconsHeard := false
 	if plan.StatusPort != 0 && len(plan.Instances) > 0 && plan.Beacon != nil {
 		known := map[netip.Addr]bool{}
 		fams := map[bool]bool{}
@@ -104,7 +114,7 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 				add(CheckPeers, couldNot(CheckPeers, "", fmt.Sprintf("listen for status beacons (UDP %d)", plan.StatusPort), err))
 				continue
 			}
-			listened = true
+			beaconsHeard = true
 			wg.Go(func() {
 				defer src.Close()
 				listenBeacons(src, plan.Beacon, known, deadline, beacons)
@@ -114,7 +124,7 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 	claims := map[string][]netcfg.Claim{}
 	probeErrs := map[string]error{}
 	var claimMu sync.Mutex
-	for ifname, targets := range probeTargets(plan, peers) {
+	for ifname, targets := range probeTargets(plan, peers, usable) {
 		gap := min(time.Second, listen/4)
 		wg.Go(func() {
 			c, err := env.Probe(wctx, netcfg.ProbeConfig{Interface: ifname, Targets: targets, Rounds: 3, Gap: gap})
@@ -138,7 +148,7 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 		add(CheckConflict, conflictFindings(plan, in, claims[in.Interface], links)...)
 	}
 	if len(plan.Instances) > 0 {
-		add(CheckPeers, peerFindings(plan, tables, beacons.from, listen, listened)...)
+		add(CheckPeers, peerFindings(plan, tables, beacons.from, listen, listened, beaconsHeard)...)
 	}
 	return r
 }
@@ -175,7 +185,7 @@ func others(plan Plan) []Node {
 // probeTargets are, per interface, the VIPs to ask for and the other
 // nodes' addresses of the same family, whose answers tell the nodes' MACs
 // from a foreign holder's.
-func probeTargets(plan Plan, peers []Node) map[string][]netip.Addr {
+func probeTargets(plan Plan, peers []Node, usable func(Instance) bool) map[string][]netip.Addr {
 	out := map[string][]netip.Addr{}
 	add := func(ifname string, a netip.Addr) {
 		for _, x := range out[ifname] {
@@ -186,6 +196,9 @@ func probeTargets(plan Plan, peers []Node) map[string][]netip.Addr {
 		out[ifname] = append(out[ifname], a)
 	}
 	for _, in := range plan.Instances {
+		if !usable(in) {
+			continue
+		}
 		for _, v := range in.VIPs {
 			add(in.Interface, v.Addr())
 		}
