@@ -238,7 +238,11 @@ func (d *Daemon) runBeacon(ctx context.Context) error {
 	for {
 		changed := d.changes.Wait()
 		b := d.ourBeacon()
-		if !sameBeacon(b, last) || time.Since(sent) >= beaconEvery {
+		// The ticker wakes every beaconEvery, a little after the last
+		// send: comparing with the full period would skip every other
+		// tick whenever this wakeup ran sooner after its tick than the
+		// last one, and beacons would go out every 2 s.
+		if !sameBeacon(b, last) || time.Since(sent) >= beaconEvery*9/10 {
 			msg, _ := json.Marshal(b)
 			for _, dst := range dsts {
 				conn.WriteToUDP(msg, dst)
