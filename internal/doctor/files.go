@@ -40,8 +40,12 @@ func checkFiles(h filesHost, plan Plan) []Finding {
 		out = append(out, finding(CheckFiles, SevError, "",
 			fmt.Sprintf("%s is writable by every user (mode %04o): anyone on this host can move the VIP or make vipd run a command ([notify], script trackers)", plan.ConfigPath, perm), fixMode))
 	case perm&0o004 != 0 && len(plan.Secrets) > 0:
+		why := "anyone on this host can read them"
+		if slices.ContainsFunc(plan.Secrets, func(s string) bool { return strings.Contains(s, "hash") }) {
+			why += ", and brute-force the hashes offline"
+		}
 		out = append(out, finding(CheckFiles, SevWarning, "",
-			fmt.Sprintf("%s is readable by every user (mode %04o) and holds %s: anyone on this host can read them (and brute-force the hashes offline)", plan.ConfigPath, perm, strings.Join(plan.Secrets, " and ")), fixMode))
+			fmt.Sprintf("%s is readable by every user (mode %04o) and holds %s: %s", plan.ConfigPath, perm, strings.Join(plan.Secrets, " and "), why), fixMode))
 	}
 	if uid, gids, err := h.lookupUser(packagedUser); err == nil && !readable(fi, uid, gids) {
 		out = append(out, finding(CheckFiles, SevWarning, "",
