@@ -126,6 +126,17 @@ func printStatus(w io.Writer, st control.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, f := range st.Findings {
+		pre := ""
+		if f.Instance != "" && len(st.Instances) > 1 {
+			pre = f.Instance + ": "
+		}
+		fmt.Fprintf(w, "%s%s (%s): %s\n%s  fix: %s\n", pre, strings.ToUpper(f.Severity), f.Check, f.Seen, pre, f.Fix)
+	}
+	if len(st.Findings) > 0 {
+		fmt.Fprintln(w, "(vipd doctor checks more: the firewall, the segment, the backends)")
+		fmt.Fprintln(w)
+	}
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN")
 		for _, p := range st.Peers {
