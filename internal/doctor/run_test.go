@@ -230,3 +230,27 @@ func TestRunPeers(t *testing.T) {
 		t.Errorf("running vipd knows lb2: %+v", r.Findings)
 	}
 }
+
+// Several instances are checked each: the foreign router on the second
+// VRID is that instance's finding, and each instance's socket ignores the
+// other's adverts (siblings), as the runners do.
+func TestRunInstances(t *testing.T) {
+	env, vrrpPkts, _, _ := testEnv(t)
+	plan := testPlan()
+	ingress := plan.Instances[0]
+	ingress.Name, ingress.VRID = "ingress", 52
+	ingress.VIPs = []netip.Prefix{netip.MustParsePrefix("10.0.0.101/32")}
+	ingress.Receive.Machine.VRID, ingress.Receive.VIPs = 52, []netip.Addr{netip.MustParseAddr("10.0.0.101")}
+	ingress.Receive.Siblings = []uint8{51}
+	plan.Instances[0].Receive.Siblings = []uint8{52}
+	plan.Instances = append(plan.Instances, ingress)
+	stranger := netip.MustParseAddr("10.0.0.40")
+	vip2 := []netip.Addr{netip.MustParseAddr("10.0.0.101")}
+	*vrrpPkts = append(*vrrpPkts,
+		pkt{b: advert(t, vrrp.Advertisement{VRID: 52, Priority: 100, Addresses: vip2}, lb2.Addr, vrrp.IPv4Group, vrrp.ChecksumPseudoHeader), src: lb2.Addr, dst: vrrp.IPv4Group, ttl: 255},
+		pkt{b: advert(t, vrrp.Advertisement{VRID: 52, Priority: 90, Addresses: vip2}, stranger, vrrp.IPv4Group, vrrp.ChecksumPseudoHeader), src: stranger, dst: vrrp.IPv4Group, ttl: 255})
+	r := Run(context.Background(), plan, env, time.Millisecond)
+	if len(r.Findings) != 1 || r.Findings[0].Instance != "ingress" || !strings.Contains(r.Findings[0].Seen, "router 10.0.0.40 on vrid 52 is not one of the [[node]]s") {
+		t.Errorf("findings %+v, want the foreign router on ingress only", r.Findings)
+	}
+}
