@@ -340,3 +340,41 @@ func TestDoctor(t *testing.T) {
 		lab.AwaitHolder(t, vip, lb1, time.Second, lb1, lb2)
 	})
 }
+
+// TestDoctorIPv6: VRRP over IPv6 multicast, lb2 running: a clean lab gives
+// no finding (the peer is heard from its link-local address); a host that
+// holds the IPv6 VIP answers the neighbour solicitation and is named.
+func TestDoctorIPv6(t *testing.T) {
+	l := lab.NewLab(t)
+	lb1, lb2, ext := l.AddHost("lb1", 11), l.AddHost("lb2", 12), l.AddHost("ext", 40)
+	for i, h := range []*lab.Host{lb1, lb2, ext} {
+		l.EnableIPv6(h, uint16(0x11+i))
+	}
+	vip := l.Addr6(0x100)
+	base := l.WriteConfig(t, lab.PairOptions{VIP: vip, NoFront: true}, []lab.LBNode{lab.N("lb1", lb1, 150), lab.N("lb2", lb2, 100)})
+	body, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(body), vip.String()+`/32"]`, vip.String()+`/128"]`, 1)
+	write := func(name string) (string, string) {
+		sock := filepath.Join(l.Dir(), name+".sock")
+		path := filepath.Join(l.Dir(), name+".toml")
+		if err := os.WriteFile(path, []byte(text+fmt.Sprintf("\n[control]\nsocket = %q\n", sock)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return path, sock
+	}
+	cfg1, _ := write("lb1")
+	cfg2, sock2 := write("lb2")
+	n2 := l.StartNode(lb2, "lb2", cfg2, sock2)
+	n2.AwaitState("MASTER", 10*time.Second)
+
+	r, code := runDoctor(t, lb1, cfg1, "lb1")
+	expect(t, "clean IPv6 lab", r, code, 0)
+
+	ipn(t, ext.NS, "-6", "addr", "add", vip.String()+"/128", "dev", "eth0", "nodad")
+	r, code = runDoctor(t, lb1, cfg1, "lb1")
+	expect(t, "IPv6 VIP on ext", r, code, 2, want{doctor.CheckConflict, doctor.SevError,
+		[]string{fmt.Sprintf("VIP %s is answered (neighbour solicitation, RFC 4861) by %s, which is none of the [[node]]s", vip, macOf(t, ext))}, "choose a VIP nobody uses"})
+}

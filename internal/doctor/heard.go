@@ -219,14 +219,14 @@ func conflictFindings(plan Plan, in Instance, claims []netcfg.Claim, links []Lin
 			}
 		}
 		here := hasAddr(l, vip.Addr())
-		proto := "ARP"
+		proto := "ARP probe, RFC 5227"
 		if vip.Addr().Is6() {
-			proto = "neighbour solicitation"
+			proto = "neighbour solicitation, RFC 4861"
 		}
 		switch {
 		case len(foreign) > 0:
 			out = append(out, finding(CheckConflict, SevError, in.Name,
-				fmt.Sprintf("VIP %s is answered (%s probe, RFC 5227) by %s, which is none of the [[node]]s: another host holds the address, and clients reach whichever answered last",
+				fmt.Sprintf("VIP %s is answered (%s) by %s, which is none of the [[node]]s: another host holds the address, and clients reach whichever answered last",
 					vip.Addr(), proto, strings.Join(foreign, ", ")),
 				fmt.Sprintf("remove %s from that host (a keepalived, a static address, a DHCP lease?), or choose a VIP nobody uses", vip.Addr())))
 		case here && len(nodes) > 0:
