@@ -160,8 +160,10 @@ func TestDoctor(t *testing.T) {
 		os.Chmod(path, mode)
 		return path, sock
 	}
-	cfg1, sock1 := nodeCfg("lb1", string(body), 0o640)
-	cfg2, sock2 := nodeCfg("lb2", string(body), 0o640)
+	// 0644: these files hold no secret, and a vipd user that another
+	// test on this machine creates (packaging) must be able to read them.
+	cfg1, sock1 := nodeCfg("lb1", string(body), 0o644)
+	cfg2, sock2 := nodeCfg("lb2", string(body), 0o644)
 	n2 := l.StartNode(lb2, "lb2", cfg2, sock2)
 	n2.AwaitState("MASTER", 10*time.Second)
 
@@ -250,7 +252,7 @@ func TestDoctor(t *testing.T) {
 		ipn(t, lb1.NS, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
 		defer ipn(t, lb1.NS, "link", "del", "eth1")
 		text := strings.Replace(string(body), "name = \"lb1\"\n", "name = \"lb1\"\ninterface = \"eth1\"\n", 1)
-		cfg, _ := nodeCfg("lb1-eth1", text, 0o640)
+		cfg, _ := nodeCfg("lb1-eth1", text, 0o644)
 		r, code := runDoctor(t, lb1, cfg, "lb1")
 		expect(t, "eth1 down", r, code, 2,
 			want{doctor.CheckInterface, doctor.SevError, []string{"interface eth1 is down"}, "ip link set eth1 up"},
@@ -262,7 +264,7 @@ func TestDoctor(t *testing.T) {
 	t.Run("node address missing", func(t *testing.T) {
 		wrong := l.Addr(21)
 		text := strings.Replace(string(body), fmt.Sprintf("address = %q", lb1.Addr), fmt.Sprintf("address = %q", wrong), 1)
-		cfg, _ := nodeCfg("lb1-addr", text, 0o640)
+		cfg, _ := nodeCfg("lb1-addr", text, 0o644)
 		r, code := runDoctor(t, lb1, cfg, "lb1")
 		expect(t, "address .21 missing", r, code, 2, want{doctor.CheckInterface, doctor.SevError,
 			[]string{fmt.Sprintf("node address %s ([[node]] \"lb1\") is on no interface of this host", wrong)}, "configure " + wrong.String() + " on eth0"})
@@ -360,7 +362,7 @@ func TestDoctorIPv6(t *testing.T) {
 	write := func(name string) (string, string) {
 		sock := filepath.Join(l.Dir(), name+".sock")
 		path := filepath.Join(l.Dir(), name+".toml")
-		if err := os.WriteFile(path, []byte(text+fmt.Sprintf("\n[control]\nsocket = %q\n", sock)), 0o640); err != nil {
+		if err := os.WriteFile(path, []byte(text+fmt.Sprintf("\n[control]\nsocket = %q\n", sock)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return path, sock
