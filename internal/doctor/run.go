@@ -83,7 +83,8 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 		return links == nil || ok && l.AdminUp && l.OperUp
 	}
 	for _, in := range plan.Instances {
-		tables[in.Name] = newHeardTable()
+		table := newHeardTable()
+		tables[in.Name] = table
 		if !usable(in) {
 			continue
 		}
@@ -96,7 +97,7 @@ func Run(ctx context.Context, plan Plan, env Env, listen time.Duration) Report {
 		checks := vrrp.NewChecker(in.Receive)
 		wg.Go(func() {
 			defer src.Close()
-			listenVRRP(src, checks, in.VRID, deadline, tables[in.Name])
+			listenVRRP(src, checks, in.VRID, deadline, table) // not the map: the loop writes it
 		})
 	}
 	beacons := &beaconTable{from: map[netip.Addr]Beacon{}}
