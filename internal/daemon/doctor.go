@@ -13,9 +13,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/internal/config"
-	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/doctor"
+	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
