@@ -502,3 +502,21 @@ check = { type = "none" }
 }
 
 var nopLog = zerologNop()
+
+// Each VRRP interface gets promote_secondaries (a same-subnet VIP survives
+// the node's own address going) and arp_announce = 2 (no ARP request ever
+// names the VIP as its sender, which would point neighbours back at an
+// old master after a handover).
+func TestDaemonInterfaceSysctls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startNode(t, newBus(), "lb1", baseConfig(""))
+		for name, want := range map[string]string{
+			"net/ipv4/conf/eth0/promote_secondaries": "1",
+			"net/ipv4/conf/eth0/arp_announce":        "2",
+		} {
+			if got, _ := n.sysctls.Load(name); got != want {
+				t.Errorf("%s = %v, want %q", name, got, want)
+			}
+		}
+	})
+}

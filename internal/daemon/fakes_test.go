@@ -378,7 +378,10 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 			}
 			return nil
 		},
-		SetSysctl: func(string, string) error { return nil },
+		SetSysctl: func(name, value string) error {
+			n.sysctls.Store(name, value)
+			return nil
+		},
 		NewProxy: func(cfg proxy.Config, _ zerolog.Logger) (Proxy, error) {
 			n.px.cfg = cfg
 			return n.px, nil

@@ -75,6 +75,16 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "promote_secondaries"), "1"); err != nil {
 		inst.log.Warn().Err(err).Msg("could not set promote_secondaries")
 	}
+	// With arp_announce 0 the kernel may send an ARP request whose sender
+	// address is the VIP (the FIN or RST to a client after a handover
+	// leaves from it), and every neighbour that hears it points the VIP
+	// back at this node. 2 makes ARP requests always name the interface's
+	// own address.
+	if in.VIPs[0].Addr().Is4() {
+		if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "arp_announce"), "2"); err != nil {
+			inst.log.Warn().Err(err).Msg("could not set arp_announce = 2: an ARP request sent from the VIP after a handover may point clients back at this node")
+		}
+	}
 	// The VIPs pick the family. Adverts leave from the node's configured
 	// address, except over IPv6 multicast: there RFC 9568 section 5.1.2.1
 	// makes the source the interface's link-local address, and that is

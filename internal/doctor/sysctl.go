@@ -155,7 +155,7 @@ func arpAnnounce(h sysctlHost, in Instance) ([]Finding, error) {
 	}
 	return []Finding{finding(CheckSysctl, SevInfo, in.Name,
 		fmt.Sprintf("%s = %d: ARP requests this host sends for packets from the VIP carry the VIP as sender; one sent by the old master during a handover points the segment's caches back at it until the next gratuitous ARP (garp_refresh)", strings.Join(names, ", "), v),
-		fmt.Sprintf("sysctl -w %s=2 (ask with the node's own address)%s", sysctlName("ipv4", in.Interface, "arp_announce"), persist))}, nil
+		fmt.Sprintf("vipd run sets it to 2 when it starts; to have it before, sysctl -w %s=2 (ask with the node's own address)%s", sysctlName("ipv4", in.Interface, "arp_announce"), persist))}, nil
 }
 
 // ipv6Sysctls: IPv6 must be on, and duplicate address detection must
