@@ -168,7 +168,8 @@ func (c *Config) Instance(name string) *Instance {
 }
 
 // InstanceOf returns the instance whose VIPs frontend f binds, or nil for a
-// frontend with a fixed address (or without VRRP).
+// frontend with a fixed address, a frontend that follows a [bgp] VIP
+// (BGPVIPOf), or without VRRP.
 func (c *Config) InstanceOf(f Frontend) *Instance {
 	if f.Address.IsValid() {
 		return nil
@@ -189,8 +190,18 @@ func (c *Config) InstanceOf(f Frontend) *Instance {
 	return nil
 }
 
+// BGPVIPOf returns the [bgp] VIP frontend f binds (its vip), and whether
+// it has one. Such a frontend follows BGP: it listens exactly while that
+// VIP is announced.
+func (c *Config) BGPVIPOf(f Frontend) (netip.Addr, bool) {
+	if c.BGP == nil || !f.VIP.IsValid() || f.Address.IsValid() || !c.BGP.Has(f.VIP) {
+		return netip.Addr{}, false
+	}
+	return f.VIP, true
+}
+
 // Binds are the addresses frontend f listens on: its fixed address, its
-// vip, or every VIP of its instance.
+// vip (of a VRRP instance or of [bgp]), or every VIP of its instance.
 func (c *Config) Binds(f Frontend) []netip.AddrPort {
 	switch {
 	case f.Address.IsValid():

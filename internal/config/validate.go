@@ -83,18 +83,39 @@ func (d *decoder) validateFrontends(c *Config) {
 		if f.Backend != "" && !backends[f.Backend] {
 			d.errAt(p+".backend", "%s backend = %q: no [[backend]] has that name; %s", label, f.Backend, pickFrom("backend", f.Backend, backendNames))
 		}
+		_, bgpVIP := c.BGPVIPOf(f)
 		if _, written := d.pos[p+".address"]; c.VRRP == nil && !d.vrrpInvalid && !f.Address.IsValid() && !written {
-			d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
+			switch {
+			case c.BGP != nil && len(c.BGP.VIPs) > 0 && !f.VIP.IsValid():
+				d.errAt(p, `%s: missing vip or address; add vip = one of %s to serve an announced [bgp] VIP, or address = "10.0.0.5" (this host's address) to always listen there`, label, quoteList(bgpVIPs(c)))
+			case c.BGP == nil:
+				d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
+			}
 		}
 		if f.Port == 0 {
 			continue
 		}
+		if f.Address.IsValid() && c.BGP != nil && c.BGP.Has(f.Address) {
+			d.warnAt(p+".address", "%s address = %q: a [bgp] VIP as a fixed address listens even while the VIP is withdrawn; write vip = %q so the frontend follows the announcement",
+				label, f.Address, f.Address)
+		}
 		switch {
+		case bgpVIP:
+			// Follows [bgp]: listens while its VIP is announced.
+		case f.VIP.IsValid() && c.BGP != nil && c.VRRP == nil:
+			if !d.bgpInvalid {
+				d.errAt(p+".vip", "%s vip = %q: not one of the [bgp] vips; use one of %s, or write address = %q for a fixed address", label, f.VIP, quoteList(bgpVIPs(c)), f.VIP)
+			}
+			continue
 		case f.VIP.IsValid() && c.VRRP == nil && !d.vrrpInvalid:
 			d.errAt(p+".vip", "%s vip = %q: there is no VRRP instance whose VIP it could be; add [vrrp], or write address = %q for a fixed address", label, f.VIP, f.VIP)
 			continue
 		case f.VIP.IsValid() && c.VRRP != nil && c.InstanceOf(f) == nil:
-			d.errAt(p+".vip", "%s vip = %q: no VRRP instance has this VIP; use one of %s", label, f.VIP, quoteList(allVIPs(c)))
+			if c.BGP == nil {
+				d.errAt(p+".vip", "%s vip = %q: no VRRP instance has this VIP; use one of %s", label, f.VIP, quoteList(allVIPs(c)))
+			} else if !d.bgpInvalid {
+				d.errAt(p+".vip", "%s vip = %q: neither a VRRP instance nor [bgp] has this VIP; use one of %s", label, f.VIP, quoteList(append(allVIPs(c), bgpVIPs(c)...)))
+			}
 			continue
 		case !f.VIP.IsValid() && !f.Address.IsValid() && len(c.Instances) > 1:
 			d.errAt(p, "%s: there are several VRRP instances, so say which VIP this frontend binds; add vip = one of %s", label, quoteList(allVIPs(c)))
@@ -218,8 +239,16 @@ func (d *decoder) validateTracks(c *Config) {
 			}
 		}
 	}
-	if c.VRRP == nil && len(c.Tracks) > 0 {
+	if c.VRRP == nil && c.BGP == nil && len(c.Tracks) > 0 {
 		d.warnAt("track[0]", "[[track]]: trackers adjust the VRRP priority, and there is no [vrrp]; they run but change nothing")
+	}
+	if c.VRRP == nil && c.BGP != nil {
+		for i, t := range c.Tracks {
+			if !c.gatesBGP(t) {
+				d.warnAt(indexPath("track", i), "%s: without [vrrp] only a backends tracker on a frontend with a [bgp] vip does something (it gates the announcement with its min_healthy); this one runs but changes nothing",
+					elemLabelName("track", t.Name, i))
+			}
+		}
 	}
 	if c.Global.MaxConn > 0 {
 		for i, f := range c.Frontends {
@@ -229,6 +258,32 @@ func (d *decoder) validateTracks(c *Config) {
 			}
 		}
 	}
+}
+
+// gatesBGP reports whether tracker t holds back a [bgp] VIP: a backends
+// tracker on a frontend that follows BGP.
+func (c *Config) gatesBGP(t Track) bool {
+	if t.Type != TrackBackends {
+		return false
+	}
+	for _, f := range c.Frontends {
+		if f.Name == t.Frontend {
+			_, ok := c.BGPVIPOf(f)
+			return ok
+		}
+	}
+	return false
+}
+
+// bgpVIPs lists the [bgp] VIP addresses, for messages.
+func bgpVIPs(c *Config) []string {
+	var out []string
+	if c.BGP != nil {
+		for _, p := range c.BGP.VIPs {
+			out = append(out, p.Addr().String())
+		}
+	}
+	return out
 }
 
 // allVIPs lists every instance's VIP addresses, for messages.
