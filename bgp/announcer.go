@@ -152,6 +152,13 @@ func (a *Announcer) Step(now time.Time, ev AnnouncerEvent) []Action {
 		a.sessions = ev.Established
 	case EffectFailed:
 		acts = a.effectFailed(now, ev)
+	case Reconfigure:
+		a.cfg.DrainTime = max(ev.DrainTime, 0)
+		for _, v := range a.vips {
+			if ev.Reannounce && v.state == Announced {
+				acts = append(acts, Action{Kind: ActionAnnounce, VIP: v.addr, Reason: "path attributes changed"})
+			}
+		}
 	case Relisten:
 		if v := a.vip(ev.VIP); v != nil && v.state != Withdrawn {
 			acts = append(acts, Action{Kind: ActionListen, VIP: v.addr, Reason: "frontends changed"})

@@ -79,7 +79,16 @@ type EffectFailed struct {
 // announced VIP binds them.
 type Relisten struct{ VIP netip.Addr }
 
+// Reconfigure takes a reload: DrainTime applies to drains that start
+// from now on, and Reannounce sends every announced VIP again (its path
+// attributes changed).
+type Reconfigure struct {
+	DrainTime  time.Duration
+	Reannounce bool
+}
+
 func (Start) isAnnouncerEvent()           {}
+func (Reconfigure) isAnnouncerEvent()     {}
 func (BackendsChanged) isAnnouncerEvent() {}
 func (OperatorDrain) isAnnouncerEvent()   {}
 func (Stop) isAnnouncerEvent()            {}

@@ -440,3 +440,15 @@ func TestNewAnnouncerErrors(t *testing.T) {
 		}
 	}
 }
+
+// A reload's drain time applies to the next drain; changed attributes
+// re-announce the announced VIPs only.
+func TestAnnouncerReconfigure(t *testing.T) {
+	h := newAnn(t, 5*time.Second, vipA, vipB)
+	h.announced(vipA)
+	want(t, "reconfigure", h.step(Reconfigure{DrainTime: time.Second, Reannounce: true}), "announce(.10)")
+	h.step(OperatorDrain{On: true})
+	want(t, "new drain time", h.advance(time.Second),
+		"->withdrawn(.10) withdraw(.10) remove VIP(.10) unlisten(.10) close connections(.10)")
+	want(t, "nothing to re-announce", h.step(Reconfigure{DrainTime: time.Second, Reannounce: true}), "")
+}

@@ -31,6 +31,12 @@ type Service interface {
 	Reload(ctx context.Context) (ReloadResult, error)
 }
 
+// SelfDrainer is implemented by a Service that can drain its own node
+// (`vipd drain self`, BGP mode); the route exists only then.
+type SelfDrainer interface {
+	DrainSelf(ctx context.Context, req DrainRequest) (DrainResult, error)
+}
+
 // Errors a Service may wrap so the server picks the HTTP status.
 var (
 	ErrRefused  = errors.New("refused")   // 409: the request makes no sense in this state
@@ -234,6 +240,20 @@ func (s *API) Handler() http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, struct{}{})
 	}))
+	if sd, ok := s.Service.(SelfDrainer); ok {
+		mux.HandleFunc("POST /v1/drain-self", s.mutating(func(w http.ResponseWriter, r *http.Request) {
+			var req DrainRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			res, err := sd.DrainSelf(r.Context(), req)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			WriteJSON(w, http.StatusOK, res)
+		}))
+	}
 	mux.HandleFunc("POST /v1/reload", s.mutating(func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.Service.Reload(r.Context())
 		if err != nil {

@@ -50,8 +50,10 @@ type Daemon struct {
 	hooks   *hooks.Runner // [notify], in transition order
 	live    liveFindings  // doctor's live subset, for status
 
-	// insts is set by Run before up is stored, and not changed after.
+	// insts and bgp are set by Run before up is stored, and not changed
+	// after; bgp is nil when the node announces no [bgp] VIP.
 	insts []*instance
+	bgp   *bgpNode
 	up    atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time
@@ -100,6 +102,7 @@ func New(opts Options) (*Daemon, error) {
 	d.proxy = p
 	d.trk = newTrackers(cfg, node, d.log, d.changes.Notify)
 	d.health = newHealthChecks(d.log, p, d.trk, d.changes.Notify)
+	d.health.onBackends = d.pushBGPVerdicts
 	checks, err := plan(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
@@ -143,7 +146,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			inst.close()
 		}
 	}
-	if cfg.VRRP == nil {
+	bn, err := d.openBGP(cfg, node)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Single-LB mode, or the fixed-address frontends of a BGP node: the
+	// solo instance. A BGP node with nothing else to run needs none.
+	if cfg.VRRP == nil && (bn == nil || len(frontendsOf(cfg, nil)) > 0) {
 		inst, err := d.soloInstance(ctx, cfg)
 		if err != nil {
 			ln.Close()
@@ -162,6 +172,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer closeAll()
 	d.insts = insts
+	d.bgp = bn
 	for _, inst := range insts {
 		if !inst.solo {
 			d.trk.attach(inst.name, inst.runner)
@@ -171,19 +182,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// A stop requested at any moment, during start-up too, reaches every
 	// runner; a runner stopped before it ran never starts.
-	select {
-	case <-d.stop:
+	stopAll := func() {
 		for _, inst := range insts {
 			inst.runner.Stop()
 		}
+		if bn != nil {
+			bn.runner.Stop()
+		}
+	}
+	select {
+	case <-d.stop:
+		stopAll()
 	default:
 	}
 	go func() {
 		select {
 		case <-d.stop:
-			for _, inst := range insts {
-				inst.runner.Stop()
-			}
+			stopAll()
 		case <-ctx.Done():
 		}
 	}()
@@ -199,6 +214,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			for _, inst := range insts {
 				inst.runner.SetReady()
+			}
+			if bn != nil {
+				bn.setReady(d)
 			}
 		})
 	})
@@ -218,6 +236,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error {
 			defer runners.Done()
 			err := inst.runner.Run(gctx)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		})
+	}
+	if bn != nil {
+		runners.Add(1)
+		g.Go(func() error {
+			defer runners.Done()
+			err := bn.runner.Run(gctx)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -271,11 +300,17 @@ func (d *Daemon) transitionFunc(inst *instance) func(from, to vrrp.State, prio u
 	}
 }
 
+// mode is "vrrp" when the node runs VRRP instances (BGP beside them or
+// not), "bgp" when it only announces, else "single".
 func (d *Daemon) mode() string {
-	if cfg, _ := d.config(); cfg.VRRP == nil {
-		return "single"
+	cfg, _ := d.config()
+	switch {
+	case cfg.VRRP != nil:
+		return "vrrp"
+	case cfg.BGP != nil:
+		return "bgp"
 	}
-	return "vrrp"
+	return "single"
 }
 
 // vrrpInstances are the node's VRRP instances (none in single-LB mode), or

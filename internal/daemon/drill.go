@@ -78,6 +78,9 @@ func (d *Daemon) pickDrillInstance(name string) (*instance, error) {
 func (dr *drills) run(ctx context.Context, req control.DrillRequest) (control.DrillResult, error) {
 	d := dr.d
 	var res control.DrillResult
+	if req.BGP || req.Instance == "" && len(d.vrrpInstances()) == 0 && d.bgpSide() != nil {
+		return dr.runBGP(ctx, req)
+	}
 	inst, err := d.pickDrillInstance(req.Instance)
 	if err != nil {
 		return res, err

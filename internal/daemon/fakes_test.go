@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
@@ -198,6 +199,8 @@ type fakeProxy struct {
 	listening  map[string]bool
 	closes     int
 	failListen error
+	// healthy is the healthy-server count per frontend; 1 when not set.
+	healthy map[string]int
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -239,7 +242,22 @@ func (p *fakeProxy) Update(cfg proxy.Config) error {
 }
 func (p *fakeProxy) SetHealth(string, string, bool)             {}
 func (p *fakeProxy) SetAdmin(string, string, proxy.Admin) error { return nil }
-func (p *fakeProxy) Healthy(string) int                         { return 1 }
+func (p *fakeProxy) Healthy(f string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n, ok := p.healthy[f]; ok {
+		return n
+	}
+	return 1
+}
+func (p *fakeProxy) setHealthy(f string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.healthy == nil {
+		p.healthy = map[string]int{}
+	}
+	p.healthy[f] = n
+}
 func (p *fakeProxy) isListening(f string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -284,6 +302,8 @@ type testNode struct {
 	cancel    context.CancelFunc
 	// sysctls are what the live checks read (doctorEnv); unset ones are 0.
 	sysctls sync.Map
+	// sp is the node's BGP speaker, once the daemon built one.
+	sp *fakeSpeaker
 }
 
 const vip = "192.0.2.10/32"
@@ -391,6 +411,10 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 		},
 		Probe:  b.probe,
 		Doctor: n.doctorEnv(),
+		NewSpeaker: func(cfg bgp.Config, _ zerolog.Logger) (Speaker, error) {
+			n.sp = newFakeSpeaker(cfg, n)
+			return n.sp, nil
+		},
 	}
 	b.mu.Lock()
 	b.nodes = append(b.nodes, n)

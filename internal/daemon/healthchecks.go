@@ -54,6 +54,9 @@ type healthChecks struct {
 	proxy  Proxy
 	trk    *trackers
 	notify func()
+	// onBackends runs after the backends trackers were re-evaluated (the
+	// BGP side's health gate); nil: nothing.
+	onBackends func()
 
 	mu      sync.Mutex
 	planned map[string]plannedCheck // by checkKey.String()
@@ -182,6 +185,9 @@ func (h *healthChecks) updateBackendTrackers() {
 	for _, t := range h.trk.ofType(config.TrackBackends) {
 		n := h.proxy.Healthy(t.Frontend)
 		h.trk.set(t.Name, n >= t.MinHealthy, fmt.Sprintf("%d healthy servers behind %s (need %d)", n, t.Frontend, t.MinHealthy))
+	}
+	if h.onBackends != nil {
+		h.onBackends()
 	}
 }
 

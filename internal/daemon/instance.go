@@ -33,12 +33,13 @@ type instance struct {
 	ann    netcfg.Announcer
 }
 
-// frontendsOf names the frontends that follow instance in (every frontend
-// for the solo instance).
+// frontendsOf names the frontends that follow instance in (for the solo
+// instance, every frontend that does not follow a [bgp] VIP).
 func frontendsOf(cfg *config.Config, in *config.Instance) []string {
 	var out []string
 	for _, f := range cfg.Frontends {
-		if in == nil || cfg.InstanceOf(f) == in {
+		_, bgp := cfg.BGPVIPOf(f)
+		if in == nil && !bgp || in != nil && cfg.InstanceOf(f) == in {
 			out = append(out, f.Name)
 		}
 	}

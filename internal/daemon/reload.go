@@ -61,6 +61,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 			inst.runner.Relisten()
 		}
 	}
+	if b := d.bgpSide(); b != nil && next.BGP != nil {
+		b.reconfigure(next, node)
+	}
 	d.trk.reset(next, node)
 	d.health.apply(checks)
 	d.links.apply(next)
@@ -86,6 +89,9 @@ func applied(ch config.Changes) []string {
 	add("nodes (priority)", ch.Nodes)
 	for _, name := range ch.Instances.Changed {
 		out = append(out, fmt.Sprintf("instance %s (%s)", name, strings.Join(ch.InstanceKeys[name], ", ")))
+	}
+	if len(ch.BGP) > 0 {
+		out = append(out, fmt.Sprintf("bgp (%s)", strings.Join(ch.BGP, ", ")))
 	}
 	if ch.Global {
 		out = append(out, "global")

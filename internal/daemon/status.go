@@ -73,6 +73,9 @@ func (d *Daemon) Status() control.Status {
 	sort.Slice(st.Frontends, func(i, j int) bool { return st.Frontends[i].Name < st.Frontends[j].Name })
 	st.LastDrill = d.drills.last()
 	st.Findings = d.live.get()
+	if b := d.bgpSide(); b != nil {
+		st.BGP = b.status()
+	}
 	return st
 }
 
