@@ -137,6 +137,9 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintln(w, "(vipd doctor checks more: the firewall, the segment, the backends)")
 		fmt.Fprintln(w)
 	}
+	if st.BGP != nil {
+		printBGP(w, st.BGP)
+	}
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN")
 		for _, p := range st.Peers {
@@ -202,13 +205,14 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	instance := fs.String("instance", "", "the VRRP instance to drill (default: the one this node is MASTER of)")
 	hold := fs.Duration("hold", 10*time.Second, "how long this node refrains from taking the VIP back")
 	force := fs.Bool("force", false, "drill even when no healthy backup is known")
+	bgpMode := fs.Bool("bgp", false, "drill the BGP announcement (automatic on a node without VRRP)")
 	out := fs.String("o", "text", "output: text or json")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 || pos[0] != "failover" {
-		fmt.Fprintln(stderr, "usage: vipd drill failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]")
+		fmt.Fprintln(stderr, "usage: vipd drill failover [--instance NAME] [--hard] [--hold 10s] [--force] [--bgp] [-o json]")
 		return 2
 	}
 	path, err := sock()
@@ -217,12 +221,16 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Instance: *instance, Hard: *hard, Hold: *hold, Force: *force})
+	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Instance: *instance, Hard: *hard, Hold: *hold, Force: *force, BGP: *bgpMode})
 	if err != nil {
 		return fail(stderr, err)
 	}
 	if *out == "json" {
 		printJSON(stdout, res)
+		return 0
+	}
+	if res.Mode == "bgp" {
+		printBGPDrill(stdout, res)
 		return 0
 	}
 	kind := "planned handover (priority 0, make before break)"

@@ -235,3 +235,24 @@ func TestStatusQuotesRemoteText(t *testing.T) {
 		}
 	}
 }
+
+func TestDrainUsage(t *testing.T) {
+	code, _, errs := runCLI(t, "drain", "lb1")
+	if code != 2 || !strings.Contains(errs, "usage: vipd drain self [--undo]") {
+		t.Errorf("exit %d stderr %q", code, errs)
+	}
+	code, out, _ := runCLI(t, "help")
+	if code != 0 || !strings.Contains(out, "vipd drain   self [--undo]") || !strings.Contains(out, "--bgp") {
+		t.Errorf("usage lacks drain self or drill --bgp:\n%s", out)
+	}
+}
+
+func TestCheckBGPConfig(t *testing.T) {
+	code, out, errs := runCLI(t, "check", "-c", "../../examples/two-rack-bgp.toml")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if !strings.Contains(out, "ok: BGP AS 64512 announcing 1 VIPs to 2 routers") || strings.Contains(out, "warning") {
+		t.Errorf("output %q", out)
+	}
+}

@@ -34,8 +34,11 @@ Usage:
                                           (certificates, commands, socket group),
                                           as USER when given
   vipd status  [-o json|table]            show this node: VRRP, frontends, servers
-  vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]
+  vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [--bgp] [-o json]
                                           hand the VIP to a backup and measure the gap
+                                          (BGP mode, automatic without VRRP: drain, withdraw, hold)
+  vipd drain   self [--undo] [-o json]    BGP mode: withdraw this node's VIPs the planned way
+                                          (GRACEFUL_SHUTDOWN, drain_time, withdraw) until --undo
   vipd server  drain|maint|ready BACKEND/SERVER
                                           take a server out of rotation, or back in
   vipd reload                             re-read the config (same as SIGHUP)
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDrill(ctx, rest, stdout, stderr)
 	case "server":
 		return cmdServer(ctx, rest, stdout, stderr)
+	case "drain":
+		return cmdDrain(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
 	case "import":
@@ -282,6 +287,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			parts = append(parts, fmt.Sprintf("%s: VRRPv%d vrid %d, advert %s", in.Name, in.Version, in.VRID, in.AdvertInterval))
 		}
 		mode = fmt.Sprintf("%d nodes, %s", len(cfg.Nodes), strings.Join(parts, "; "))
+	}
+	if b := cfg.BGP; b != nil {
+		announce := fmt.Sprintf("BGP AS %d announcing %d VIPs to %d routers", b.ASN, len(b.VIPs), len(b.Peers))
+		if cfg.VRRP == nil {
+			mode = announce
+		} else {
+			mode += "; " + announce
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\nfile descriptors (this shell's limit; the unit sets LimitNOFILE=): %s\n",
 		cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks), b)

@@ -138,7 +138,14 @@ func TestBGPWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, `address = "192.168.40.10": a [bgp] VIP as a fixed address listens even while the VIP is withdrawn; write vip = "192.168.40.10"`) {
-		t.Errorf("warnings:\n%s", w)
+	w = strings.Join(c.Warnings(), "\n")
+	for _, want := range []string{
+		`address = "192.168.40.10": a [bgp] VIP as a fixed address listens even while the VIP is withdrawn; write vip = "192.168.40.10"`,
+		// ... and the VIP then has no frontend that follows it.
+		`vipd.toml:3: [bgp] vips[0] = "192.168.40.10": no [[frontend]] has vip = "192.168.40.10", so it is never announced`,
+	} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings:\n%s\nwant %q", w, want)
+		}
 	}
 }

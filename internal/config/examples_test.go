@@ -20,7 +20,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false}
+	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false, "two-rack-bgp.toml": false}
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
@@ -105,6 +105,21 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 				t.Errorf("frontend %q follows no instance", f.Name)
 			}
 		}
+	case "two-rack-bgp.toml":
+		if c.VRRP != nil || c.BGP == nil || len(c.Nodes) != 2 || len(c.BGP.VIPs) != 1 {
+			t.Fatalf("want [bgp] without [vrrp], two nodes and one VIP")
+		}
+		for _, n := range c.Nodes {
+			cfg, _, ok := c.BGP.Speaker(n.Name, n.Address)
+			if !ok || len(cfg.Peers) != 1 {
+				t.Errorf("node %s: want exactly its rack's router as peer, got %+v", n.Name, cfg.Peers)
+			}
+		}
+		for _, f := range c.Frontends {
+			if _, ok := c.BGPVIPOf(f); !ok {
+				t.Errorf("frontend %q does not follow the [bgp] VIP", f.Name)
+			}
+		}
 	case "single-lb.toml":
 		if c.VRRP != nil {
 			t.Fatal("single LB has no [vrrp]")
@@ -164,7 +179,7 @@ func TestExampleUnit(t *testing.T) {
 	}
 	// The socket the unit's RuntimeDirectory holds is the one the
 	// examples use.
-	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml"} {
+	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml", "two-rack-bgp.toml"} {
 		c, err := Load(filepath.Join(examplesDir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateNodes(c)
 	d.validateInstances(c)
 	d.validateFrontends(c)
+	d.validateBGPVIPs(c)
 	d.validateBackends(c)
 	d.validateTracks(c)
 }
@@ -136,6 +137,25 @@ func (d *decoder) validateFrontends(c *Config) {
 			}
 		}
 		byPort[f.Port] = append(byPort[f.Port], b)
+	}
+}
+
+// validateBGPVIPs warns about a [bgp] VIP no frontend binds: it is never
+// announced (the routers would send clients to a port nobody listens on).
+func (d *decoder) validateBGPVIPs(c *Config) {
+	if c.BGP == nil {
+		return
+	}
+	for i, p := range c.BGP.VIPs {
+		bound := false
+		for _, f := range c.Frontends {
+			v, ok := c.BGPVIPOf(f)
+			bound = bound || ok && v == p.Addr()
+		}
+		if !bound {
+			d.warnAt(indexPath("bgp.vips", i), "[bgp] vips[%d] = %q: no [[frontend]] has vip = %q, so it is never announced; add vip = %q to the frontends that serve it",
+				i, p.Addr(), p.Addr(), p.Addr())
+		}
 	}
 }
 

@@ -49,8 +49,11 @@ func (d *Daemon) systemd(ctx context.Context) {
 // "BACKUP vrid 51 (master 192.168.30.21), kube-apiserver 3/3 up, talos 2/3 up".
 func statusLine(st control.Status) string {
 	var parts []string
-	if len(st.Instances) == 0 {
+	if len(st.Instances) == 0 && st.BGP == nil {
 		parts = append(parts, "single LB")
+	}
+	if b := st.BGP; b != nil {
+		parts = append(parts, bgpStatusLine(b))
 	}
 	for _, in := range st.Instances {
 		s := fmt.Sprintf("%s vrid %d", in.State, in.VRID)
