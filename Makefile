@@ -54,6 +54,13 @@ bench-proxy: deps build
 bench-ecmp: deps
 	VIPD_BENCH_ECMP=1 $(GO) test -count=1 -v -timeout 10m -run '^TestECMPRehash$$' ./integration/
 
+# BGP mode through FRR beside VRRP mode, in one run: planned withdrawal,
+# vipd crash, host death (hold timer, BFD); writes the "## BGP mode"
+# section of docs/benchmarks.md. VIPD_BENCH_REPS (default 5).
+.PHONY: bench-bgp
+bench-bgp: deps
+	VIPD_BENCH_BGP=1 VIPD_BENCH_OUT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -v -timeout 30m -run '^TestBGPBench$$' ./integration/
+
 demo: deps build
 	@sh examples/demo/demo.sh
 

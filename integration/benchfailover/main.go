@@ -135,7 +135,7 @@ func main() {
 	md := report(res, key, *reps, time.Since(started))
 	fmt.Println(md)
 	if *out != "" {
-		if err := writeSection(*out, md); err != nil {
+		if err := lab.WriteSection(*out, "## Failover", md); err != nil {
 			fatal(err)
 		}
 		fmt.Fprintln(os.Stderr, "wrote", *out)
@@ -576,47 +576,4 @@ gap is Skew_Time, because it removes the VIP before the backup takes over.
 vipd's SIGTERM keeps the VIP and listener until the new master is heard.
 `)
 	return b.String()
-}
-
-// writeSection replaces the "## Failover" section of path (up to the next
-// "## " heading), creating the file when needed, and keeps a "## Proxy"
-// heading for the proxy benchmark.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmarks\n\n"
-	}
-	lines := strings.SplitAfter(text, "\n")
-	start, end := -1, len(lines)
-	for i, ln := range lines {
-		if start < 0 && strings.TrimSpace(ln) == "## Failover" {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(ln, "## ") {
-			end = i
-			break
-		}
-	}
-	section = strings.TrimRight(section, "\n") + "\n\n"
-	var out string
-	if start < 0 {
-		// Before "## Proxy" if present, else at the end.
-		idx := slices.IndexFunc(lines, func(s string) bool { return strings.TrimSpace(s) == "## Proxy" })
-		if idx < 0 {
-			out = strings.TrimRight(text, "\n") + "\n\n" + section
-		} else {
-			out = strings.Join(lines[:idx], "") + section + strings.Join(lines[idx:], "")
-		}
-	} else {
-		out = strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
-	}
-	if !strings.Contains(out, "\n## Proxy") {
-		out = strings.TrimRight(out, "\n") + "\n\n## Proxy\n\n(see integration/benchproxy)\n"
-	}
-	return os.WriteFile(path, []byte(out), 0o644)
 }
