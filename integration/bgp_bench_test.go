@@ -111,8 +111,8 @@ var bgpBenchScenarios = []benchScenario{
 			return nil
 		})
 	}},
-	{"BGP: host dead, BFD 100 ms x 3", func(t *testing.T) benchRun {
-		return bgpBenchOne(t, lab.RouterOptions{BFD: true, BFDInterval: 100}, lab.BGPOptions{BFD: true}, func(r *lab.Routed, n []*lab.Node) func() {
+	{"BGP: host dead, BFD 300 ms x 3", func(t *testing.T) benchRun {
+		return bgpBenchOne(t, lab.RouterOptions{BFD: true, BFDInterval: 300}, lab.BGPOptions{BFD: true, BFDInterval: "300ms"}, func(r *lab.Routed, n []*lab.Node) func() {
 			deadHost(t, r.LBs[0])
 			return nil
 		})
