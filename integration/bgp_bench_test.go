@@ -52,7 +52,9 @@ func TestBGPBench(t *testing.T) {
 			})
 		}
 	}
-	md := bgpBenchReport(res, reps, time.Since(started))
+	var est string
+	t.Run("established connections across a drain", func(t *testing.T) { est = drainEstablished(t) })
+	md := bgpBenchReport(res, reps, time.Since(started)) + est
 	t.Logf("\n%s", md)
 	if out := os.Getenv("VIPD_BENCH_OUT"); out != "" {
 		if err := lab.WriteSection(out, "## BGP mode", md); err != nil {
@@ -296,4 +298,58 @@ func msText(d time.Duration) string {
 		return fmt.Sprintf("%d,%03d ms", ms/1000, ms%1000)
 	}
 	return fmt.Sprintf("%d ms", ms)
+}
+
+// drainEstablished holds 64 connections through the router to VIP:50000
+// (the stand-ins echo), spread over both LBs, drains lb1 and probes every
+// connection when the router has moved off lb1 (GRACEFUL_SHUTDOWN taking
+// effect) and again after lb1 withdrew: the planned withdrawal keeps new
+// connections working, not lb1's established ones.
+func drainEstablished(t *testing.T) string {
+	r, _, nodes := bgpLab(t, lab.RouterOptions{}, lab.BGPOptions{DrainTime: "3s"})
+	n := r.Subnet.Addr().As4()[2]
+	var sources []string
+	for i := 0; i < 8; i++ {
+		a := netip.AddrFrom4([4]byte{10, 79, n, byte(10 + i)})
+		r.IPN(r.Client.NS, "addr", "add", a.String()+"/24", "dev", "eth0")
+		sources = append(sources, a.String())
+	}
+	flows := lab.StartFlows(t, r.Client, netip.AddrPortFrom(r.VIP, 50000).String(), sources, 8)
+	active := func(node *lab.Node) int64 {
+		st, err := node.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range st.Frontends {
+			if f.Name == "talos" {
+				return f.ActiveConns
+			}
+		}
+		return -1
+	}
+	on1, on2 := active(nodes[0]), active(nodes[1])
+	if ok := flows.Probe(); countFalse(ok) != 0 {
+		t.Fatalf("%d connections broken before the drain", countFalse(ok))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if out, err := nodes[0].CLI("drain", "self"); err != nil {
+			t.Errorf("drain self: %v: %s", err, out)
+		}
+	}()
+	lab.AwaitNextHops(t, r.Router, r.VIPPrefix(), 10*time.Second, r.LBs[1].Addr)
+	atShift := countFalse(flows.Probe())
+	<-done
+	afterWithdrawal := countFalse(flows.Probe())
+	t.Logf("established: lb1 carried %d, lb2 %d; broken once the router moved off lb1: %d; after the withdrawal: %d", on1, on2, atShift, afterWithdrawal)
+	return fmt.Sprintf(`
+Established connections across a planned withdrawal (one run; 64
+connections to VIP:50000 through the router, echoing): lb1 carried %d and
+lb2 %d. Once GRACEFUL_SHUTDOWN took effect (the router's route lost lb1),
+%d were broken (reset by lb2, which has no socket for them); after lb1
+withdrew and closed its listeners, %d in all. New connections never
+failed (the rows above); lb1's established ones cannot be kept through
+an ECMP router (docs/bgp.md).
+`, on1, on2, atShift, afterWithdrawal)
 }
