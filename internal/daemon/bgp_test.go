@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/config"
@@ -422,4 +423,26 @@ min_healthy = 2
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(bgpVerdict{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+}
+
+// A speaker that cannot start (port 179 taken) stops the daemon with its
+// error, after letting go of what it had set up.
+func TestDaemonBGPSpeakerStartFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, newBus(), "lb1", bgpConfig(""))
+		n.d.os.NewSpeaker = func(cfg bgp.Config, _ zerolog.Logger) (Speaker, error) {
+			n.sp = newFakeSpeaker(cfg, n)
+			n.sp.runErr = errors.New("bgp: start: listen tcp :179: address already in use")
+			return n.sp, nil
+		}
+		n.start()
+		settle(time.Second)
+		ok, err := n.stopped()
+		if !ok || err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("stopped %v err %v, want the speaker's error", ok, err)
+		}
+		if n.px.isListening("kubernetes") || n.addrs.has(bgpVIP) {
+			t.Error("listener or VIP left behind")
+		}
+	})
 }

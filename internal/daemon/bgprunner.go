@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -123,9 +122,9 @@ func (r *bgpRunner) Run(ctx context.Context) error {
 			spRunning = false
 			exec(r.m.Step(time.Now(), bgp.HardStop{}))
 			if err == nil {
-				err = errors.New("the speaker ended by itself")
+				err = errors.New("bgp: the speaker ended by itself")
 			}
-			return fmt.Errorf("bgp: %w", err)
+			return err // "bgp: start: listen tcp :179: address already in use"
 		case <-sessions:
 			sessions = r.sp.Changed()
 			stopped = exec(r.m.Step(time.Now(), bgp.Sessions{Established: established(r.sp.Status())}))

@@ -24,6 +24,7 @@ type fakeSpeaker struct {
 	attrs    map[netip.Prefix]bgp.Attrs
 	running  bool
 	changed  chan struct{}
+	runErr   error // Run returns it at once (a speaker that cannot start)
 }
 
 func newFakeSpeaker(cfg bgp.Config, n *testNode) *fakeSpeaker {
@@ -52,6 +53,9 @@ func (s *fakeSpeaker) record(call string) {
 }
 
 func (s *fakeSpeaker) Run(ctx context.Context) error {
+	if s.runErr != nil {
+		return s.runErr
+	}
 	s.mu.Lock()
 	s.running = true
 	close(s.changed)
