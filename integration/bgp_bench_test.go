@@ -38,7 +38,7 @@ func TestBGPBench(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("VIPD_BENCH_REPS")); err == nil && n > 0 {
 		reps = n
 	}
-	started := time.Now()
+	started, loadStart := time.Now(), loadAvg()
 	res := map[string][]benchRun{}
 	for rep := 1; rep <= reps; rep++ {
 		for _, sc := range bgpBenchScenarios {
@@ -54,7 +54,7 @@ func TestBGPBench(t *testing.T) {
 	}
 	var est string
 	t.Run("established connections across a drain", func(t *testing.T) { est = drainEstablished(t) })
-	md := bgpBenchReport(res, reps, time.Since(started)) + est
+	md := bgpBenchReport(res, reps, time.Since(started), loadStart+" at the start, "+loadAvg()+" at the end") + est
 	t.Logf("\n%s", md)
 	if out := os.Getenv("VIPD_BENCH_OUT"); out != "" {
 		if err := lab.WriteSection(out, "## BGP mode", md); err != nil {
@@ -217,14 +217,24 @@ func measure(samples []lab.ProbeSample, at time.Time, change time.Duration) benc
 	return r
 }
 
-func bgpBenchReport(res map[string][]benchRun, reps int, took time.Duration) string {
+// loadAvg is the 1-minute load average: the machine is shared, and a
+// starved router or prober shows in the figures.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
+func bgpBenchReport(res map[string][]benchRun, reps int, took time.Duration, load string) string {
 	var b strings.Builder
 	frr, _ := exec.Command("dpkg-query", "-W", "-f", "${Version}", "frr").Output()
 	kernel, _ := exec.Command("uname", "-r").Output()
 	fmt.Fprintf(&b, "## BGP mode\n\n")
 	fmt.Fprintf(&b, "Command (as root, in the repository): `make bench-bgp` (`VIPD_BENCH_BGP=1 VIPD_BENCH_OUT=docs/benchmarks.md go test -count=1 -v -timeout 30m -run '^TestBGPBench$' ./integration/`)  \n")
-	fmt.Fprintf(&b, "Date: %s; machine: %d CPUs, kernel %s, %s; FRR %s; whole run %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version(), string(frr), took.Round(time.Second))
+	fmt.Fprintf(&b, "Date: %s; machine: %d CPUs, kernel %s, %s; FRR %s; whole run %s; load average %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version(), string(frr), took.Round(time.Second), load)
 	b.WriteString(`Setup: BGP rows use the FRR lab of docs/bgp.md: two LB namespaces on
 their own subnets, each running vipd with a [bgp] table (eBGP, one ASN
 per LB) towards an FRR 8.4 router (maximum-paths 8,
