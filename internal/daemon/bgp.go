@@ -248,7 +248,7 @@ func (d *Daemon) DrainSelf(ctx context.Context, req control.DrainRequest) (contr
 	return res, nil
 }
 
-// bgpAnnounced reports whether some VIP is announced; the VIPs that are.
+// announcedVIPs lists the VIPs announced (not draining), sorted.
 func announcedVIPs(st bgp.AnnouncerStatus) []netip.Addr {
 	var out []netip.Addr
 	for _, v := range st.VIPs {

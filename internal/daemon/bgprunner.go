@@ -232,6 +232,11 @@ func (r *bgpRunner) exec(acts []bgp.Action, stopSpeaker func() error) (stopped b
 			case bgp.ActionStopped:
 				stopped = true
 			default:
+				if a.Reason != "" && (a.Kind == bgp.ActionListen || a.Kind == bgp.ActionAnnounce) {
+					// Not part of a transition (whose line says it all):
+					// a frontend added, attributes changed.
+					r.log.Info().Stringer("vip", a.VIP).Str("action", a.Kind.String()).Msg(a.Reason)
+				}
 				if err := r.fx.do(a); err != nil {
 					r.log.Error().Err(err).Stringer("vip", a.VIP).Str("action", a.Kind.String()).Msg("effect failed; the announcer decides what to do")
 					r.count(a.Kind)
