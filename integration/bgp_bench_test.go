@@ -278,6 +278,7 @@ hits lb1 at a random phase (uniform over 1 s) of its timers.
 			msText(median(change)), medianInt(failed), slices.Max(failed),
 			msText(median(window)), msText(slices.Max(window)), msText(median(gap)), msText(slices.Max(gap)))
 	}
+	b.WriteString(bgpBenchRatios(res))
 	if n := reps * len(bgpBenchScenarios); n > 0 {
 		total := 0
 		for _, runs := range res {
@@ -362,4 +363,60 @@ withdrew and closed its listeners, %d in all. New connections never
 failed (the rows above); lb1's established ones cannot be kept through
 an ECMP router (docs/bgp.md).
 `, on1, on2, atShift, afterWithdrawal)
+}
+
+// bgpBenchRatios words each BGP fault against its VRRP counterpart from the
+// same run: failed connects for the planned ones, the window for the rest.
+func bgpBenchRatios(res map[string][]benchRun) string {
+	stat := func(name string, f func(benchRun) time.Duration) (time.Duration, bool) {
+		runs := res[name]
+		if len(runs) == 0 {
+			return 0, false
+		}
+		var d []time.Duration
+		for _, r := range runs {
+			d = append(d, f(r))
+		}
+		return median(d), true
+	}
+	total := func(name string) (int, int) {
+		failed, n := 0, 0
+		for _, r := range res[name] {
+			failed += r.failed
+			n++
+		}
+		return failed, n
+	}
+	window := func(r benchRun) time.Duration { return r.window }
+	var b strings.Builder
+	b.WriteString("\n")
+	for _, planned := range []string{"BGP: vipd drain self (drain_time 2 s)", "BGP: SIGTERM (drain_time 2 s)"} {
+		if f, n := total(planned); n > 0 {
+			vf, vn := total("VRRP 200 ms: SIGTERM of the master")
+			fmt.Fprintf(&b, "- %s: %d failed connects in %d runs; VRRP SIGTERM %d in %d.\n", strings.TrimPrefix(planned, "BGP: "), f, n, vf, vn)
+		}
+	}
+	for _, pair := range [][2]string{
+		{"BGP: SIGKILL of vipd", "VRRP 200 ms: SIGKILL of the master"},
+		{"BGP: host dead, hold time 3 s", "VRRP 200 ms: master host dead"},
+		{"BGP: host dead, BFD 300 ms x 3", "VRRP 200 ms: master host dead"},
+	} {
+		bw, ok1 := stat(pair[0], window)
+		vw, ok2 := stat(pair[1], window)
+		if !ok1 || !ok2 || vw == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "- %s: window %s vs VRRP %s = **%.2f**; failed connects median %d vs %d.\n",
+			strings.TrimPrefix(pair[0], "BGP: "), msText(bw), msText(vw), float64(bw)/float64(vw),
+			medianInt(failedOf(res[pair[0]])), medianInt(failedOf(res[pair[1]])))
+	}
+	return b.String()
+}
+
+func failedOf(runs []benchRun) []int {
+	var out []int
+	for _, r := range runs {
+		out = append(out, r.failed)
+	}
+	return out
 }
