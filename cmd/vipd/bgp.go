@@ -50,7 +50,7 @@ func cmdDrain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, v := range res.VIPs {
 		fmt.Fprintf(stdout, "  %s %s", v.VIP, v.State)
 		if v.Reason != "" {
-			fmt.Fprintf(stdout, ": %s", v.Reason)
+			fmt.Fprintf(stdout, ": %s", q(v.Reason))
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -79,7 +79,7 @@ func printBGP(w io.Writer, b *control.BGP) {
 			up = (time.Duration(s.UptimeS) * time.Second).String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%gs\t%d\t%d\t%d\t%s\t%s\n", s.Peer, s.ASN, s.State, up, s.HoldTimeS,
-			s.PrefixesSent, s.PrefixesReceived, s.Flaps, orDash(s.BFD), orDash(s.LastError))
+			s.PrefixesSent, s.PrefixesReceived, s.Flaps, q(orDash(s.BFD)), q(orDash(s.LastError)))
 	}
 	tw.Flush()
 	fmt.Fprintln(tw, "VIP\tSTATE\tROUTERS\tFRONTENDS\tWHY")
@@ -88,7 +88,7 @@ func printBGP(w io.Writer, b *control.BGP) {
 		if v.State == "draining" && !v.WithdrawAt.IsZero() {
 			why += fmt.Sprintf(" (withdrawn at %s)", v.WithdrawAt.Format(time.TimeOnly))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", v.VIP, strings.ToUpper(v.State), v.Peers, orDash(strings.Join(v.Frontends, ",")), orDash(why))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", v.VIP, strings.ToUpper(v.State), v.Peers, q(orDash(strings.Join(v.Frontends, ","))), q(orDash(why)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

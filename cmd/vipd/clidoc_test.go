@@ -219,7 +219,9 @@ func TestBashCompletion(t *testing.T) {
 		want []string
 	}{
 		{"vipd ", all},
-		{"vipd dr", []string{"drill"}},
+		{"vipd dr", []string{"drain", "drill"}},
+		{"vipd drain ", []string{"self"}},
+		{"vipd drain self --u", []string{"--undo"}},
 		{"vipd drill ", []string{"failover"}},
 		{"vipd drill failover ", nil},
 		{"vipd drill failover --h", []string{"--hard", "--hold"}},

@@ -248,11 +248,50 @@ func TestDrainUsage(t *testing.T) {
 }
 
 func TestCheckBGPConfig(t *testing.T) {
-	code, out, errs := runCLI(t, "check", "-c", "../../examples/two-rack-bgp.toml")
+	// The example's CA, where `vipd check` can find it.
+	dir := t.TempDir()
+	b, err := os.ReadFile("../../examples/two-rack-bgp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, selfSigned(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "two-rack-bgp.toml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "/etc/vipd/kubernetes-ca.crt", ca)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "check", "-c", path)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	if !strings.Contains(out, "ok: BGP AS 64512 announcing 1 VIPs to 2 routers") || strings.Contains(out, "warning") {
 		t.Errorf("output %q", out)
+	}
+}
+
+// TestStatusBGP: the BGP section of `vipd status`, with a router's text
+// quoted like every other remote text.
+func TestStatusBGP(t *testing.T) {
+	st := control.Status{Node: "lb1", Mode: "bgp", Started: time.Now(), BGP: &control.BGP{
+		ASN: 64512, RouterID: "10.1.0.21", Drained: true,
+		Sessions: []control.BGPSession{{Peer: "10.1.0.1", ASN: 64500, State: "idle", LastError: "notification received: \x1b[2Kshut down"}},
+		VIPs:     []control.BGPVIP{{VIP: "192.168.40.10", State: "withdrawn", Reason: "drained by the operator (vipd drain self)", Frontends: []string{"kubernetes"}}},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	s := out.String()
+	for _, want := range []string{
+		"BGP: AS 64512, router id 10.1.0.21, DRAINED",
+		`"notification received: \x1b[2Kshut down"`,
+		"192.168.40.10  WITHDRAWN  0        kubernetes  drained by the operator (vipd drain self)",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("status lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.ContainsRune(s, '\x1b') {
+		t.Errorf("raw escape in the output:\n%q", s)
 	}
 }

@@ -36,7 +36,6 @@ Usage:
   vipd status  [-o json|table]            show this node: VRRP, frontends, servers
   vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [--bgp] [-o json]
                                           hand the VIP to a backup and measure the gap
-                                          (BGP mode, automatic without VRRP: drain, withdraw, hold)
   vipd drain   self [--undo] [-o json]    BGP mode: withdraw this node's VIPs the planned way
                                           (GRACEFUL_SHUTDOWN, drain_time, withdraw) until --undo
   vipd server  drain|maint|ready BACKEND/SERVER

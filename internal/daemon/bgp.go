@@ -15,6 +15,7 @@ import (
 	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/safetext"
 )
 
 // bgpNode is the node's BGP side: the runner that owns the one speaker,
@@ -183,7 +184,8 @@ func (b *bgpNode) status() *control.BGP {
 			Peer: p.Address, ASN: p.ASN, State: p.State, Since: p.Since,
 			UptimeS: p.Uptime.Seconds(), HoldTimeS: p.HoldTime.Seconds(),
 			PrefixesSent: p.PrefixesSent, PrefixesReceived: p.PrefixesReceived,
-			Flaps: p.Flaps, LastError: p.LastError, BFD: p.BFD,
+			// The last error can carry the router's NOTIFICATION text.
+			Flaps: p.Flaps, LastError: safetext.Clean(p.LastError), BFD: p.BFD,
 		})
 	}
 	prefixes := map[string]bgp.PrefixStatus{}

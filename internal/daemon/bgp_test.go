@@ -102,6 +102,14 @@ func TestDaemonBGPAnnouncesWhenServing(t *testing.T) {
 		if st.BGP.RouterID != "10.99.0.11" || st.BGP.DrainTimeMs != 5000 {
 			t.Errorf("bgp status %+v", st.BGP)
 		}
+		// A router's NOTIFICATION text reaches status without control
+		// characters (issue 9's rule for remote text).
+		n.sp.mu.Lock()
+		n.sp.lastErr = "notification received: \x1b[2Kadministrative shutdown"
+		n.sp.mu.Unlock()
+		if got := n.d.Status().BGP.Sessions[0].LastError; got != "notification received: [2Kadministrative shutdown" {
+			t.Errorf("last error %q, want it without the escape character", got)
+		}
 	})
 }
 

@@ -24,7 +24,8 @@ type fakeSpeaker struct {
 	attrs    map[netip.Prefix]bgp.Attrs
 	running  bool
 	changed  chan struct{}
-	runErr   error // Run returns it at once (a speaker that cannot start)
+	runErr   error  // Run returns it at once (a speaker that cannot start)
+	lastErr  string // every session's last error
 }
 
 func newFakeSpeaker(cfg bgp.Config, n *testNode) *fakeSpeaker {
@@ -110,7 +111,7 @@ func (s *fakeSpeaker) Status() bgp.Status {
 	defer s.mu.Unlock()
 	st := bgp.Status{ASN: s.cfg.ASN, RouterID: s.cfg.RouterID.String(), Running: s.running}
 	for _, p := range s.cfg.Peers {
-		ps := bgp.PeerStatus{Address: p.Address.String(), ASN: p.ASN, State: bgp.StateActive}
+		ps := bgp.PeerStatus{Address: p.Address.String(), ASN: p.ASN, State: bgp.StateActive, LastError: s.lastErr}
 		if s.running {
 			ps.State = bgp.StateEstablished
 		}
