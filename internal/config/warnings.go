@@ -153,12 +153,17 @@ func listensBeyondLoopback(listen string) bool {
 	return err == nil && !ap.Addr().IsLoopback()
 }
 
+// HashesReadable is in the warning about a file whose password hashes
+// every local user can read (vipd doctor's files check reports the same
+// thing itself and skips this warning).
+const HashesReadable = "lets every local user read the [[http.user]] password hashes"
+
 // fileWarnings: a file that holds password hashes and every local user
 // can read.
 func fileWarnings(c *Config, mode os.FileMode) []string {
 	if mode&0o004 == 0 || c.HTTP == nil || len(c.HTTP.Users) == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf(`%s: mode %04o lets every local user read the [[http.user]] password hashes; chmod 0640 %s and chown root:vipd (the daemon's group)`,
-		c.Path, mode.Perm(), c.Path)}
+	return []string{fmt.Sprintf(`%s: mode %04o %s; chmod 0640 %s and chown root:vipd (the daemon's group)`,
+		c.Path, mode.Perm(), HashesReadable, c.Path)}
 }
