@@ -75,6 +75,17 @@
 //     connection, so there are no per-connection locks. Serve with a
 //     listener that is not TCP keeps a goroutine accepting for the loops.
 //
+// # Files
+//
+// One idea per file: proxy.go (the Proxy, Listen, Run), listen.go (listening
+// sockets, BindError), serve.go (Serve with listeners made elsewhere),
+// loop.go (the event loop: wake-ups, commands, epoll_wait), accept.go
+// (accepting and the connection limits), conn.go (connection setup and
+// close), pump.go (moving bytes), timers.go (connect and idle deadlines),
+// fdlimit.go (out of file descriptors), backend.go (servers and pickers),
+// admin.go, update.go and status.go (the operator's and the daemon's
+// calls), rawsock.go (raw accept4 and connect).
+//
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under
 // backpressure and every close path. integration/benchproxy measures it
