@@ -185,10 +185,10 @@ func (b *backend) rebuild(p *Proxy) {
 // proxySig is the PROXY protocol v2 signature.
 var proxySig = [12]byte{0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A}
 
-// AppendProxyHeaderV2 appends a PROXY protocol v2 header (command PROXY,
+// appendProxyHeaderV2 appends a PROXY protocol v2 header (command PROXY,
 // transport STREAM) for a connection from src to dst. Both addresses IPv4
 // gives family INET; otherwise both are written as IPv6 (IPv4 mapped).
-func AppendProxyHeaderV2(b []byte, src, dst netip.AddrPort) []byte {
+func appendProxyHeaderV2(b []byte, src, dst netip.AddrPort) []byte {
 	b = append(b, proxySig[:]...)
 	b = append(b, 0x21) // version 2, command PROXY
 	sa, da := src.Addr().Unmap(), dst.Addr().Unmap()

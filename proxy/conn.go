@@ -181,7 +181,7 @@ func (c *conn) established(l *loop) {
 	c.srv.total.Add(1)
 	if c.be.snap.Load().proxyProto {
 		dst := netipFromFd(int(c.cfd))
-		hdr := AppendProxyHeaderV2(make([]byte, 0, 52), c.src, dst)
+		hdr := appendProxyHeaderV2(make([]byte, 0, 52), c.src, dst)
 		if n, err := unix.Write(int(c.sfd), hdr); err != nil || n != len(hdr) {
 			c.close(l)
 		}

@@ -200,6 +200,14 @@ func oneBackend(balance string, servers ...ServerConfig) Config {
 	}
 }
 
+// listening reports whether Listen succeeded and Unlisten has not been
+// called since (what Update consults before binding new addresses).
+func listening(p *Proxy) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.listening
+}
+
 func serverStatus(p *Proxy, backend, server string) ServerStatus {
 	for _, b := range p.Status().Backends {
 		if b.Name == backend {

@@ -235,14 +235,6 @@ func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
 	}
 }
 
-// Listening reports whether Listen succeeded and Unlisten has not been
-// called since.
-func (p *Proxy) Listening() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.listening
-}
-
 // CloseConns closes every proxied connection now and returns when they are
 // closed. Clients see EOF (or RST with unread data) and reconnect at once.
 func (p *Proxy) CloseConns() {
