@@ -83,8 +83,9 @@
 // (accepting and the connection limits), conn.go (connection setup and
 // close), pump.go (moving bytes), timers.go (connect and idle deadlines),
 // fdlimit.go (out of file descriptors), backend.go (servers and pickers),
-// admin.go, update.go and status.go (the operator's and the daemon's
-// calls), rawsock.go (raw accept4 and connect).
+// proxyproto.go (the PROXY protocol header), admin.go, update.go and
+// status.go (the operator's and the daemon's calls), rawsock.go (raw
+// accept4 and connect).
 //
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under
