@@ -63,7 +63,7 @@ func (l *loop) id() int32 {
 // adopt registers a new client connection and starts connecting.
 func (l *loop) adopt(c *conn) {
 	c.cid = l.id()
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.cfd), &unix.EpollEvent{Events: connEvents, Fd: c.cfd, Pad: c.cid}); err != nil {
+	if err := sysEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.cfd), &unix.EpollEvent{Events: connEvents, Fd: c.cfd, Pad: c.cid}); err != nil {
 		l.load.Add(-1)
 		c.closeUnadopted(l.p)
 		return
@@ -99,12 +99,12 @@ func (c *conn) connect(l *loop) {
 			}
 			break
 		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle)
+		sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		sysSetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle)
 		err = connectRaw(fd, &s.raw)
 		if err != nil && err != unix.EINPROGRESS {
-			unix.Close(fd)
+			sysClose(fd)
 			s.failed.Add(1)
 			l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
 			continue
@@ -113,7 +113,7 @@ func (c *conn) connect(l *loop) {
 		s.active.Add(1)
 		c.sfd = int32(fd)
 		c.sid = l.id()
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: connEvents, Fd: c.sfd, Pad: c.sid}); err != nil {
+		if err := sysEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: connEvents, Fd: c.sfd, Pad: c.sid}); err != nil {
 			c.close(l)
 			return
 		}
@@ -170,7 +170,7 @@ func (c *conn) connectFailed(l *loop, err error) {
 	l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
 	c.srv = nil
 	delete(l.conns, c.sfd)
-	unix.Close(int(c.sfd))
+	sysClose(int(c.sfd))
 	c.sfd = -1
 	c.connect(l)
 }
@@ -182,7 +182,7 @@ func (c *conn) established(l *loop) {
 	if c.be.snap.Load().proxyProto {
 		dst := netipFromFd(int(c.cfd))
 		hdr := appendProxyHeaderV2(make([]byte, 0, 52), c.src, dst)
-		if n, err := unix.Write(int(c.sfd), hdr); err != nil || n != len(hdr) {
+		if n, err := sysWrite(int(c.sfd), hdr); err != nil || n != len(hdr) {
 			c.close(l)
 		}
 	}
@@ -243,10 +243,10 @@ func (c *conn) close(l *loop) {
 		l.fdRetryAt = l.now // fds freed: parked clients and accepting retry now
 	}
 	delete(l.conns, c.cfd)
-	unix.Close(int(c.cfd))
+	sysClose(int(c.cfd))
 	if c.sfd >= 0 {
 		delete(l.conns, c.sfd)
-		unix.Close(int(c.sfd))
+		sysClose(int(c.sfd))
 	}
 	for d, p := range c.pipes {
 		if p != nil {
@@ -264,7 +264,7 @@ func (c *conn) close(l *loop) {
 // closeUnadopted closes a connection no loop has registered.
 func (c *conn) closeUnadopted(p *Proxy) {
 	c.flags |= fClosed
-	unix.Close(int(c.cfd))
+	sysClose(int(c.cfd))
 	c.release(p)
 }
 
@@ -282,4 +282,4 @@ func netipFromFd(fd int) netip.AddrPort {
 	return sockaddrToAddrPort(sa)
 }
 
-func closeFd(fd int) { unix.Close(fd) }
+func closeFd(fd int) { sysClose(fd) }

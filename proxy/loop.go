@@ -79,7 +79,7 @@ func (l *loop) wakeLocked() bool {
 
 func (l *loop) wake() {
 	var one = [8]byte{1}
-	unix.Write(l.efd, one[:])
+	sysWrite(l.efd, one[:])
 }
 
 // kick wakes the loop if it sleeps, so it looks at its atomics.
@@ -180,7 +180,7 @@ func (l *loop) run() {
 			}
 			if ev.Fd == int32(l.efd) {
 				var b [8]byte
-				unix.Read(l.efd, b[:])
+				sysRead(l.efd, b[:])
 				continue
 			}
 			c := l.conns[ev.Fd]

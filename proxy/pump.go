@@ -74,7 +74,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			if c.flags&f.write == 0 {
 				return false, true
 			}
-			n, err := unix.Splice(p.r, nil, dst, nil, p.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, err := sysSplice(p.r, dst, p.n)
 			if err != nil {
 				if err == unix.EAGAIN {
 					c.flags &^= f.write
@@ -97,7 +97,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			if c.flags&f.write == 0 {
 				return false, true
 			}
-			n, err := unix.Write(dst, c.pend[d])
+			n, err := sysWrite(dst, c.pend[d])
 			if err != nil {
 				if err == unix.EAGAIN {
 					c.flags &^= f.write
@@ -118,7 +118,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			// The other direction already finished: close (in run) sends
 			// this FIN, so skip the shutdown call.
 			if c.flags&(fC2SShut|fS2CShut) == 0 {
-				unix.Shutdown(dst, unix.SHUT_WR)
+				sysShutdown(dst, unix.SHUT_WR)
 			}
 			c.flags |= f.shut
 			return false, true
@@ -135,7 +135,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 				}
 				c.pipes[d] = p
 			}
-			n, err := unix.Splice(src, nil, p.w, nil, p.cap, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, err := sysSplice(src, p.w, p.cap)
 			switch {
 			case err == unix.EAGAIN:
 				c.flags &^= f.read
@@ -157,7 +157,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 		if c.flags&f.write == 0 {
 			return false, true // backpressure: leave the bytes in the socket
 		}
-		n, err := unix.Read(src, l.buf)
+		n, err := sysRead(src, l.buf)
 		switch {
 		case err == unix.EAGAIN:
 			c.flags &^= f.read
@@ -177,7 +177,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			// until EOF.
 			c.flags &^= f.read
 		}
-		w, err := unix.Write(dst, l.buf[:n])
+		w, err := sysWrite(dst, l.buf[:n])
 		if err != nil {
 			if err != unix.EAGAIN {
 				return false, false
@@ -215,6 +215,6 @@ func (l *loop) putPipe(p *pipe) {
 		l.free = append(l.free, p)
 		return
 	}
-	unix.Close(p.r)
-	unix.Close(p.w)
+	sysClose(p.r)
+	sysClose(p.w)
 }
