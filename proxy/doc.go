@@ -54,9 +54,12 @@
 //     as HAProxy's threads do: one wake-up per event. (Parking the loop as
 //     a goroutine in the runtime poller on its epoll fd cost a second
 //     wake-up, the runtime's nested epoll then ours, plus a scheduler
-//     hand-off: twice HAProxy's ping-pong latency.) While a loop sleeps
-//     in the system call the runtime takes its P back, so other goroutines
-//     still run.
+//     hand-off: twice HAProxy's ping-pong latency.) While the loops run,
+//     GOMAXPROCS is one more than their number, so a P is always free for
+//     the daemon's other goroutines and sysmon does not take the P of a
+//     waiting loop every 20 µs (procs.go). Every other system call of a
+//     loop is on a non-blocking descriptor and made with RawSyscall, which
+//     keeps the P (sys.go).
 //   - Every listener is in every loop's epoll set with EPOLLEXCLUSIVE, so
 //     a new connection wakes one idle loop, which calls accept4 itself
 //     (batches of 32) and owns the connection: no acceptor goroutine, no

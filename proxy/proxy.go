@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +98,7 @@ func New(cfg Config, log zerolog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{log: log, epoch: time.Now(), sleep: sleepDone, afterFunc: afterFunc, backends: make(map[string]*backend)}
-	n := min(runtime.GOMAXPROCS(0), 8)
+	n := min(procsBase(), 8)
 	for range n {
 		l, err := newLoop(p)
 		if err != nil {
@@ -138,6 +137,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.running = true
 	p.mu.Unlock()
+	defer holdProcs(len(p.loops))()
 	var wg sync.WaitGroup
 	for _, l := range p.loops {
 		wg.Go(l.run)
