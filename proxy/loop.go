@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type loop struct {
 	now        int64  // monotonic ns since Proxy.epoch, once per wake-up
 	nextSweep  int64  // when to sweep the connecting list (0: nothing there)
 	nextIdle   int64  // when to sweep for idle connections (0: not scheduled)
+	yielded    int64  // when the loop last passed through the scheduler
 	// Out of file descriptors (see fdlimit.go).
 	spare     int     // reserved fd, closed to make room for a server socket; -1: used
 	parked    []*conn // accepted clients waiting for a server socket
@@ -151,6 +153,19 @@ func (l *loop) do(fn func(*loop)) {
 
 func (l *loop) clock() int64 { return int64(time.Since(l.p.epoch)) }
 
+// yieldEvery is how often a loop passes through the scheduler. To the
+// scheduler a loop is one goroutine that never ends its time slice (its
+// waits in epoll_wait do not count), so every 10 ms sysmon would preempt
+// it with a signal and take its P, and after each such take keep its own
+// tick at 20 µs for a while. A loop that yields itself first is left
+// alone (procs.go).
+const yieldEvery = 5 * time.Millisecond
+
+func (l *loop) yield() {
+	l.yielded = l.now
+	runtime.Gosched()
+}
+
 func (l *loop) run() {
 	l.own.Lock()
 	defer l.own.Unlock()
@@ -172,6 +187,9 @@ func (l *loop) run() {
 		}
 		n := l.wait(events, next)
 		l.now = l.clock()
+		if l.now-l.yielded >= int64(yieldEvery) {
+			l.yield()
+		}
 		for i := range events[:n] {
 			ev := &events[i]
 			if ev.Pad == listenPad {
