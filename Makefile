@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build test unit integration bench bench-failover bench-proxy demo fuzz soak vet fmt clean deps
+.PHONY: all build test unit integration bench bench-failover bench-proxy bench-storm demo fuzz soak vet fmt clean deps
 
 all: build
 
@@ -31,13 +31,18 @@ unit:
 integration: deps
 	$(GO) test -count=1 -v -timeout 20m ./integration/
 
-bench: bench-failover bench-proxy
+bench: bench-failover bench-proxy bench-storm
 
 bench-failover: deps build
 	$(GO) run ./integration/benchfailover -reps 5 -out docs/benchmarks.md
 
 bench-proxy: deps build
 	$(GO) run ./integration/benchproxy -reps 3
+
+# A reconnect storm through the VIP of an HA pair (root): vipd against
+# keepalived + HAProxy; writes the "## Reconnect storm" section.
+bench-storm: deps build
+	$(GO) run ./integration/benchstorm -n 4000 -reps 5 -out docs/benchmarks.md
 
 demo: deps build
 	@sh examples/demo/demo.sh
