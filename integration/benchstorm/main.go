@@ -47,6 +47,7 @@ type opts struct {
 	retry    time.Duration // client retry interval after a failed reconnect
 	limit    time.Duration // give up on a storm after this long
 	only     string
+	perf     string // directory for perf profiles of the new master, or ""
 }
 
 // result is one storm.
@@ -75,6 +76,7 @@ func main() {
 	flag.DurationVar(&o.limit, "limit", 60*time.Second, "give up on a storm after this long")
 	flag.StringVar(&o.only, "only", "", "run only the system whose name contains this (vipd, HAProxy)")
 	out := flag.String("out", "", "markdown file whose \"## Reconnect storm\" section is (re)written")
+	flag.StringVar(&o.perf, "perf", "", "record the new master's LB processes with `perf record -g` during each storm into this directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fatal(errors.New("needs root (network namespaces)"))
@@ -211,6 +213,7 @@ func runOne(t *lab.Bench, sys string, o opts) result {
 	cl := startClient(t, client, target, o)
 	mon := watchAddr(t, lb2, vip)
 	cpu0 := cpuOf(masterPids())
+	stopPerf := startPerf(t, o.perf, sys, masterPids())
 	// The harness's steps take about the same time in every run; a delay
 	// uniform over one advert interval puts the kill at a random phase of
 	// the master's advert timer.
@@ -226,6 +229,7 @@ func runOne(t *lab.Bench, sys string, o opts) result {
 	r.Takeover = took.Sub(killed)
 	back := cl.wait(t, o.limit+10*time.Second)
 	r.CPU = cpuOf(masterPids()) - cpu0
+	stopPerf()
 	var ds []time.Duration
 	attempts := 0
 	for _, c := range back {
@@ -342,6 +346,34 @@ func watchAddr(t *lab.Bench, h *lab.Host, addr netip.Addr) <-chan time.Time {
 		case <-deadline:
 			t.Fatalf("ip monitor in %s: no event after 5s", h.NS)
 		}
+	}
+}
+
+// startPerf runs `perf record -g` on pids into dir (when set) until the
+// returned function is called.
+func startPerf(t *lab.Bench, dir, sys string, pids []int) (stop func()) {
+	if dir == "" {
+		return func() {}
+	}
+	var ps []string
+	for _, p := range pids {
+		if p > 0 {
+			ps = append(ps, strconv.Itoa(p))
+		}
+	}
+	file := filepath.Join(dir, strings.NewReplacer(" ", "-", "+", "").Replace(t.Name())+".data")
+	cmd := exec.Command("perf", "record", "-q", "-g", "-e", "cpu-clock", "-o", file, "-p", strings.Join(ps, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Logf("perf: %v", err)
+		return func() {}
+	}
+	// perf needs a moment to attach; the kill comes after a random delay
+	// of up to one advert interval anyway.
+	time.Sleep(200 * time.Millisecond)
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
 	}
 }
 
