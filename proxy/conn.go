@@ -99,9 +99,10 @@ func (c *conn) connect(l *loop) {
 			}
 			break
 		}
-		sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		sysSetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-		sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle)
+		// The options accepted sockets inherit from the listener.
+		for _, o := range inheritedOpts {
+			sysSetsockoptInt(fd, o[0], o[1], o[2])
+		}
 		err = connectRaw(fd, &s.raw)
 		if err != nil && err != unix.EINPROGRESS {
 			sysClose(fd)

@@ -56,17 +56,27 @@ func startProxy(t *testing.T, cfg Config, log zerolog.Logger) *Proxy {
 }
 
 // serve runs p.Serve for frontend on a fresh 127.0.0.1:0 listener and
-// returns its address.
+// returns its address once every loop accepts from it.
 func serve(t *testing.T, p *Proxy, frontend string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	lns := func() (n int) {
+		for _, l := range p.loops {
+			l.do(func(l *loop) { n += len(l.lns) })
+		}
+		return n
+	}
+	before := lns()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Serve(ctx, frontend, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Connections queued before Serve took the socket over would not
+	// inherit its options.
+	waitFor(t, "Serve to take the listener over", func() bool { return lns() == before+len(p.loops) })
 	return ln.Addr().String()
 }
 

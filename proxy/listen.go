@@ -36,10 +36,29 @@ func (e *BindError) Error() string {
 
 func (e *BindError) Unwrap() error { return e.Err }
 
+// inheritedOpts are set on a listening socket once, and every socket it
+// accepts inherits them: TCP keepalive (probes after 15 s idle, as Go's
+// net package) and TCP_NODELAY. Set per accept they would cost three
+// system calls per connection.
+var inheritedOpts = [][3]int{
+	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
+	{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+}
+
+// setOpts sets socket options, stopping at the first error.
+func setOpts(fd int, opts [][3]int) error {
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			return fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
+		}
+	}
+	return nil
+}
+
 // listenFreebind opens a non-blocking listening socket on addr with
 // IP_FREEBIND, so the address need not exist on the host yet (no global
-// ip_nonlocal_bind). Accepted sockets inherit keepalive and TCP_NODELAY
-// from the listener, which saves three system calls per connection.
+// ip_nonlocal_bind), and the inheritedOpts.
 func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	a := addr.Addr().Unmap()
 	family := unix.AF_INET
@@ -57,19 +76,14 @@ func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	opts := [][3]int{
 		{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
 		{unix.IPPROTO_IP, unix.IP_FREEBIND, 1},
-		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
-		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 	}
 	if a.Is6() {
 		opts[1] = [3]int{unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1}
 		opts = append(opts, [3]int{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1})
 	}
-	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
-		}
+	if err := setOpts(fd, append(opts, inheritedOpts...)); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	// IP_TRANSPARENT, inherited by accepted sockets, lets them keep
 	// sending from the VIP after it is removed: on leaving MASTER the VIP

@@ -16,7 +16,9 @@ import (
 
 // Serve accepts connections for frontend on ln until ctx is done, then
 // closes ln. A *net.TCPListener is taken over (its socket is accepted from
-// directly; closing ln no longer stops Serve, cancelling ctx does). Connections it accepted stay up; they are tracked
+// directly, with the same inherited options as Listen's sockets, which
+// connections already queued on it lack; closing ln no longer stops Serve,
+// cancelling ctx does). Connections it accepted stay up; they are tracked
 // like any other. For listeners made elsewhere (socket activation, tests).
 func (p *Proxy) Serve(ctx context.Context, frontend string, ln net.Listener) error {
 	p.mu.Lock()
@@ -43,6 +45,10 @@ func (p *Proxy) Serve(ctx context.Context, frontend string, ln net.Listener) err
 			return derr
 		}
 		ln.Close()
+		if err := setOpts(nfd, inheritedOpts); err != nil {
+			unix.Close(nfd)
+			return err
+		}
 		rl, err := newRawListener(nfd)
 		if err != nil {
 			return err
