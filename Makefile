@@ -37,7 +37,7 @@ bench-failover: deps build
 	$(GO) run ./integration/benchfailover -reps 5 -out docs/benchmarks.md
 
 bench-proxy: deps build
-	$(GO) run ./integration/benchproxy -reps 3
+	$(GO) run ./integration/benchproxy -reps 5
 
 # A reconnect storm through the VIP of an HA pair (root): vipd against
 # keepalived + HAProxy; writes the "## Reconnect storm" section.
