@@ -129,7 +129,8 @@ func (l *loop) postAwake(c *conn) bool {
 // running.
 func (l *loop) async(fn func(*loop)) {
 	l.mu.Lock()
-	if l.running && !l.stopping {
+	switch {
+	case l.running && !l.stopping:
 		l.cmds = append(l.cmds, fn)
 		w := l.wakeLocked()
 		l.mu.Unlock()
@@ -137,9 +138,17 @@ func (l *loop) async(fn func(*loop)) {
 			l.wake()
 		}
 		return
+	case l.stopping:
+		// The loop is finishing: ownership comes free when it has.
+		l.mu.Unlock()
+		l.own.Lock()
+	default:
+		// Not started: take ownership before letting go of mu, or the loop
+		// could start in between and hold it for good (run sets running,
+		// under mu, before it takes ownership).
+		l.own.Lock()
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
-	l.own.Lock()
 	fn(l)
 	l.own.Unlock()
 }
@@ -167,11 +176,13 @@ func (l *loop) yield() {
 }
 
 func (l *loop) run() {
-	l.own.Lock()
-	defer l.own.Unlock()
+	// Running first, ownership second: from here on commands are queued
+	// (async), and one that took ownership before is let finish.
 	l.mu.Lock()
 	l.running = true
 	l.mu.Unlock()
+	l.own.Lock()
+	defer l.own.Unlock()
 	events := make([]unix.EpollEvent, 256)
 	l.now = l.clock()
 	for !l.stop {
