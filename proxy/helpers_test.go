@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -137,8 +138,23 @@ func deadPort(t *testing.T) netip.AddrPort {
 	return ap
 }
 
-// freePort returns a port free on 127.0.0.1 right now.
-func freePort(t *testing.T) uint16 { return deadPort(t).Port() }
+// freePort returns a port free on 127.0.0.1 right now, below the
+// ephemeral range (net.ipv4.ip_local_port_range, 32768 and up by
+// default): a port from that range can be taken before the test binds it
+// as the source port of any outgoing connection, the test's own included.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for range 100 {
+		port := uint16(10000 + rand.IntN(22000))
+		ln, err := net.Listen("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below 32000 after 100 tries")
+	return 0
+}
 
 type client struct {
 	net.Conn
