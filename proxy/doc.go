@@ -70,9 +70,10 @@
 //     two sockets: no goroutine, no buffer, no pipe. Small reads go through
 //     the loop's one shared 64 KiB buffer (recv then send; a short recv means
 //     the queue is drained, so no EAGAIN probe). A read that fills the buffer
-//     switches that direction to splice through a pipe from the loop's pool,
-//     zero-copy, until reads get small again; the pipe returns to the pool as
-//     soon as it is empty. Bytes are held only after a short write.
+//     switches that direction to splice through a 1 MiB pipe from the
+//     loop's pool, zero-copy, until reads get small again; the pipe returns
+//     to the pool as soon as it is empty. Bytes are held only after a short
+//     write.
 //   - Other goroutines (Listen, Unlisten, SetAdmin, Update, timers) talk to
 //     a loop through a locked queue and an eventfd; nothing else touches a
 //     connection, so there are no per-connection locks. Serve with a
@@ -87,8 +88,8 @@
 // close), pump.go (moving bytes), timers.go (connect and idle deadlines),
 // fdlimit.go (out of file descriptors), backend.go (servers and pickers),
 // proxyproto.go (the PROXY protocol header), admin.go, update.go and
-// status.go (the operator's and the daemon's calls), rawsock.go (raw
-// accept4 and connect).
+// status.go (the operator's and the daemon's calls), rawsock.go and sys.go
+// (raw system calls), procs.go (GOMAXPROCS while the loops run).
 //
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under
