@@ -77,6 +77,7 @@ func main() {
 	flag.DurationVar(&o.limit, "limit", 60*time.Second, "give up on a storm after this long")
 	flag.StringVar(&o.only, "only", "", "run only the system whose name contains this (vipd, HAProxy)")
 	out := flag.String("out", "", "markdown file whose \"## Reconnect storm\" section is (re)written")
+	vipdBin := flag.String("vipd", "", "vipd binary to run (default: built from this tree)")
 	flag.StringVar(&o.perf, "perf", "", "record the new master's LB processes with `perf record -g` during each storm into this directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -93,11 +94,14 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(root)
-	lab.Bin = filepath.Join(root, "vipd")
-	build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fatal(fmt.Errorf("build vipd: %w", err))
+	lab.Bin = *vipdBin
+	if lab.Bin == "" {
+		lab.Bin = filepath.Join(root, "vipd")
+		build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fatal(fmt.Errorf("build vipd: %w", err))
+		}
 	}
 
 	stop := make(chan os.Signal, 1)
