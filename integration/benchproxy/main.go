@@ -46,6 +46,7 @@ func main() {
 	threads := flag.Int("threads", 2, "HAProxy nbthread and the vipd proxy's GOMAXPROCS (event loops)")
 	only := flag.String("only", "", "comma-separated subset of bulk,rate,pp,idle (default all)")
 	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
+	perfDir := flag.String("perf", "", "also record each proxy with `perf record -g` (kernel included) during the counted connection run, into this directory (go build the benchmark first: perf report needs the binary that ran)")
 	flag.Parse()
 	raiseNofile()
 	var err error
@@ -55,7 +56,7 @@ func main() {
 	case "proxy":
 		err = runProxy(*cfgFile)
 	case "":
-		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads,
+		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir,
 			only: splitSet(*only), targets: splitSet(*targetsFlag)})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
@@ -71,6 +72,7 @@ type benchOpts struct {
 	dur                 time.Duration
 	haproxy             string
 	only, targets       map[string]bool
+	perf                string
 }
 
 func (o benchOpts) want(m string) bool { return len(o.only) == 0 || o.only[m] }
@@ -434,7 +436,15 @@ backend echo
 				add(t.name, "rate_p99", r.p99)
 				if t.proc != nil {
 					add(t.name, "cpu", r.cpuPerConn)
-					if c := connRate(t, dur/3, true); c.syscalls > 0 {
+					var stopRec func()
+					if o.perf != "" {
+						stopRec = perfRecord(t.proc.pid(), filepath.Join(o.perf, fmt.Sprintf("%s-rep%d.data", t.name, rep+1)))
+					}
+					c := connRate(t, dur/3, true)
+					if stopRec != nil {
+						stopRec()
+					}
+					if c.syscalls > 0 {
 						add(t.name, "syscalls", c.syscalls)
 						add(t.name, "switches", c.switches)
 					}
@@ -509,6 +519,22 @@ func bulk(addr string, n int, dur time.Duration) float64 {
 type rateResult struct {
 	rate, p50, p99, cpuPerConn float64
 	syscalls, switches         float64 // per connection, from perf stat; 0 without perf
+}
+
+// perfRecord samples pid's stacks, kernel included, into file until the
+// returned function is called (nothing when perf is missing).
+func perfRecord(pid int, file string) (stop func()) {
+	cmd := exec.Command("perf", "record", "-q", "-g", "-e", "cpu-clock", "-p", strconv.Itoa(pid), "-o", file)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "perf record:", err)
+		return func() {}
+	}
+	time.Sleep(100 * time.Millisecond) // let perf attach
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}
 }
 
 // perfStat counts a process's system calls and context switches (perf
