@@ -325,18 +325,6 @@ func awaitProbe(t *lab.Bench, pr *lab.Prober, since time.Time) {
 
 // ---- report ----
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%s ms", commas(int(d.Round(time.Millisecond)/time.Millisecond)))
 }
@@ -374,22 +362,19 @@ func summarize(rs []result) summary {
 		s.failedMax = max(s.failedMax, r.Failed)
 		s.gapMax = max(s.gapMax, r.Gap)
 	}
-	s.gapMed, s.takeMed = median(gaps), median(takes)
+	s.gapMed, s.takeMed = lab.Median(gaps), lab.Median(takes)
 	return s
 }
 
 func report(res map[string][]result, key func(config, syscall.Signal) string, reps int, took time.Duration) string {
 	var b strings.Builder
-	kernel, _ := exec.Command("uname", "-r").Output()
-	kav, _ := exec.Command(lab.KeepalivedBin, "--version").CombinedOutput()
-	hav, _ := exec.Command(lab.HAProxyBin, "-v").Output()
-	first := func(b []byte) string { return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]) }
+	kernel, kav, hav := lab.Versions()
 
 	b.WriteString("## Failover\n\n")
 	fmt.Fprintf(&b, "Command (as root, in the repository): `go run ./integration/benchfailover %s`  \n", strings.Join(os.Args[1:], " "))
 	fmt.Fprintf(&b, "Date: %s; machine: %d CPUs (nproc), kernel %s, %s; %s, %s; whole run %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), strings.TrimSpace(string(kernel)),
-		runtime.Version(), first(kav), first(hav), took.Round(time.Second))
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), kernel,
+		runtime.Version(), kav, hav, took.Round(time.Second))
 	b.WriteString(`Setup: network namespaces on a bridge: two LB hosts (lb1 priority 150, lb2
 100), a stand-in control plane behind them, and a client namespace that opens
 a TCP connection to VIP:6443 every 10 ms. vipd serves VIP:6443 with its own
@@ -496,30 +481,17 @@ func writeSection(path, section string) error {
 	if text == "" {
 		text = "# Benchmarks\n\n"
 	}
-	lines := strings.SplitAfter(text, "\n")
-	start, end := -1, len(lines)
-	for i, ln := range lines {
-		if start < 0 && strings.TrimSpace(ln) == "## Failover" {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(ln, "## ") {
-			end = i
-			break
-		}
-	}
 	section = strings.TrimRight(section, "\n") + "\n\n"
-	var out string
-	if start < 0 {
+	out, ok := lab.ReplaceSection(text, "## Failover", section)
+	if !ok {
 		// Before "## Proxy" if present, else at the end.
+		lines := strings.SplitAfter(text, "\n")
 		idx := slices.IndexFunc(lines, func(s string) bool { return strings.TrimSpace(s) == "## Proxy" })
 		if idx < 0 {
 			out = strings.TrimRight(text, "\n") + "\n\n" + section
 		} else {
 			out = strings.Join(lines[:idx], "") + section + strings.Join(lines[idx:], "")
 		}
-	} else {
-		out = strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
 	}
 	if !strings.Contains(out, "\n## Proxy") {
 		out = strings.TrimRight(out, "\n") + "\n\n## Proxy\n\n(see integration/benchproxy)\n"

@@ -685,18 +685,6 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%d ms", d.Round(time.Millisecond)/time.Millisecond)
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 type summary struct {
 	runs, errs                 int
 	all, first, p50, p99, take time.Duration
@@ -724,9 +712,9 @@ func summarize(rs []result) summary {
 	if s.runs == 0 {
 		return s
 	}
-	s.all, s.first, s.p50, s.p99, s.take, s.cpu = median(all), median(first), median(p50), median(p99), median(take), median(cpu)
+	s.all, s.first, s.p50, s.p99, s.take, s.cpu = lab.Median(all), lab.Median(first), lab.Median(p50), lab.Median(p99), lab.Median(take), lab.Median(cpu)
 	s.allMin, s.allMax = slices.Min(all), slices.Max(all)
-	s.spread = median(spread)
+	s.spread = lab.Median(spread)
 	slices.Sort(att)
 	s.attempts = att[len(att)/2]
 	return s
@@ -734,17 +722,14 @@ func summarize(rs []result) summary {
 
 func report(res map[string][]result, o opts, took time.Duration) string {
 	var b strings.Builder
-	kernel, _ := exec.Command("uname", "-r").Output()
-	kav, _ := exec.Command(lab.KeepalivedBin, "--version").CombinedOutput()
-	hav, _ := exec.Command(lab.HAProxyBin, "-v").Output()
-	first := func(b []byte) string { return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]) }
+	kernel, kav, hav := lab.Versions()
 	load, _ := os.ReadFile("/proc/loadavg")
 
 	b.WriteString("## Reconnect storm\n\n")
 	fmt.Fprintf(&b, "Command (as root, in the repository): `go run ./integration/benchstorm %s` (also `make bench-storm`)  \n", strings.Join(os.Args[1:], " "))
 	fmt.Fprintf(&b, "Date: %s; machine: %d CPUs (nproc), kernel %s, %s; %s, %s; load average at the end %s; whole run %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), strings.TrimSpace(string(kernel)),
-		runtime.Version(), first(kav), first(hav), strings.Join(strings.Fields(string(load))[:3], " "), took.Round(time.Second))
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), kernel,
+		runtime.Version(), kav, hav, strings.Join(strings.Fields(string(load))[:3], " "), took.Round(time.Second))
 	fmt.Fprintf(&b, `Setup: network namespaces on a bridge: two LB hosts (lb1 priority 150,
 lb2 100), a stand-in API server that greets each connection with a line,
 and a client host holding %d connections to VIP:6443, each proven by the
@@ -785,9 +770,15 @@ kill to the last client back. Systems alternate within each repetition.
 		verdict := map[bool]string{true: "met", false: "**not met**"}[v.all < h.all && v.missing == 0]
 		fmt.Fprintf(&b, "\nTarget: all %d clients back in less time than HAProxy needs: vipd %s / HAProxy %s = **%.2fx** (median of %d / %d runs): %s.\n",
 			o.n, ms(v.all), ms(h.all), ratio, v.runs, h.runs, verdict)
-		fmt.Fprintf(&b, "First to last client back (the storm once the first client gets through, without the ARP move and retry phase): vipd %s / HAProxy %s = %.2fx.\n",
-			ms(v.spread), ms(h.spread), float64(v.spread)/float64(max(h.spread, 1)))
-		fmt.Fprintf(&b, "New master's CPU for the storm: vipd %s / keepalived + HAProxy %s = %.2fx.\n", ms(v.cpu), ms(h.cpu), float64(v.cpu)/float64(max(h.cpu, 1)))
+		ratio2 := func(a, b time.Duration) string {
+			if b <= 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+		}
+		fmt.Fprintf(&b, "First to last client back (the storm once the first client is through): vipd %s / HAProxy %s = %s.\n",
+			ms(v.spread), ms(h.spread), ratio2(v.spread, h.spread))
+		fmt.Fprintf(&b, "New master's CPU for the storm (10 ms ticks): vipd %s / keepalived + HAProxy %s = %s.\n", ms(v.cpu), ms(h.cpu), ratio2(v.cpu, h.cpu))
 	}
 	return b.String()
 }
@@ -799,27 +790,10 @@ func writeSection(path, section string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	lines := strings.SplitAfter(string(old), "\n")
-	start, end := -1, len(lines)
-	for i, ln := range lines {
-		if start < 0 && strings.TrimSpace(ln) == "## Reconnect storm" {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(ln, "## ") {
-			end = i
-			break
-		}
-	}
 	section = strings.TrimRight(section, "\n") + "\n"
-	var out string
-	if start < 0 {
+	out, ok := lab.ReplaceSection(string(old), "## Reconnect storm", section+"\n")
+	if !ok {
 		out = strings.TrimRight(string(old), "\n") + "\n\n" + section
-	} else {
-		out = strings.Join(lines[:start], "") + section
-		if end < len(lines) {
-			out += "\n" + strings.Join(lines[end:], "")
-		}
 	}
-	return os.WriteFile(path, []byte(out), 0o644)
+	return os.WriteFile(path, []byte(strings.TrimRight(out, "\n")+"\n"), 0o644)
 }
