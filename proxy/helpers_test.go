@@ -35,6 +35,19 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// runProxy builds a proxy and starts Run; done is closed when Run returns.
+func runProxy(t *testing.T, cfg Config) (p *Proxy, cancel context.CancelFunc, done <-chan struct{}) {
+	t.Helper()
+	p, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan struct{})
+	go func() { p.Run(ctx); close(ch) }()
+	return p, cancel, ch
+}
+
 // startProxy builds and runs a proxy; it is stopped in t.Cleanup.
 func startProxy(t *testing.T, cfg Config, log zerolog.Logger) *Proxy {
 	t.Helper()

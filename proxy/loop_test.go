@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // TestCommandWhileRunStarts: a command given to a loop while Run is
@@ -28,13 +25,7 @@ func TestCommandWhileRunStarts(t *testing.T) {
 		}
 	}
 	for i := range 300 {
-		p, err := New(cfg, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
+		p, cancel, done := runProxy(t, cfg)
 		if i%2 == 0 {
 			within("a command while Run starts", p.CloseConns)
 		}

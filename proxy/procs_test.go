@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"runtime"
 	"testing"
-
-	"github.com/rs/zerolog"
 )
 
 // TestRunKeepsAPIdle: while a proxy runs GOMAXPROCS is its loops plus one,
@@ -18,13 +15,7 @@ func TestRunKeepsAPIdle(t *testing.T) {
 	cfg := oneBackend("", newTestServer(t, "a", nil).config())
 
 	run := func() (*Proxy, func()) {
-		p, err := New(cfg, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
+		p, cancel, done := runProxy(t, cfg)
 		return p, func() { cancel(); <-done }
 	}
 	p1, stop1 := run()
