@@ -243,6 +243,7 @@ var (
 // the client reaching an API server through the VIP, two drills with a
 // measured gap, and leave no namespace, link or process behind.
 func TestDemo(t *testing.T) {
+	lab.RequireRoot(t)
 	before := snapshot(t)
 	r := startDemo(t, 3*time.Minute)
 	err := r.wait(t, 4*time.Minute)
@@ -276,6 +277,7 @@ func TestDemo(t *testing.T) {
 // path Ctrl-C takes through its trap) and checks that it still removes
 // everything.
 func TestDemoInterrupted(t *testing.T) {
+	lab.RequireRoot(t)
 	before := snapshot(t)
 	r := startDemo(t, 2*time.Minute)
 	deadline := time.After(90 * time.Second)

@@ -19,6 +19,9 @@ import (
 // TestMalformedAdverts and TestUnicast; the control socket's permissions
 // are TestControlSocketPermissions.
 func TestCheckBadConfigs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: -short: runs the vipd binary")
+	}
 	const vrrp = "[vrrp]\nvrid = 51\ninterface = \"eth0\"\nvips = [\"192.168.30.30\"]\n"
 	const nodes = "\n[[node]]\nname = \"lb1\"\naddress = \"192.168.30.21\"\npriority = 150\n\n[[node]]\nname = \"lb2\"\naddress = \"192.168.30.22\"\npriority = 100\n"
 	const fe = "\n[[frontend]]\nname = \"kubernetes\"\nport = 6443\nbackend = \"kube-apiserver\"\n"

@@ -4,8 +4,10 @@ package netcfg
 
 // Root-only tests in network namespaces created here. Code that must run
 // inside a namespace runs in a child process, this test binary re-executed
-// under "ip netns exec" with helperEnv set (TestHelper* below), so no test
-// goroutine ever switches namespaces.
+// under "ip netns exec" with helperEnv set (the TestHelper* functions), so
+// no test goroutine ever switches namespaces. This file is the harness: the
+// lab (two namespaces on a bridge), the helper processes and the small
+// helpers both sides use.
 
 import (
 	"bufio"
@@ -25,10 +27,15 @@ import (
 
 const helperEnv = "VIPD_NETCFG_HELPER"
 
+// needRoot skips a test that creates network namespaces: under -short
+// (make unit), when not root, and without iproute2.
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("SKIP: needs root and network namespaces; -short skips it")
+	}
 	if os.Geteuid() != 0 {
-		t.Skip("SKIP: needs root")
+		t.Skip("SKIP: needs root (network namespaces)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("SKIP: needs iproute2 (ip)")
@@ -39,7 +46,7 @@ func needRoot(t *testing.T) {
 func isHelper(t *testing.T) {
 	t.Helper()
 	if os.Getenv(helperEnv) != "1" {
-		t.Skip("helper process only")
+		t.Skip("SKIP: runs only inside a namespace, started by the test that names it")
 	}
 }
 
@@ -120,6 +127,38 @@ func (l *lab) env(extra ...string) []string {
 		"NC_NS_BR=" + l.nsBr, "NC_PORT_A=" + l.portA,
 		fmt.Sprintf("NC_N=%d", l.n),
 	}, extra...)
+}
+
+func newLab6(t *testing.T) *lab {
+	t.Helper()
+	l := newLab(t)
+	ip(t, "-n", l.nsA, "-6", "addr", "add", l.addr6(1).String()+"/64", "dev", l.ifA, "nodad")
+	ip(t, "-n", l.nsB, "-6", "addr", "add", l.addr6(2).String()+"/64", "dev", l.ifB, "nodad")
+	// The link-local addresses run DAD (about a second): wait until both
+	// are usable as a source.
+	for _, e := range [][2]string{{l.nsA, l.ifA}, {l.nsB, l.ifB}} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out := ip(t, "-n", e[0], "-6", "addr", "show", "dev", e[1], "scope", "link")
+			if strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("link-local address on %s not ready:\n%s", e[1], out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return l
+}
+
+// addr6 returns fd77:N::host.
+func (l *lab) addr6(host byte) netip.Addr {
+	return netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x77, 2: byte(l.n >> 8), 3: byte(l.n), 15: host})
+}
+
+func (l *lab) env6(extra ...string) []string {
+	return l.env(append([]string{"NC_ADDR6_A=" + l.addr6(1).String(), "NC_ADDR6_B=" + l.addr6(2).String()}, extra...)...)
 }
 
 // helper is a child process running one TestHelper* inside a namespace.
@@ -219,69 +258,66 @@ func runHelper(t *testing.T, ns, name string, env []string, wrap ...string) {
 	startHelper(t, ns, name, env, wrap...).wait(t)
 }
 
-// TestPermissionErrors runs the operations as root without capabilities
-// and checks that callers can recognise the failure with os.ErrPermission.
-func TestPermissionErrors(t *testing.T) {
-	l := newLab(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("SKIP: needs setpriv (util-linux)")
+func env(t *testing.T, key string) string {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		t.Fatalf("helper: %s not set", key)
 	}
-	runHelper(t, l.nsA, "Permission", l.env(), setpriv, "--bounding-set=-all", "--inh-caps=-all")
+	return v
 }
 
-func TestAddresses(t *testing.T) {
-	l := newLab(t)
-	runHelper(t, l.nsA, "Addresses", l.env())
+func envAddr(t *testing.T, key string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(env(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
-func TestWatchVIPs(t *testing.T) {
-	l := newLab(t)
-	runHelper(t, l.nsA, "WatchVIPs", l.env())
+// labAddr returns 10.213.N.host for the helper's lab.
+func labAddr(t *testing.T, host byte) netip.Addr {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(env(t, "NC_N"), &n); err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrFrom4([4]byte{10, 213, byte(n), host})
 }
 
-func TestWatchLink(t *testing.T) {
-	l := newLab(t)
-	runHelper(t, l.nsA, "WatchLink", l.env())
+// await receives from ch within d.
+func await[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("no %s within %v", what, d)
+		panic("unreachable")
+	}
 }
 
-// TestAnnouncer sends a GARP burst from A and checks on B the frames on
-// the wire and that B's stale neighbour entry for the VIP moved to A's MAC.
-func TestAnnouncer(t *testing.T) {
-	l := newLab(t)
-	env := l.env("NC_VIP=" + l.addr(100).String())
-	capture := startHelper(t, l.nsB, "ARPCapture", env)
-	capture.awaitReady(t)
-	runHelper(t, l.nsA, "ARPSend", env)
-	capture.wait(t)
+// poll calls cond every 20ms until it returns true, failing after d.
+func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v", what, d)
+		}
+		<-tick.C
+	}
 }
 
-// TestVRRPMulticast: A and B exchange adverts over 224.0.0.18 through the
-// bridge. B checks source, destination, TTL 255 and the IP header (TOS
-// 0xc0, DF clear) of A's packet, and that a packet sent with TTL 254
-// reports 254; A checks that it never hears its own packets.
-func TestVRRPMulticast(t *testing.T) {
-	l := newLab(t)
-	// A holds a /32 VIP and sends without an explicit source: the kernel
-	// must still pick the node address.
-	ip(t, "-n", l.nsA, "addr", "add", l.addr(100).String()+"/32", "dev", l.ifA)
-	env := l.env("NC_MODE=multicast", "NC_SRC_A="+l.addrA.String(), "NC_SRC_B="+l.addrB.String())
-	recv := startHelper(t, l.nsB, "VRRPRecv", env)
-	recv.awaitReady(t)
-	runHelper(t, l.nsA, "VRRPSend", env)
-	recv.wait(t)
+func execIP(ctx context.Context, args ...string) ([]byte, error) {
+	return exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 }
 
-// TestVRRPUnicast: the same exchange addressed to the peer. A holds a VIP
-// and a second address, .3, which it names as VRRPConfig.Source: adverts
-// must leave from .3, which the kernel would not pick by itself.
-func TestVRRPUnicast(t *testing.T) {
-	l := newLab(t)
-	ip(t, "-n", l.nsA, "addr", "add", l.addr(100).String()+"/32", "dev", l.ifA)
-	ip(t, "-n", l.nsA, "addr", "add", l.addr(3).String()+"/32", "dev", l.ifA)
-	env := l.env("NC_MODE=unicast", "NC_SRC_A="+l.addr(3).String(), "NC_SRC_B="+l.addrB.String())
-	recv := startHelper(t, l.nsB, "VRRPRecv", env)
-	recv.awaitReady(t)
-	runHelper(t, l.nsA, "VRRPSend", env)
-	recv.wait(t)
+func runIP(args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return execIP(ctx, args...)
 }

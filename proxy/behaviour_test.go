@@ -470,6 +470,12 @@ func TestUpdateKeepsConnections(t *testing.T) {
 	if err := p.Update(more); err != nil {
 		t.Fatal(err)
 	}
+	if listening(p, "f2") {
+		t.Error("an added frontend listens before Listen names it")
+	}
+	if err := p.Listen("f2"); err != nil {
+		t.Fatal(err)
+	}
 	if p.frontend("f1").listeners[bind1] != l1 {
 		t.Error("unchanged frontend's listener was replaced")
 	}

@@ -239,12 +239,19 @@ func oneBackend(balance string, servers ...ServerConfig) Config {
 	}
 }
 
-// listening reports whether Listen succeeded and Unlisten has not been
-// called since (what Update consults before binding new addresses).
-func listening(p *Proxy) bool {
+// listening reports whether every named frontend (every one when none is
+// named) is listening: Listen named it and Unlisten has not since (what
+// Update consults before binding a frontend's new addresses).
+func listening(p *Proxy, frontends ...string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.listening
+	sel := p.selected(frontends)
+	for _, fe := range sel {
+		if !fe.listening {
+			return false
+		}
+	}
+	return len(sel) > 0
 }
 
 func serverStatus(p *Proxy, backend, server string) ServerStatus {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -121,6 +122,57 @@ func newRawListener(fd int) (*rawListener, error) {
 
 func (r *rawListener) close() { unix.Close(r.fd) }
 
+// CheckBinds looks, without binding anything, for what would make Listen
+// fail on the co-location trap: a process listening on the wildcard
+// address (kube-apiserver on *:6443) or on the frontend's own address and
+// port. It reads /proc/net/tcp{,6} only, so it is safe to call at start-up
+// before the node has won any election; the error is a *BindError.
+func (p *Proxy) CheckBinds() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, fe := range p.frontends {
+		for _, a := range fe.binds {
+			if fe.listeners[a] != nil {
+				continue
+			}
+			switch {
+			case wildcardListening(a.Port()):
+				errs = append(errs, &BindError{Frontend: fe.name, Addr: a, Err: unix.EADDRINUSE, Wildcard: true})
+			case exactListening(a):
+				errs = append(errs, &BindError{Frontend: fe.name, Addr: a, Err: unix.EADDRINUSE})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exactListening reports whether a socket listens on exactly a.
+func exactListening(a netip.AddrPort) bool {
+	f := "/proc/net/tcp"
+	if a.Addr().Is6() {
+		f = "/proc/net/tcp6"
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return false
+	}
+	return listeningIn(string(data), func(ip string, port uint16) bool {
+		return port == a.Port() && ip == procHex(a.Addr())
+	})
+}
+
+// procHex writes a the way /proc/net/tcp does: each 32-bit word in host
+// (little-endian on the architectures vipd runs on) byte order.
+func procHex(a netip.Addr) string {
+	b := a.AsSlice()
+	var sb strings.Builder
+	for i := 0; i < len(b); i += 4 {
+		fmt.Fprintf(&sb, "%02X%02X%02X%02X", b[i+3], b[i+2], b[i+1], b[i])
+	}
+	return sb.String()
+}
+
 // wildcardListening reports whether a socket listens on 0.0.0.0:port or
 // [::]:port, from /proc/net/tcp and /proc/net/tcp6.
 func wildcardListening(port uint16) bool {
@@ -137,6 +189,12 @@ func wildcardListening(port uint16) bool {
 }
 
 func wildcardIn(table string, port uint16) bool {
+	return listeningIn(table, func(ip string, p uint16) bool { return p == port && strings.Trim(ip, "0") == "" })
+}
+
+// listeningIn reports whether a listening socket in a /proc/net/tcp table
+// matches.
+func listeningIn(table string, match func(hexIP string, port uint16) bool) bool {
 	for i, line := range strings.Split(table, "\n") {
 		fields := strings.Fields(line)
 		if i == 0 || len(fields) < 4 || fields[3] != "0A" { // TCP_LISTEN
@@ -147,10 +205,10 @@ func wildcardIn(table string, port uint16) bool {
 			continue
 		}
 		p, err := strconv.ParseUint(hexPort, 16, 16)
-		if err != nil || uint16(p) != port {
+		if err != nil {
 			continue
 		}
-		if strings.Trim(ip, "0") == "" {
+		if match(ip, uint16(p)) {
 			return true
 		}
 	}

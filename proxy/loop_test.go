@@ -27,7 +27,7 @@ func TestCommandWhileRunStarts(t *testing.T) {
 	for i := range 300 {
 		p, cancel, done := runProxy(t, cfg)
 		if i%2 == 0 {
-			within("a command while Run starts", p.CloseConns)
+			within("a command while Run starts", func() { p.CloseConns() })
 		}
 		cancel()
 		within("Run after cancel", func() { <-done })

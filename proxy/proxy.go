@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,6 @@ type Proxy struct {
 	mu        sync.Mutex
 	frontends []*frontend
 	backends  map[string]*backend
-	listening bool
 	running   bool
 	closed    bool
 }
@@ -68,6 +68,9 @@ type frontend struct {
 
 	binds     []netip.AddrPort
 	listeners map[netip.AddrPort]*listener
+	// listening is set between Listen and Unlisten of this frontend: a
+	// reload then binds its new addresses at once.
+	listening bool
 }
 
 type listener struct {
@@ -160,10 +163,26 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return nil
 }
 
-// Listen binds every frontend address not bound yet, with IP_FREEBIND so it
-// works before the VIP is on the host. On failure it closes what this call
-// opened and returns a *BindError.
-func (p *Proxy) Listen() error {
+// selected returns the frontends named, or all of them when none is named.
+// Unknown names are ignored. p.mu is held.
+func (p *Proxy) selected(names []string) []*frontend {
+	if len(names) == 0 {
+		return p.frontends
+	}
+	var out []*frontend
+	for _, fe := range p.frontends {
+		if slices.Contains(names, fe.name) {
+			out = append(out, fe)
+		}
+	}
+	return out
+}
+
+// Listen binds the addresses of the named frontends (every frontend when
+// none is named) not bound yet, with IP_FREEBIND so it works before the VIP
+// is on the host. On failure it closes what this call opened and returns a
+// *BindError.
+func (p *Proxy) Listen(frontends ...string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -175,7 +194,8 @@ func (p *Proxy) Listen() error {
 		ln   *rawListener
 	}
 	var lns []opened
-	for _, fe := range p.frontends {
+	sel := p.selected(frontends)
+	for _, fe := range sel {
 		for _, a := range fe.binds {
 			if fe.listeners[a] != nil {
 				continue
@@ -193,7 +213,9 @@ func (p *Proxy) Listen() error {
 	for _, o := range lns {
 		p.serveLocked(o.fe, o.addr, o.ln)
 	}
-	p.listening = true
+	for _, fe := range sel {
+		fe.listening = true
+	}
 	return nil
 }
 
@@ -213,15 +235,16 @@ func (p *Proxy) serveLocked(fe *frontend, a netip.AddrPort, ln *rawListener) {
 	p.log.Info().Str("frontend", fe.name).Stringer("bind", a).Msg("listening")
 }
 
-// Unlisten closes every listener and waits for its acceptor to stop. Proxied
-// connections stay up.
-func (p *Proxy) Unlisten() {
+// Unlisten closes the listeners of the named frontends (every frontend when
+// none is named) and waits for their acceptors to stop. Proxied connections
+// stay up.
+func (p *Proxy) Unlisten(frontends ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, fe := range p.frontends {
+	for _, fe := range p.selected(frontends) {
 		fe.unlisten(p, nil)
+		fe.listening = false
 	}
-	p.listening = false
 }
 
 func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
@@ -235,10 +258,18 @@ func (fe *frontend) unlisten(p *Proxy, keep func(netip.AddrPort) bool) {
 	}
 }
 
-// CloseConns closes every proxied connection now and returns when they are
-// closed. Clients see EOF (or RST with unread data) and reconnect at once.
-func (p *Proxy) CloseConns() {
+// CloseConns closes the proxied connections of the named frontends (every
+// connection when none is named) now and returns when they are closed.
+// Clients see EOF (or RST with unread data) and reconnect at once.
+func (p *Proxy) CloseConns(frontends ...string) {
+	var match func(*conn) bool
+	if len(frontends) > 0 {
+		p.mu.Lock()
+		sel := p.selected(frontends)
+		p.mu.Unlock()
+		match = func(c *conn) bool { return slices.Contains(sel, c.fe) }
+	}
 	for _, l := range p.loops {
-		l.do(func(l *loop) { l.closeAll(nil) })
+		l.do(func(l *loop) { l.closeAll(match) })
 	}
 }

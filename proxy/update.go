@@ -21,11 +21,11 @@ func (p *Proxy) Update(cfg Config) error {
 		return ErrClosed
 	}
 	p.apply(cfg)
-	if !p.listening {
-		return nil
-	}
 	var errs []error
 	for _, fe := range p.frontends {
+		if !fe.listening {
+			continue
+		}
 		for _, a := range fe.binds {
 			if fe.listeners[a] != nil {
 				continue

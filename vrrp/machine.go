@@ -62,7 +62,7 @@ type Machine struct {
 	masterInterval time.Duration // Master_Adver_Interval
 
 	adverAt    time.Time // Adver_Timer (MASTER, not leaving)
-	downAt     time.Time // Master_Down_Timer (BACKUP)
+	downTimer  time.Time // Master_Down_Timer (BACKUP)
 	downReason string    // what the Transition says when downAt fires
 
 	leaving   leaveKind
@@ -71,6 +71,20 @@ type Machine struct {
 
 	holdUntil  time.Time // after a Leave: no preemption before this
 	lowerSince time.Time // preempt_delay: lower-priority master first heard
+
+	lowerAnnounced time.Time // last re-announcement over a lower priority
+	lowerHeard     time.Time // last lower priority advert heard as MASTER
+
+	// effectFault is why the node could not serve as MASTER; it stays
+	// FAULT until retryAt. retryBackoff doubles on every failure and is
+	// reset once a MASTER sends its first periodic advert.
+	effectFault  string
+	retryAt      time.Time
+	retryBackoff time.Duration
+	// removeRetryAt retries a failed VIP removal on a node that is not
+	// MASTER, with removeBackoff doubling.
+	removeRetryAt time.Time
+	removeBackoff time.Duration
 
 	armed time.Time // the deadline Deadline reports
 	gen   uint64
@@ -96,8 +110,18 @@ func NewMachine(cfg Config) (*Machine, error) {
 	case iv%machineMinInterval != 0:
 		bad("advert interval %v is not a whole number of centiseconds", iv)
 	}
-	if !cfg.Addr.IsValid() || cfg.Addr.IsUnspecified() {
+	if (!cfg.Addr.IsValid() || cfg.Addr.IsUnspecified()) && !cfg.Solo {
 		bad("primary address %q is not a usable address", cfg.Addr)
+	}
+	switch cfg.Version {
+	case 0:
+		cfg.Version = 3
+	case 2, 3:
+	default:
+		bad("version %d: want 2 or 3", cfg.Version)
+	}
+	if cfg.Version == 2 && cfg.AdvertInterval%time.Second != 0 {
+		bad("advert interval %v: VRRPv2 carries whole seconds", cfg.AdvertInterval)
 	}
 	if cfg.PreemptDelay < 0 {
 		bad("negative preempt delay %v", cfg.PreemptDelay)
@@ -140,6 +164,25 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		acts = m.leave(now, ev)
 	case Shutdown:
 		acts = m.shutdown(now)
+	case HardStop:
+		acts = m.hardStop()
+	case VIPRemoved:
+		if m.state == StateMaster {
+			acts = []Action{
+				{Kind: ActionAddVIP, Reason: "the VIP was removed by something else while MASTER: restoring it"},
+				{Kind: ActionAnnounce, Reason: "VIP restored"},
+			}
+		}
+	case Relisten:
+		if m.state == StateMaster {
+			acts = []Action{{Kind: ActionListen, Reason: "frontends changed"}}
+		}
+	case LinkUp:
+		if m.state == StateMaster {
+			acts = []Action{{Kind: ActionAnnounce, Reason: "link up again while MASTER: re-announcing"}}
+		}
+	case EffectFailed:
+		acts = m.effectFailed(now, ev)
 	}
 	m.rearm()
 	return acts
@@ -161,11 +204,14 @@ func (m *Machine) Status() MachineStatus {
 		EffectivePriority: m.prio,
 		MasterAddr:        m.masterAddr,
 		MasterInterval:    m.masterInterval,
-		SkewTime:          skewTime(m.prio, m.masterInterval),
-		DownInterval:      downInterval(m.prio, m.masterInterval),
+		SkewTime:          m.skew(),
+		DownInterval:      m.down(),
 		Ready:             m.ready,
 		Leaving:           m.leaving != leaveNone,
 		HoldUntil:         m.holdUntil,
+		EffectFault:       m.effectFault,
+		RetryAt:           m.retryAt,
+		Stopped:           m.stopped,
 	}
 }
 
@@ -181,8 +227,38 @@ func downInterval(prio uint8, interval time.Duration) time.Duration {
 
 func (m *Machine) owner() bool { return m.cfg.Priority == ownerPriority }
 
-func (m *Machine) skew() time.Duration { return skewTime(m.prio, m.masterInterval) }
-func (m *Machine) down() time.Duration { return downInterval(m.prio, m.masterInterval) }
+// skewV2 is RFC 3768 section 6.1: ((256 - Priority) / 256) seconds.
+func skewV2(prio uint8) time.Duration {
+	return time.Duration(256-int(prio)) * time.Second / 256
+}
+
+// SkewTime is Skew_Time for a router of priority prio following a master
+// that advertises every interval: RFC 9568 section 6.1 for version 3,
+// RFC 3768 section 6.1 (not scaled by the interval) for version 2.
+func SkewTime(version, prio uint8, interval time.Duration) time.Duration {
+	if version == 2 {
+		return skewV2(prio)
+	}
+	return skewTime(prio, interval)
+}
+
+// DownInterval is Master_Down_Interval (RFC 9568's Active_Down_Interval):
+// 3 * interval + SkewTime. A drill predicts a crash's gap with it.
+func DownInterval(version, prio uint8, interval time.Duration) time.Duration {
+	return 3*interval + SkewTime(version, prio, interval)
+}
+
+// skewAt computes Skew_Time for this machine's version.
+func (m *Machine) skewAt(prio uint8, interval time.Duration) time.Duration {
+	return SkewTime(m.cfg.Version, prio, interval)
+}
+
+func (m *Machine) downFor(prio uint8, interval time.Duration) time.Duration {
+	return 3*interval + m.skewAt(prio, interval)
+}
+
+func (m *Machine) skew() time.Duration { return m.skewAt(m.prio, m.masterInterval) }
+func (m *Machine) down() time.Duration { return m.downFor(m.prio, m.masterInterval) }
 
 // rearm recomputes the single deadline the runner sees and bumps the
 // generation when it moved.
@@ -192,10 +268,15 @@ func (m *Machine) rearm() {
 	case m.stopped:
 	case m.state == StateMaster && m.leaving != leaveNone:
 		at = m.leaveAt
-	case m.state == StateMaster:
+	case m.state == StateMaster && !m.cfg.Solo:
 		at = m.adverAt
 	case m.state == StateBackup:
-		at = m.downAt
+		at = m.downTimer
+	case m.state == StateFault && m.effectFault != "":
+		at = m.retryAt
+	}
+	if m.state != StateMaster && !m.stopped && !m.removeRetryAt.IsZero() && (at.IsZero() || m.removeRetryAt.Before(at)) {
+		at = m.removeRetryAt
 	}
 	if !at.Equal(m.armed) {
 		m.armed = at
@@ -211,15 +292,28 @@ func (m *Machine) start(now time.Time) []Action {
 	if m.cfg.StartupInterval > m.masterInterval {
 		m.masterInterval = m.cfg.StartupInterval
 	}
-	return m.enter(now, "start")
+	acts := m.enter(now, "start")
+	if m.state != StateMaster {
+		// A crashed run of ours (or a crashed keepalived) leaves the VIP
+		// on the interface, and clients get refused connections from a
+		// node with no listener. vipd's rule: a node that does not start
+		// as MASTER lets go of it first thing.
+		acts = append(acts, Action{Kind: ActionRemoveVIP, Reason: "start: remove a VIP left behind by a previous run"})
+	}
+	return acts
 }
 
 // enter leaves INIT or FAULT: FAULT while a weight-0 tracker fails, MASTER
-// at once for the address owner, else BACKUP waiting Master_Down_Interval.
+// at once for the address owner (and a solo node), else BACKUP waiting
+// Master_Down_Interval.
 func (m *Machine) enter(now time.Time, reason string) []Action {
 	switch {
+	case m.fault && m.state == StateFault:
+		return nil
 	case m.fault:
 		return m.to(StateFault, "fault: "+m.faultReason)
+	case m.cfg.Solo:
+		return m.becomeMaster(now, reason+": single node, no election")
 	case m.owner():
 		return m.becomeMaster(now, reason+": address owner (priority 255)")
 	default:
@@ -231,8 +325,8 @@ func (m *Machine) enter(now time.Time, reason string) []Action {
 func (m *Machine) to(s State, reason string) []Action {
 	from := m.state
 	m.state = s
-	m.adverAt, m.downAt, m.lowerSince = time.Time{}, time.Time{}, time.Time{}
-	return []Action{{Kind: ActionTransition, From: from, To: s, Reason: reason}}
+	m.adverAt, m.downTimer, m.lowerSince = time.Time{}, time.Time{}, time.Time{}
+	return []Action{{Kind: ActionTransition, From: from, To: s, Priority: m.prio, Reason: reason}}
 }
 
 // becomeMaster emits the DESIGN.md section 4 order: listeners ready before
@@ -242,12 +336,16 @@ func (m *Machine) becomeMaster(now time.Time, reason string) []Action {
 	m.masterAddr = m.cfg.Addr
 	m.masterInterval = m.cfg.AdvertInterval
 	m.adverAt = now.Add(m.cfg.AdvertInterval)
-	return append(acts,
+	m.removeRetryAt, m.removeBackoff = time.Time{}, 0
+	acts = append(acts,
 		Action{Kind: ActionListen},
 		Action{Kind: ActionAddVIP},
 		Action{Kind: ActionAnnounce},
-		Action{Kind: ActionSendAdvert, Priority: m.prio},
 	)
+	if m.cfg.Solo {
+		return acts
+	}
+	return append(acts, Action{Kind: ActionSendAdvert, Priority: m.prio})
 }
 
 func (m *Machine) becomeBackup(now time.Time, reason string) []Action {
@@ -259,7 +357,7 @@ func (m *Machine) becomeBackup(now time.Time, reason string) []Action {
 // armDown sets Master_Down_Timer to Master_Down_Interval.
 func (m *Machine) armDown(now time.Time) {
 	d := m.down()
-	m.downAt = now.Add(d)
+	m.downTimer = now.Add(d)
 	if m.masterAddr.IsValid() && m.masterAddr != m.cfg.Addr {
 		m.downReason = fmt.Sprintf("no advert from %s for Down_Interval %v", m.masterAddr, d)
 	} else {
@@ -267,12 +365,13 @@ func (m *Machine) armDown(now time.Time) {
 	}
 }
 
-// leaveMaster is the DESIGN.md section 4 break: VIP, then listeners, then
-// the connections still open.
+// leaveMaster is the DESIGN.md section 4 break: stop announcing, then the
+// VIP, then listeners, then the connections still open.
 func (m *Machine) leaveMaster(s State, reason string) []Action {
 	m.leaving, m.leaveAt, m.leaveHold = leaveNone, time.Time{}, 0
 	acts := m.to(s, reason)
 	return append(acts,
+		Action{Kind: ActionStopAnnounce},
 		Action{Kind: ActionRemoveVIP},
 		Action{Kind: ActionUnlisten},
 		Action{Kind: ActionCloseConns},
@@ -301,7 +400,7 @@ func (m *Machine) advert(now time.Time, adv AdvertReceived) []Action {
 // backupAdvert is RFC 9568 section 6.4.2 on receiving an ADVERTISEMENT.
 func (m *Machine) backupAdvert(now time.Time, adv AdvertReceived) []Action {
 	if adv.Priority == 0 {
-		m.downAt = now.Add(m.skew())
+		m.downTimer = now.Add(m.skew())
 		m.downReason = fmt.Sprintf("master %s left (advert priority 0), Skew_Time %v passed", adv.From, m.skew())
 		return nil
 	}
@@ -327,7 +426,11 @@ func (m *Machine) backupAdvert(now time.Time, adv AdvertReceived) []Action {
 // accept adopts the master's interval and restarts Master_Down_Timer.
 func (m *Machine) accept(now time.Time, adv AdvertReceived) {
 	m.masterAddr = adv.From
-	m.masterInterval = adv.Interval
+	if m.cfg.Version != 2 {
+		m.masterInterval = adv.Interval
+	} else {
+		m.masterInterval = m.cfg.AdvertInterval
+	}
 	m.armDown(now)
 }
 
@@ -365,13 +468,23 @@ func (m *Machine) masterAdvert(now time.Time, adv AdvertReceived) []Action {
 			Reason: fmt.Sprintf("parting advert: %s must re-announce", adv.From)})
 	}
 	// Two masters: reassert at once and re-announce so that switches and
-	// neighbours that followed the other one come back (DESIGN.md section 3).
+	// neighbours that followed the other one come back (DESIGN.md section
+	// 3), at most one burst per LowerPrioEvery: a peer that cannot hear us
+	// sends a lower priority advert every interval, and answering each with
+	// a burst is an ARP war.
 	why := fmt.Sprintf("reassert over advert priority %d from %s", adv.Priority, adv.From)
 	m.adverAt = now.Add(m.cfg.AdvertInterval)
-	return []Action{
-		{Kind: ActionSendAdvert, Priority: m.prio, Reason: why},
-		{Kind: ActionAnnounce, Reason: why},
+	// A lower priority heard after a quiet spell longer than Down_Interval
+	// (a partition that healed, a peer that restarted) is a new episode and
+	// is always answered.
+	acts := []Action{{Kind: ActionSendAdvert, Priority: m.prio, Reason: why}}
+	episode := m.lowerHeard.IsZero() || now.Sub(m.lowerHeard) > m.downFor(m.prio, m.cfg.AdvertInterval)
+	m.lowerHeard = now
+	if m.cfg.LowerPrioRounds > 0 && (episode || now.Sub(m.lowerAnnounced) >= m.cfg.LowerPrioEvery) {
+		m.lowerAnnounced = now
+		acts = append(acts, Action{Kind: ActionAnnounce, Rounds: m.cfg.LowerPrioRounds, Reason: why})
 	}
+	return acts
 }
 
 // timers handles everything due at now.
@@ -381,14 +494,22 @@ func (m *Machine) timers(now time.Time) []Action {
 	for range 4 { // each case changes state or moves its timer past now
 		switch {
 		case m.state == StateMaster && m.leaving != leaveNone && due(m.leaveAt):
-			d := downInterval(m.prio, m.cfg.AdvertInterval)
+			d := m.downFor(m.prio, m.cfg.AdvertInterval)
 			acts = append(acts, m.finishLeave(now,
 				fmt.Sprintf("%s: no new master within Down_Interval %v", m.leaving, d), nil)...)
 		case m.state == StateMaster && m.leaving == leaveNone && due(m.adverAt):
 			m.adverAt = now.Add(m.cfg.AdvertInterval)
+			m.retryBackoff = 0 // serving: a later failure starts the backoff afresh
 			acts = append(acts, Action{Kind: ActionSendAdvert, Priority: m.prio})
-		case m.state == StateBackup && due(m.downAt):
+		case m.state == StateBackup && due(m.downTimer):
 			acts = append(acts, m.becomeMaster(now, m.downReason)...)
+		case m.state == StateFault && m.effectFault != "" && due(m.retryAt):
+			why := m.effectFault
+			m.effectFault, m.retryAt = "", time.Time{}
+			acts = append(acts, m.enter(now, "retry after "+why)...)
+		case m.state != StateMaster && due(m.removeRetryAt):
+			m.removeRetryAt = time.Time{}
+			acts = append(acts, Action{Kind: ActionRemoveVIP, Reason: "retrying a VIP removal that failed"})
 		default:
 			return acts
 		}
@@ -400,7 +521,7 @@ func (m *Machine) timers(now time.Time) []Action {
 // tell the backups with priority 0, keep serving until one takes over.
 func (m *Machine) startLeave(now time.Time, kind leaveKind, hold time.Duration) []Action {
 	m.leaving, m.leaveHold = kind, hold
-	m.leaveAt = now.Add(downInterval(m.prio, m.cfg.AdvertInterval))
+	m.leaveAt = now.Add(m.downFor(m.prio, m.cfg.AdvertInterval))
 	m.adverAt = time.Time{}
 	return []Action{{Kind: ActionSendAdvert, Priority: 0, Reason: kind.String() + ": handing over"}}
 }
@@ -416,6 +537,13 @@ func (m *Machine) finishLeave(now time.Time, reason string, adv *AdvertReceived)
 		return append(acts, Action{Kind: ActionStopped, Reason: "shutdown"})
 	case m.fault:
 		return m.leaveMaster(StateFault, reason)
+	case kind == leaveDrill && adv == nil:
+		// Nobody took over: dropping the VIP now would leave it unserved
+		// for a Down_Interval before we take it back. Resume at once.
+		m.leaving, m.leaveAt, m.leaveHold = leaveNone, time.Time{}, 0
+		m.adverAt = now.Add(m.cfg.AdvertInterval)
+		return []Action{{Kind: ActionSendAdvert, Priority: m.prio,
+			Reason: "leave: no backup took over within Down_Interval; resuming as MASTER"}}
 	}
 	acts := m.leaveMaster(StateBackup, reason)
 	if adv != nil {
@@ -444,13 +572,19 @@ func (m *Machine) leave(now time.Time, ev Leave) []Action {
 	// that nobody claimed.
 	m.masterAddr = netip.Addr{}
 	d := 2 * m.down()
-	m.downAt = now.Add(d)
+	m.downTimer = now.Add(d)
 	m.downReason = fmt.Sprintf("no master took over within %v of a hard leave", d)
 	m.holdUntil = now.Add(hold)
 	return acts
 }
 
 func (m *Machine) shutdown(now time.Time) []Action {
+	switch {
+	case m.state == StateMaster && m.cfg.Solo:
+		acts := m.leaveMaster(StateInit, "shutdown")
+		m.stopped = true
+		return append(acts, Action{Kind: ActionStopped, Reason: "shutdown"})
+	}
 	switch m.state {
 	case StateMaster:
 		if m.leaving != leaveNone {
@@ -489,12 +623,68 @@ func (m *Machine) priorityChanged(now time.Time, ev PriorityChanged) []Action {
 		case m.state == StateBackup:
 			return m.to(StateFault, "fault: "+m.faultReason)
 		}
-	case !ev.Fault && was && m.state == StateFault:
+	case !ev.Fault && was && m.state == StateFault && m.effectFault == "":
 		reason := "fault cleared"
 		if ev.Reason != "" {
 			reason += ": " + ev.Reason
 		}
 		return m.enter(now, reason)
+	}
+	return nil
+}
+
+// hardStop lets go of everything at once, with no priority-0 advert.
+func (m *Machine) hardStop() []Action {
+	var acts []Action
+	switch m.state {
+	case StateMaster:
+		acts = m.leaveMaster(StateInit, "hard stop: no handover")
+	case StateInit:
+	default:
+		acts = m.to(StateInit, "hard stop")
+	}
+	m.stopped = true
+	return append(acts, Action{Kind: ActionStopped, Reason: "hard stop"})
+}
+
+// Backoffs for effects that failed (vipd's rule, not RFC 9568's).
+const (
+	effectRetryMin = time.Second
+	effectRetryMax = 30 * time.Second
+)
+
+func nextBackoff(d time.Duration) time.Duration {
+	return min(max(2*d, effectRetryMin), effectRetryMax)
+}
+
+// effectFailed is the defined response to an effect the runner could not
+// carry out (vipd's rule). A MASTER that cannot listen or add the VIP must
+// not claim it: it tells the backups with priority 0 (they take over after
+// Skew_Time), lets go of everything, goes FAULT with the reason, and tries
+// again after a backoff. A VIP that could not be removed from a node that
+// is not MASTER is removed again after a backoff.
+func (m *Machine) effectFailed(now time.Time, ev EffectFailed) []Action {
+	switch ev.Kind {
+	case ActionListen, ActionAddVIP:
+		if m.state != StateMaster {
+			return nil
+		}
+		why := fmt.Sprintf("cannot serve: %s failed: %v", ev.Kind, ev.Err)
+		m.retryBackoff = nextBackoff(m.retryBackoff)
+		m.retryAt = now.Add(m.retryBackoff)
+		m.effectFault = why
+		acts := m.leaveMaster(StateFault, why)
+		if m.cfg.Solo {
+			return acts
+		}
+		handover := Action{Kind: ActionSendAdvert, Priority: 0, Reason: "handing over: " + why}
+		return append(acts[:1], append([]Action{handover}, acts[1:]...)...)
+	case ActionRemoveVIP:
+		if m.state == StateMaster {
+			return nil
+		}
+		m.removeBackoff = nextBackoff(m.removeBackoff)
+		m.removeRetryAt = now.Add(m.removeBackoff)
 	}
 	return nil
 }

@@ -48,6 +48,24 @@ type Config struct {
 	// 200 ms next to a peer at keepalived's 1 s would otherwise time out
 	// before the peer's first advert and flap to MASTER for a moment.
 	StartupInterval time.Duration
+	// Version is 3 (RFC 9568, the default when 0) or 2 (RFC 3768). A
+	// VRRPv2 backup keeps its own Advertisement_Interval (RFC 3768 section
+	// 6.1: the advertised interval is for troubleshooting only) and its
+	// Skew_Time is (256 - Priority) / 256 seconds.
+	Version uint8
+	// LowerPrioRounds and LowerPrioEvery rate-limit the re-announcement a
+	// MASTER sends when it hears a lower priority (keepalived's
+	// vrrp_garp_lower_prio_repeat and vrrp_garp_lower_prio_delay): at most
+	// one burst of LowerPrioRounds rounds per LowerPrioEvery. A peer that
+	// cannot hear us (a firewall, a one-way link, another VRRP version)
+	// would otherwise start an ARP war, one burst per advert. 0 rounds
+	// sends none; the advert that asserts the state always goes out.
+	LowerPrioRounds int
+	LowerPrioEvery  time.Duration
+	// Solo is a node without peers (single-LB mode): no adverts, it owns
+	// its addresses, and a shutdown stops at once instead of waiting for
+	// a successor that does not exist.
+	Solo bool
 }
 
 // Event is an input to Machine.Step.
@@ -90,8 +108,36 @@ type Leave struct {
 
 // Shutdown is a terminal stop (SIGTERM): a MASTER sends priority 0 and keeps
 // serving until the new master is heard (bounded by Down_Interval); then
-// the machine emits ActionStopped.
+// the machine emits ActionStopped. It may come at any time, before Start
+// too.
 type Shutdown struct{}
+
+// HardStop ends the instance now (the process is being torn down without
+// a graceful stop): a MASTER lets go of the VIP, listeners and connections
+// with no priority-0 advert, and the machine emits ActionStopped.
+type HardStop struct{}
+
+// VIPRemoved says something else (systemd-networkd, an operator) removed a
+// VIP from the interface. A MASTER puts it back and re-announces.
+type VIPRemoved struct{}
+
+// LinkUp says the VRRP interface's link came back. A MASTER re-announces:
+// a burst sent while the link was down went nowhere. (Link down reaches the
+// machine as a fault of the interface's weight-0 tracker.)
+type LinkUp struct{}
+
+// Relisten says the instance's frontends changed (a reload added one): a
+// MASTER binds them; a failure is an EffectFailed like any other Listen.
+type Relisten struct{}
+
+// EffectFailed says the runner could not carry out an action. Listen or
+// AddVIP failing as MASTER means the node cannot serve: it hands over and
+// goes FAULT, and retries with a backoff. RemoveVIP failing leaves a VIP on
+// a node that must not hold it: the removal is retried with a backoff.
+type EffectFailed struct {
+	Kind ActionKind
+	Err  error
+}
 
 func (Start) isEvent()           {}
 func (AdvertReceived) isEvent()  {}
@@ -100,31 +146,69 @@ func (PriorityChanged) isEvent() {}
 func (Ready) isEvent()           {}
 func (Leave) isEvent()           {}
 func (Shutdown) isEvent()        {}
+func (HardStop) isEvent()        {}
+func (VIPRemoved) isEvent()      {}
+func (LinkUp) isEvent()          {}
+func (Relisten) isEvent()        {}
+func (EffectFailed) isEvent()    {}
 
 // ActionKind says what the runner must do.
 type ActionKind uint8
 
 // Actions, in the order the machine emits them for a transition (DESIGN.md
 // section 4): becoming MASTER is Listen, AddVIP, Announce, SendAdvert;
-// leaving is RemoveVIP, Unlisten, CloseConns.
+// leaving is StopAnnounce, RemoveVIP, Unlisten, CloseConns.
 const (
-	ActionTransition ActionKind = iota + 1 // From -> To, Reason: log, notify, count
-	ActionListen                           // bind proxy listeners on the VIP
-	ActionAddVIP                           // add the VIP to the interface
-	ActionAnnounce                         // start a GARP / unsolicited NA burst
-	ActionSendAdvert                       // send one advert with Priority
-	ActionRemoveVIP
-	ActionUnlisten
-	ActionCloseConns
-	ActionStopped // shutdown complete; the runner may exit
+	ActionTransition   ActionKind = iota + 1 // From -> To with Priority and Reason: log, notify, count
+	ActionListen                             // bind proxy listeners on the VIP
+	ActionAddVIP                             // add the VIP to the interface
+	ActionAnnounce                           // start a GARP / unsolicited NA burst (Rounds), then the refresh
+	ActionSendAdvert                         // send one advert with Priority
+	ActionStopAnnounce                       // stop the burst and the refresh
+	ActionRemoveVIP                          // remove the VIP from the interface
+	ActionUnlisten                           // close the proxy listeners on the VIP
+	ActionCloseConns                         // close the proxied connections still open
+	ActionStopped                            // shutdown complete; the runner may exit
 )
+
+// String names the action for logs.
+func (k ActionKind) String() string {
+	switch k {
+	case ActionTransition:
+		return "transition"
+	case ActionListen:
+		return "listen"
+	case ActionAddVIP:
+		return "add VIP"
+	case ActionAnnounce:
+		return "announce"
+	case ActionSendAdvert:
+		return "send advert"
+	case ActionStopAnnounce:
+		return "stop announcing"
+	case ActionRemoveVIP:
+		return "remove VIP"
+	case ActionUnlisten:
+		return "unlisten"
+	case ActionCloseConns:
+		return "close connections"
+	case ActionStopped:
+		return "stopped"
+	}
+	return "unknown action"
+}
 
 // Action is one effect for the runner to carry out, in order.
 type Action struct {
-	Kind     ActionKind
-	Priority uint8 // ActionSendAdvert
+	Kind ActionKind
+	// Priority is what ActionSendAdvert advertises, and the effective
+	// priority after an ActionTransition (for logs and notify hooks).
+	Priority uint8
 	From, To State // ActionTransition
-	Reason   string
+	// Rounds is the size of an ActionAnnounce burst; 0 means the
+	// configured burst (on becoming MASTER).
+	Rounds int
+	Reason string
 }
 
 // MachineStatus is a snapshot of a Machine for logs, status JSON and tests.
@@ -139,4 +223,10 @@ type MachineStatus struct {
 	Ready             bool          // false until Ready when Config.HoldUntilReady
 	Leaving           bool          // MASTER that sent priority 0 and awaits its successor
 	HoldUntil         time.Time     // after a Leave: no preemption before this; zero = none
+	// EffectFault says why the node could not serve as MASTER (listen or
+	// add VIP failed); it stays FAULT until RetryAt, then rejoins.
+	EffectFault string
+	RetryAt     time.Time
+	// Stopped is set once the machine emitted ActionStopped.
+	Stopped bool
 }

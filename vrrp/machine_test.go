@@ -21,8 +21,17 @@ var (
 )
 
 // ignoreReason compares actions by kind, priority and states only; the
-// reason tests look at reasons on their own.
-var ignoreReason = cmpopts.IgnoreFields(Action{}, "Reason")
+// reason tests look at reasons on their own. A transition's priority is
+// for logs; TestMachineTransitionCarriesPriority checks it.
+var ignoreReason = cmp.Options{
+	cmpopts.IgnoreFields(Action{}, "Reason"),
+	cmp.Transformer("transitionPriority", func(a Action) Action {
+		if a.Kind == ActionTransition {
+			a.Priority = 0
+		}
+		return a
+	}),
+}
 
 var (
 	becameMaster = []Action{
@@ -33,6 +42,7 @@ var (
 	}
 	leftMaster = []Action{
 		{Kind: ActionTransition, From: StateMaster, To: StateBackup},
+		{Kind: ActionStopAnnounce},
 		{Kind: ActionRemoveVIP},
 		{Kind: ActionUnlisten},
 		{Kind: ActionCloseConns},
@@ -41,11 +51,13 @@ var (
 
 func testConfig(prio uint8) Config {
 	return Config{
-		VRID:           51,
-		Priority:       prio,
-		AdvertInterval: time.Second,
-		Preempt:        true,
-		Addr:           addrA,
+		VRID:            51,
+		Priority:        prio,
+		AdvertInterval:  time.Second,
+		Preempt:         true,
+		Addr:            addrA,
+		LowerPrioRounds: 1,
+		LowerPrioEvery:  5 * time.Second,
 	}
 }
 
@@ -146,9 +158,9 @@ func TestMachineNewValidatesConfig(t *testing.T) {
 	}
 }
 
-// "Skew_Time: Time to skew Master_Down_Interval in centiseconds. Calculated
-// as: (((256 - priority) * Master_Adver_Interval) / 256)";
-// "Master_Down_Interval: (3 * Master_Adver_Interval) + Skew_Time".
+// "Skew_Time: Time to skew Active_Down_Interval in centiseconds. Calculated
+// as: (((256 - priority) * Active_Adver_Interval) / 256)";
+// "Active_Down_Interval: (3 * Active_Adver_Interval) + Skew_Time".
 // Computed from the effective priority.
 // Reference: RFC 9568 section 6.1
 func TestMachineSkewAndDownInterval(t *testing.T) {
@@ -186,7 +198,7 @@ func TestMachineSkewAndDownInterval(t *testing.T) {
 
 // "If the Priority field equals 255 ... Send an ADVERTISEMENT ... broadcast
 // a gratuitous ARP ... Set the Adver_Timer to Advertisement_Interval ...
-// Transition to the {Master} state".
+// Transition to the {Active} state".
 // Reference: RFC 9568 section 6.4.1
 func TestMachineStartOwnerBecomesMaster(t *testing.T) {
 	m := newMachine(t, testConfig(255))
@@ -203,23 +215,25 @@ func TestMachineStartOwnerBecomesMaster(t *testing.T) {
 	}
 }
 
-// "else ... Set Master_Adver_Interval to Advertisement_Interval; Set the
-// Master_Down_Timer to Master_Down_Interval; Transition to the {Backup}
+// "else ... Set Active_Adver_Interval to Advertisement_Interval; Set the
+// Active_Down_Timer to Active_Down_Interval; Transition to the {Backup}
 // state".
 // Reference: RFC 9568 section 6.4.1
 func TestMachineStartBackupArmsDownTimer(t *testing.T) {
 	m := newMachine(t, testConfig(100))
 	got := m.Step(t0, Start{})
-	diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateBackup}}, got)
+	// vipd's rule: a node that starts as BACKUP removes a VIP left behind
+	// by a crashed run.
+	diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateBackup}, {Kind: ActionRemoveVIP}}, got)
 	mustDeadline(t, m, t0.Add(m.Status().DownInterval))
 	if m.Status().State != StateBackup {
 		t.Errorf("state = %v, want BACKUP", m.Status().State)
 	}
 }
 
-// "If the Master_Down_Timer fires: Send an ADVERTISEMENT; broadcast a
+// "If the Active_Down_Timer fires: Send an ADVERTISEMENT; broadcast a
 // gratuitous ARP ...; Set the Adver_Timer to Advertisement_Interval;
-// Transition to the {Master} state". Effects in DESIGN.md section 4 order:
+// Transition to the {Active} state". Effects in DESIGN.md section 4 order:
 // listeners, VIP, announce, advert.
 // Reference: RFC 9568 section 6.4.2
 func TestMachineDownTimerMakesMaster(t *testing.T) {
@@ -253,10 +267,10 @@ func TestMachineMasterAdvertisesEveryInterval(t *testing.T) {
 // "If the Priority in the ADVERTISEMENT is greater than the local Priority
 // or the Priority in the ADVERTISEMENT is equal to the local Priority and
 // the primary IPvX address of the sender is greater than the local primary
-// IPvX address, then: Cancel Adver_Timer; Set Master_Adver_Interval to
-// Adver Interval contained in the ADVERTISEMENT; Recompute the Skew_Time;
-// Recompute the Master_Down_Interval; Set Master_Down_Timer to
-// Master_Down_Interval; Transition to the {Backup} state".
+// IPvX address, then: Cancel Adver_Timer; Set Active_Adver_Interval to
+// Max Advertise Interval contained in the ADVERTISEMENT; Recompute the Skew_Time;
+// Recompute the Active_Down_Interval; Set Active_Down_Timer to
+// Active_Down_Interval; Transition to the {Backup} state".
 // Effects: VIP, listeners, connections (DESIGN.md section 4), then one
 // parting advert at our priority so that the winner, hearing a lower
 // priority, re-announces (DESIGN.md section 3).
@@ -293,7 +307,7 @@ func TestMachineMasterYieldsToBetterAdvert(t *testing.T) {
 }
 
 // "If the Priority in the ADVERTISEMENT is zero, then: Set the
-// Master_Down_Timer to Skew_Time".
+// Active_Down_Timer to Skew_Time".
 // Reference: RFC 9568 section 6.4.2
 func TestMachineBackupPriorityZeroWaitsSkewTime(t *testing.T) {
 	m := newMachine(t, testConfig(100))
@@ -313,9 +327,9 @@ func TestMachineBackupPriorityZeroWaitsSkewTime(t *testing.T) {
 
 // "Else if Preempt_Mode is False, or if the Priority in the ADVERTISEMENT
 // is greater than or equal to the local Priority, then: Set
-// Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT;
-// Recompute the Master_Down_Interval; Reset the Master_Down_Timer to
-// Master_Down_Interval".
+// Active_Adver_Interval to Max Advertise Interval contained in the ADVERTISEMENT;
+// Recompute the Active_Down_Interval; Reset the Active_Down_Timer to
+// Active_Down_Interval".
 // Reference: RFC 9568 section 6.4.2
 func TestMachineBackupAdoptsMasterInterval(t *testing.T) {
 	tests := []struct {
@@ -349,7 +363,7 @@ func TestMachineBackupAdoptsMasterInterval(t *testing.T) {
 
 // "Else (i.e., Preempt_Mode is True and the Priority in the ADVERTISEMENT is
 // less than the local Priority): Discard the ADVERTISEMENT" — the
-// Master_Down_Timer keeps running and the backup preempts when it fires.
+// Active_Down_Timer keeps running and the backup preempts when it fires.
 // Reference: RFC 9568 section 6.4.2
 func TestMachineBackupPreemptsLowerPriority(t *testing.T) {
 	m := newMachine(t, testConfig(100))
@@ -377,9 +391,9 @@ func mustEqualTime(t *testing.T, what string, got, want time.Time) {
 	}
 }
 
-// keepalived's preempt_delay: a lower priority master heard first at T is
-// followed until T+PreemptDelay, then preempted (DESIGN.md section 3).
-// Reference: RFC 9568 section 6.4.2
+// vipd's rule (keepalived's preempt_delay, DESIGN.md section 3): a lower
+// priority master heard first at T is followed until T+PreemptDelay, then
+// preempted.
 func TestMachinePreemptDelay(t *testing.T) {
 	cfg := testConfig(100)
 	cfg.PreemptDelay = 5 * time.Second
@@ -401,10 +415,9 @@ func TestMachinePreemptDelay(t *testing.T) {
 	diffActions(t, cat(becameMaster, advert(100)), got)
 }
 
-// HoldUntilReady: a starting node does not preempt until its health checks
-// have completed a round, but takes over when no master is heard at all
-// (DESIGN.md section 3).
-// Reference: RFC 9568 section 6.4.2
+// vipd's rule (DESIGN.md section 3, startup hold): a starting node does not
+// preempt until its health checks have completed a round, but takes over
+// when no master is heard at all.
 func TestMachineHoldUntilReady(t *testing.T) {
 	cfg := testConfig(100)
 	cfg.HoldUntilReady = true
@@ -461,7 +474,7 @@ func TestMachineMasterReassertsOverLowerPriority(t *testing.T) {
 		m, now := startMachine(t, testConfig(100), true)
 		now = now.Add(250 * time.Millisecond)
 		got := m.Step(now, adv)
-		diffActions(t, []Action{{Kind: ActionSendAdvert, Priority: 100}, {Kind: ActionAnnounce}}, got)
+		diffActions(t, []Action{{Kind: ActionSendAdvert, Priority: 100}, {Kind: ActionAnnounce, Rounds: 1}}, got)
 		mustDeadline(t, m, now.Add(time.Second))
 		if st := m.Status().State; st != StateMaster {
 			t.Errorf("after %+v: state %v, want MASTER", adv, st)
@@ -469,9 +482,10 @@ func TestMachineMasterReassertsOverLowerPriority(t *testing.T) {
 	}
 }
 
-// PriorityChanged sets the effective priority that is advertised and used
-// for timers; the owner's 255 is never adjusted (DESIGN.md section 3).
-// Reference: RFC 9568 section 6.1
+// vipd's rule (trackers, DESIGN.md section 3): PriorityChanged sets the
+// effective priority that is advertised and used for timers; the owner's
+// 255 is never adjusted, and 0 and 255 are never a tracker's result
+// (RFC 9568 section 5.2.4 gives them protocol meanings).
 func TestMachinePriorityChanged(t *testing.T) {
 	tests := []struct {
 		base, sent, want uint8
@@ -493,17 +507,17 @@ func TestMachinePriorityChanged(t *testing.T) {
 	}
 }
 
-// A failing weight-0 tracker puts a BACKUP in FAULT: no adverts sent,
-// adverts ignored, no timer; when it clears, BACKUP with the down timer
-// (DESIGN.md section 3). The owner can fault too.
-// Reference: RFC 9568 section 6.4.2
+// vipd's rule (keepalived's FAULT, DESIGN.md section 3): a failing weight-0
+// tracker puts a BACKUP in FAULT: no adverts sent, adverts ignored, no
+// timer; when it clears, BACKUP with the down timer. The owner can fault
+// too.
 func TestMachineFaultFromBackup(t *testing.T) {
 	for _, prio := range []uint8{100, 255} {
 		m := newMachine(t, testConfig(prio))
 		if prio == 255 {
 			// A fault before Start: the owner starts in FAULT, not MASTER.
 			m.Step(t0, PriorityChanged{Priority: prio, Fault: true, Reason: "eth0 link down"})
-			diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateFault}}, m.Step(t0, Start{}))
+			diffActions(t, []Action{{Kind: ActionTransition, From: StateInit, To: StateFault}, {Kind: ActionRemoveVIP}}, m.Step(t0, Start{}))
 		} else {
 			m.Step(t0, Start{})
 			got := m.Step(t0.Add(time.Second), PriorityChanged{Priority: prio, Fault: true, Reason: "eth0 link down"})
@@ -529,9 +543,8 @@ func TestMachineFaultFromBackup(t *testing.T) {
 	}
 }
 
-// A fault as MASTER is a voluntary leave: priority 0 first, the VIP kept
-// until a successor is heard, then FAULT (DESIGN.md section 4).
-// Reference: RFC 9568 section 6.4.3
+// vipd's rule (DESIGN.md section 4): a fault as MASTER is a voluntary leave:
+// priority 0 first, the VIP kept until a successor is heard, then FAULT.
 func TestMachineFaultFromMasterMakesBeforeBreak(t *testing.T) {
 	m, now := startMachine(t, testConfig(150), true)
 	now = now.Add(100 * time.Millisecond)
@@ -543,7 +556,7 @@ func TestMachineFaultFromMasterMakesBeforeBreak(t *testing.T) {
 	got = m.Step(now.Add(50*time.Millisecond), AdvertReceived{From: addrB, Priority: 100, Interval: time.Second})
 	want := []Action{
 		{Kind: ActionTransition, From: StateMaster, To: StateFault},
-		{Kind: ActionRemoveVIP}, {Kind: ActionUnlisten}, {Kind: ActionCloseConns},
+		{Kind: ActionStopAnnounce}, {Kind: ActionRemoveVIP}, {Kind: ActionUnlisten}, {Kind: ActionCloseConns},
 	}
 	diffActions(t, want, got)
 	if r := "fault: new master 10.0.0.2 heard (advert priority 100)"; got[0].Reason != r {
@@ -561,7 +574,7 @@ func TestMachineFaultFromMasterMakesBeforeBreak(t *testing.T) {
 func TestMachineShutdownAsMasterMakesBeforeBreak(t *testing.T) {
 	stopped := []Action{
 		{Kind: ActionTransition, From: StateMaster, To: StateInit},
-		{Kind: ActionRemoveVIP}, {Kind: ActionUnlisten}, {Kind: ActionCloseConns},
+		{Kind: ActionStopAnnounce}, {Kind: ActionRemoveVIP}, {Kind: ActionUnlisten}, {Kind: ActionCloseConns},
 		{Kind: ActionStopped},
 	}
 	t.Run("successor heard", func(t *testing.T) {
@@ -591,7 +604,7 @@ func TestMachineShutdownAsMasterMakesBeforeBreak(t *testing.T) {
 	})
 }
 
-// "If a Shutdown event is received, then: Cancel the Master_Down_Timer;
+// "If a Shutdown event is received, then: Cancel the Active_Down_Timer;
 // Transition to the {Initialize} state".
 // Reference: RFC 9568 section 6.4.2
 func TestMachineShutdownFromBackup(t *testing.T) {
@@ -614,10 +627,9 @@ func TestMachineShutdownFromBackup(t *testing.T) {
 	diffActions(t, []Action{{Kind: ActionStopped}}, m.Step(t0, Shutdown{}))
 }
 
-// A soft Leave (drill) hands over like Shutdown but ends in BACKUP
-// following the successor, and holds back from preempting it for Hold
-// (DESIGN.md sections 4 and 6).
-// Reference: RFC 9568 section 6.4.3
+// vipd's rule (drills, DESIGN.md sections 4 and 6): a soft Leave hands over
+// like Shutdown but ends in BACKUP following the successor, and holds back
+// from preempting it for Hold.
 func TestMachineLeaveSoft(t *testing.T) {
 	m, now := startMachine(t, testConfig(150), true)
 	diffActions(t, advert(0), m.Step(now, Leave{Hold: 30 * time.Second}))
@@ -640,10 +652,9 @@ func TestMachineLeaveSoft(t *testing.T) {
 	diffActions(t, cat(becameMaster, advert(150)), got)
 }
 
-// A hard Leave rehearses a crash: no priority-0 advert, the VIP goes at
-// once, and the node waits long enough that a backup takes over first
-// (DESIGN.md section 6).
-// Reference: RFC 9568 section 6.4.3
+// vipd's rule (drills, DESIGN.md section 6): a hard Leave rehearses a
+// crash: no priority-0 advert, the VIP goes at once, and the node waits
+// long enough that a backup takes over first.
 func TestMachineLeaveHard(t *testing.T) {
 	m, now := startMachine(t, testConfig(150), true)
 	got := m.Step(now, Leave{Hard: true, Hold: 10 * time.Second})
@@ -652,27 +663,35 @@ func TestMachineLeaveHard(t *testing.T) {
 	if st.State != StateBackup || !st.HoldUntil.Equal(now.Add(10*time.Second)) {
 		t.Errorf("status %+v, want BACKUP held until +10s", st)
 	}
-	// Longer than any backup's Master_Down_Interval (< 4 intervals).
+	// Longer than any backup's Active_Down_Interval (< 4 intervals).
 	mustDeadline(t, m, now.Add(2*st.DownInterval))
 }
 
-// The hold after a Leave is only a nopreempt: if nobody takes over, the
-// down timer still makes us MASTER again (DESIGN.md section 3).
-// Reference: RFC 9568 section 6.4.2
-func TestMachineLeaveHoldStillTakesOverWhenAlone(t *testing.T) {
+// vipd's rule for drills: a planned handover that nobody answers within
+// Down_Interval resumes as MASTER at once, keeping the VIP it never let go
+// of, instead of dropping it for a Down_Interval and taking it back.
+func TestMachineLeaveWithoutSuccessorResumes(t *testing.T) {
 	m, now := startMachine(t, testConfig(150), true)
-	m.Step(now, Leave{Hold: time.Minute})
-	at, got := fire(t, m)
+	diffActions(t, advert(0), m.Step(now, Leave{Hold: time.Minute}))
 	down := m.Status().DownInterval
+	at, got := fire(t, m)
 	mustEqualTime(t, "gave up waiting", at, now.Add(down))
-	diffActions(t, leftMaster, got)
-	at, got = fire(t, m)
-	mustEqualTime(t, "took back", at, now.Add(2*down))
-	diffActions(t, cat(becameMaster, advert(150)), got)
+	diffActions(t, advert(150), got)
+	if want := "leave: no backup took over within Down_Interval; resuming as MASTER"; got[0].Reason != want {
+		t.Errorf("reason = %q, want %q", got[0].Reason, want)
+	}
+	st := m.Status()
+	if st.State != StateMaster || st.Leaving {
+		t.Errorf("status %+v, want MASTER, not leaving", st)
+	}
+	// Regular adverts again, one interval apart.
+	at2, got := fire(t, m)
+	mustEqualTime(t, "next advert", at2, at.Add(time.Second))
+	diffActions(t, advert(150), got)
 }
 
-// Leave is for a MASTER; a backup refuses drills before they get here.
-// Reference: RFC 9568 section 6.4.2
+// vipd's rule: Leave is for a MASTER; a backup refuses drills before they
+// get here.
 func TestMachineLeaveNotMasterIsNoop(t *testing.T) {
 	m := newMachine(t, testConfig(100))
 	diffActions(t, nil, m.Step(t0, Leave{}))
@@ -684,10 +703,9 @@ func TestMachineLeaveNotMasterIsNoop(t *testing.T) {
 	}
 }
 
-// Timer events carry the generation of the deadline they were armed for;
-// one armed for a deadline that has since moved is ignored (DESIGN.md
-// section 2).
-// Reference: RFC 9568 section 6.2
+// vipd's rule (DESIGN.md section 2): timer events carry the generation of
+// the deadline they were armed for; one armed for a deadline that has
+// since moved is ignored.
 func TestMachineStaleTimerIgnored(t *testing.T) {
 	m := newMachine(t, testConfig(100))
 	m.Step(t0, Start{})
@@ -708,8 +726,8 @@ func TestMachineStaleTimerIgnored(t *testing.T) {
 	diffActions(t, cat(becameMaster, advert(100)), got)
 }
 
-// Every Transition says why, naming the advert, the timer or the tracker.
-// Reference: RFC 9568 section 6.3
+// vipd's rule (DESIGN.md section 6): every transition says why, naming the
+// advert, the timer or the tracker.
 func TestMachineTransitionsCarryReasons(t *testing.T) {
 	var reasons []string
 	collect := func(acts []Action) {
@@ -745,12 +763,11 @@ func TestMachineTransitionsCarryReasons(t *testing.T) {
 	}
 }
 
-// A starting backup assumes StartupInterval until it hears an advert, so
-// a 200 ms node beside a keepalived master at 1 s waits for its first
-// advert instead of flapping to MASTER; once it hears one it adopts the
-// advertised interval. (DESIGN.md section 3: a backup adopts the master's
-// interval; this only covers the time before the first advert.)
-// Reference: RFC 9568 section 6.4.1
+// vipd's rule (DESIGN.md section 3): a starting backup assumes
+// StartupInterval until it hears an advert, so a 200 ms node beside a
+// keepalived master at 1 s waits for its first advert instead of flapping
+// to MASTER; once it hears one it adopts the advertised interval (RFC 9568
+// section 6.4.2), which this rule only precedes.
 func TestMachineStartupInterval(t *testing.T) {
 	cfg := testConfig(100)
 	cfg.AdvertInterval = 200 * time.Millisecond

@@ -71,7 +71,8 @@ func simConfigs(prios ...uint8) []Config {
 	for i, p := range prios {
 		cfgs = append(cfgs, Config{
 			VRID: 51, Priority: p, AdvertInterval: 200 * time.Millisecond, Preempt: true,
-			Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
+			Addr:            netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}),
+			LowerPrioRounds: 1, LowerPrioEvery: 5 * time.Second,
 		})
 	}
 	return cfgs

@@ -311,7 +311,7 @@ type DropReason string
 // from the receiver's own checks, which the codec cannot make.
 const (
 	DropShort    DropReason = "short"    // shorter than its header or addresses
-	DropVersion  DropReason = "version"  // ErrVersion
+	DropVersion  DropReason = "version"  // ErrVersion, or a version other than the instance's
 	DropType     DropReason = "type"     // ErrType
 	DropCount    DropReason = "count"    // ErrNoAddresses
 	DropInterval DropReason = "interval" // ErrZeroInterval
@@ -319,11 +319,13 @@ const (
 	DropChecksum DropReason = "checksum" // ErrChecksum
 	DropOther    DropReason = "other"    // any other error
 
-	DropTTL    DropReason = "ttl"    // TTL / hop limit not 255 (RFC 9568 section 7.1)
-	DropVRID   DropReason = "vrid"   // not our virtual router
-	DropPeer   DropReason = "peer"   // unicast mode: sender not a configured peer
-	DropFamily DropReason = "family" // addresses of the other family than the instance
-	DropSelf   DropReason = "self"   // our own advert looped back
+	DropTTL      DropReason = "ttl"       // TTL / hop limit not 255 (RFC 9568 section 7.1)
+	DropVRID     DropReason = "vrid"      // not our virtual router
+	DropPeer     DropReason = "peer"      // unicast mode: sender not a configured peer
+	DropFamily   DropReason = "family"    // addresses of the other family than the instance
+	DropSelf     DropReason = "self"      // our own advert looped back
+	DropAuth     DropReason = "auth"      // VRRPv2: the password differs from auth_pass
+	DropAuthType DropReason = "auth_type" // VRRPv2: authentication type differs (none vs PASS, or AH)
 )
 
 // Reason maps an error from UnmarshalBinary or VerifyChecksum to the drop

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +16,8 @@ import (
 // implements it; tests use an in-memory pair.
 type Conn interface {
 	// ReadFrom returns one VRRP message (IP header stripped), its source
-	// and destination addresses and the TTL it arrived with.
+	// and destination addresses and the TTL (hop limit) it arrived with,
+	// or -1 when the kernel reported none.
 	ReadFrom(b []byte) (n int, src, dst netip.Addr, ttl int, err error)
 	// WriteTo sends one VRRP message to dst (the group, or a unicast peer).
 	WriteTo(b []byte, dst netip.Addr) error
@@ -25,265 +25,349 @@ type Conn interface {
 }
 
 // Effects carry out the machine's actions on the host, in the order the
-// machine emits them (DESIGN.md section 4). Methods run on the runner's
-// goroutine and must not block for long: Announce starts a burst and
-// returns.
+// machine emits them (DESIGN.md section 4). They run on the runner's
+// goroutine, the only place host effects on the instance's VIP are taken,
+// and must not block for long: Announce starts a burst and returns. They
+// never call back into the Runner: everything they need comes with the
+// action.
 type Effects interface {
 	Listen() error
 	AddVIP() error
-	Announce()
+	// Announce starts a gratuitous ARP / unsolicited NA burst of rounds
+	// rounds (0: the configured burst) and then the periodic refresh,
+	// replacing any burst still running.
+	Announce(rounds int)
+	// StopAnnounce stops the burst and the refresh.
+	StopAnnounce()
 	RemoveVIP() error
 	Unlisten()
 	CloseConns()
-	Transition(from, to State, reason string)
+	// Transition is called first for every state change, with the
+	// effective priority and the reason: log it, count it, run hooks.
+	Transition(from, to State, prio uint8, reason string)
 }
 
 // ErrNotMaster is returned by Leave on a node that is not MASTER.
 var ErrNotMaster = errors.New("vrrp: not master")
 
+// ErrStopped is returned by Leave once the instance has stopped.
+var ErrStopped = errors.New("vrrp: instance stopped")
+
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
 	Machine  Config
 	VIPs     []netip.Addr // the addresses put in adverts
-	Checksum ChecksumMode // transmit form; both are accepted on receive
+	Checksum ChecksumMode // VRRPv3 IPv4 transmit form; both are accepted on receive
+	// AuthPass is VRRPv2's simple text password (auth type 1, up to 8
+	// bytes); empty means no authentication. Ignored for VRRPv3.
+	AuthPass string
 	Unicast  bool
 	Peers    []netip.Addr // unicast: the only sources accepted and the destinations
+	// Siblings are the VRIDs of this node's other instances on the same
+	// link: their adverts reach this socket too and are ignored without
+	// being counted as drops.
+	Siblings []uint8
 	Log      zerolog.Logger
 }
 
-// Runner drives a Machine with a real socket and a real timer.
+// Runner drives a Machine with a socket and a timer. It is the one owner
+// of the instance's host effects: every action of the machine, and every
+// event from the host (a VIP removed, the link back, a stop, an effect that
+// failed), goes through its goroutine, and it publishes status after the
+// effects of each step ran, so MASTER in status means the VIP and the
+// listeners exist.
+//
+// Inputs from other goroutines never block and are never lost: a stop is a
+// flag, the priority and readiness are latest-value slots, host events are
+// flags, and only Leave (a drill, which needs an answer) waits for the
+// runner.
 type Runner struct {
 	cfg  RunnerConfig
-	conn Conn
+	conn Conn // nil for a solo instance
 	fx   Effects
 	m    *Machine
 	log  zerolog.Logger
+	dsts []netip.Addr
+	auth [v2AuthDataLen]byte
 
-	events chan request
-	pkts   chan AdvertReceived
-	dsts   []netip.Addr
+	pkts chan received // from readLoop
+	wake chan struct{} // 1-buffered: the mailbox has something
+	done chan struct{} // closed when Run returns
+
+	box mailbox // guarded by mu
 
 	sent, received, late atomic.Uint64
 
-	// Send failures, counted and logged at most once a minute (runner
-	// goroutine only).
+	// Runner goroutine only.
 	sendErrs      uint64
 	sendErrLogged time.Time
 	lateAt        time.Time // the deadline whose stall was last logged
 
-	mu      sync.Mutex
-	snap    RunnerStatus
-	drops   map[DropReason]uint64
-	senders map[netip.Addr]*Sender
-	lastLog map[DropReason]time.Time
+	mu        sync.Mutex
+	snap      RunnerStatus
+	published int // snap.Transitions when last published
+	changed   chan struct{}
+	drops     map[DropReason]uint64
+	notices   map[Notice]uint64
+	senders   map[netip.Addr]*Sender
+	lastLog   map[DropReason]time.Time
 }
 
-// Sender is a router heard on our VRID.
-type Sender struct {
-	Addr     netip.Addr
-	Priority uint8
-	Interval time.Duration
-	Checksum ChecksumMode
-	LastSeen time.Time
-	Count    uint64
+// mailbox holds what other goroutines asked of the runner.
+type mailbox struct {
+	stop       bool
+	prio       *PriorityChanged
+	ready      bool
+	vipRemoved bool
+	linkUp     bool
+	relisten   bool
+	leave      *leaveRequest
 }
 
-// TransitionRecord is one state change with its reason.
-type TransitionRecord struct {
-	At       time.Time
-	From, To State
-	Reason   string
-}
-
-// RunnerStatus is a snapshot for status output.
-type RunnerStatus struct {
-	MachineStatus
-	LastTransition  time.Time
-	LastReason      string
-	Transitions     int
-	Recent          []TransitionRecord // newest first, at most 16
-	AdvertsSent     uint64
-	AdvertsReceived uint64
-	LateTimers      uint64
-	Drops           map[DropReason]uint64
-	Senders         []Sender
-}
-
-type request struct {
-	ev    Event
+type leaveRequest struct {
+	ev    Leave
 	reply chan error
 }
 
-// NewRunner validates cfg and builds the machine; Run starts it.
+type received struct {
+	ev   AdvertReceived
+	at   time.Time
+	from netip.Addr
+}
+
+// NewRunner validates cfg and builds the machine; Run starts it. conn may be
+// nil only for a solo machine (single-LB mode: no adverts).
 func NewRunner(cfg RunnerConfig, conn Conn, fx Effects) (*Runner, error) {
 	m, err := NewMachine(cfg.Machine)
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.VIPs) == 0 {
+	if len(cfg.VIPs) == 0 && !cfg.Machine.Solo {
 		return nil, errors.New("vrrp: no virtual addresses")
+	}
+	if conn == nil && !cfg.Machine.Solo {
+		return nil, errors.New("vrrp: no socket")
+	}
+	if len(cfg.AuthPass) > v2AuthDataLen {
+		return nil, fmt.Errorf("vrrp: auth_pass of %d bytes; VRRPv2 carries at most %d", len(cfg.AuthPass), v2AuthDataLen)
 	}
 	if cfg.Checksum == 0 {
 		cfg.Checksum = ChecksumPseudoHeader
 	}
+	if cfg.Machine.Version == 0 {
+		cfg.Machine.Version = 3
+	}
 	r := &Runner{
 		cfg: cfg, conn: conn, fx: fx, m: m, log: cfg.Log,
-		events:  make(chan request),
-		pkts:    make(chan AdvertReceived, 64),
+		pkts:    make(chan received, 64),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
 		drops:   make(map[DropReason]uint64),
+		notices: make(map[Notice]uint64),
 		senders: make(map[netip.Addr]*Sender),
 		lastLog: make(map[DropReason]time.Time),
 	}
-	if cfg.Unicast {
+	copy(r.auth[:], cfg.AuthPass)
+	switch {
+	case cfg.Unicast:
 		r.dsts = cfg.Peers
-	} else if cfg.VIPs[0].Is4() {
-		r.dsts = []netip.Addr{IPv4Group}
-	} else {
+	case len(cfg.VIPs) > 0 && cfg.VIPs[0].Is6():
 		r.dsts = []netip.Addr{IPv6Group}
+	default:
+		r.dsts = []netip.Addr{IPv4Group}
 	}
 	r.snap.MachineStatus = m.Status()
 	return r, nil
 }
 
-// Run starts the instance and runs until Shutdown completes or ctx is
-// done. On ctx cancellation without a Shutdown, a MASTER drops the VIP and
-// listeners at once (no priority 0: that is what Shutdown is for).
+// Run starts the instance and runs until it has stopped, and closes the
+// socket before it returns: after Stop (a
+// graceful stop: a MASTER hands over first) it returns nil. When ctx ends
+// first, the instance stops hard (a MASTER lets go of the VIP, listeners
+// and connections at once, with no priority-0 advert) and Run returns
+// ctx.Err(). A Stop that came before Run means the instance never starts.
 func (r *Runner) Run(ctx context.Context) error {
-	readCtx, stopRead := context.WithCancel(ctx)
-	defer stopRead()
-	go r.readLoop(readCtx)
-
+	defer close(r.done)
+	if r.conn != nil {
+		// The runner owns the socket: closing it is what ends the read
+		// loop, and Run returns only once it has.
+		readCtx, stopRead := context.WithCancel(ctx)
+		readDone := make(chan struct{})
+		go func() { defer close(readDone); r.readLoop(readCtx) }()
+		defer func() { stopRead(); r.conn.Close(); <-readDone }()
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	if r.exec(r.m.Step(time.Now(), Start{})) {
+	if r.drain(time.Now()) || r.exec(r.m.Step(time.Now(), Start{})) {
 		return nil
 	}
 	for {
 		at, gen := r.m.Deadline()
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		timer.Stop()
 		if !at.IsZero() {
 			timer.Reset(time.Until(at))
 		}
-		var acts []Action
-		woke := func() {
-			// Checked on every wakeup, not only when the timer wins the
-			// select: after a SIGSTOP a queued advert may be handled
-			// first and move the deadline, hiding the stall.
-			if !at.IsZero() && !r.lateSeen(at) {
-				if late := time.Since(at); late > r.lateThreshold() {
-					r.late.Add(1)
-					r.lateAt = at
-					r.log.Warn().Dur("late", late).Msg("timer fired late: this process was stalled (SIGSTOP, CPU starvation or a suspended VM?)")
-				}
-			}
-		}
+		var stopped bool
 		select {
 		case <-ctx.Done():
-			if r.m.Status().State == StateMaster {
-				r.fx.RemoveVIP()
-				r.fx.Unlisten()
-				r.fx.CloseConns()
-			}
+			r.exec(r.m.Step(time.Now(), HardStop{}))
 			return ctx.Err()
-		case adv := <-r.pkts:
-			woke()
-			acts = r.m.Step(time.Now(), adv)
+		case p := <-r.pkts:
+			r.woke(at)
+			stopped = r.exec(r.m.Step(time.Now(), p.ev))
 		case now := <-timer.C:
-			woke()
-			acts = r.m.Step(now, TimerFired{Gen: gen})
-		case req := <-r.events:
-			woke()
-			if _, ok := req.ev.(Leave); ok && r.m.Status().State != StateMaster {
-				req.reply <- ErrNotMaster
-				continue
-			}
-			acts = r.m.Step(time.Now(), req.ev)
-			req.reply <- nil
+			r.woke(at)
+			stopped = r.exec(r.m.Step(now, TimerFired{Gen: gen}))
+		case <-r.wake:
+			r.woke(at)
+			stopped = r.drain(time.Now())
 		}
-		if r.exec(acts) {
+		if stopped {
 			return nil
 		}
 	}
 }
 
-// lateSeen reports whether the stall past deadline at was logged already.
-func (r *Runner) lateSeen(at time.Time) bool { return r.lateAt.Equal(at) }
-
-func (r *Runner) lateThreshold() time.Duration {
-	t := r.cfg.Machine.AdvertInterval
-	if t < 100*time.Millisecond {
-		t = 100 * time.Millisecond
+// woke logs a stall: checked on every wakeup, not only when the timer wins
+// the select, since after a SIGSTOP a queued advert may be handled first
+// and move the deadline, hiding the stall.
+func (r *Runner) woke(at time.Time) {
+	if at.IsZero() || r.lateAt.Equal(at) {
+		return
 	}
-	return t
+	if late := time.Since(at); late > r.lateThreshold() {
+		r.late.Add(1)
+		r.lateAt = at
+		r.log.Warn().Dur("late", late).Msg("timer fired late: this process was stalled (SIGSTOP, CPU starvation or a suspended VM?)")
+	}
 }
 
-// exec carries out actions in order; it reports whether the machine stopped.
-func (r *Runner) exec(acts []Action) (stopped bool) {
-	// The machine has decided already: publish its state before carrying
-	// out the effects, so status never shows a state older than the
-	// transitions it lists.
+func (r *Runner) lateThreshold() time.Duration {
+	return max(r.cfg.Machine.AdvertInterval, 100*time.Millisecond)
+}
+
+// drain feeds what the mailbox holds to the machine; it reports whether
+// the machine stopped. The stop goes last, so a priority that changed in
+// the same breath is the one the priority-0 handover starts from.
+func (r *Runner) drain(now time.Time) bool {
 	r.mu.Lock()
-	r.snap.MachineStatus = r.m.Status()
+	box := r.box
+	r.box = mailbox{stop: box.stop}
 	r.mu.Unlock()
-	for _, a := range acts {
-		switch a.Kind {
-		case ActionTransition:
-			r.record(a)
-			r.fx.Transition(a.From, a.To, a.Reason)
-		case ActionListen:
-			if err := r.fx.Listen(); err != nil {
-				r.log.Error().Err(err).Msg("proxy listeners could not bind on the VIP")
-			}
-		case ActionAddVIP:
-			if err := r.fx.AddVIP(); err != nil {
-				r.log.Error().Err(err).Msg("adding the VIP failed")
-			}
-		case ActionAnnounce:
-			r.fx.Announce()
-		case ActionSendAdvert:
-			r.send(a.Priority)
-		case ActionRemoveVIP:
-			if err := r.fx.RemoveVIP(); err != nil {
-				r.log.Error().Err(err).Msg("removing the VIP failed")
-			}
-		case ActionUnlisten:
-			r.fx.Unlisten()
-		case ActionCloseConns:
-			r.fx.CloseConns()
-		case ActionStopped:
-			stopped = true
+	var stopped bool
+	step := func(ev Event) {
+		if !stopped {
+			stopped = r.exec(r.m.Step(now, ev))
 		}
 	}
+	if box.prio != nil {
+		step(*box.prio)
+	}
+	if box.ready {
+		step(Ready{})
+	}
+	if box.vipRemoved {
+		step(VIPRemoved{})
+	}
+	if box.linkUp {
+		step(LinkUp{})
+	}
+	if box.relisten {
+		step(Relisten{})
+	}
+	if req := box.leave; req != nil {
+		switch {
+		case stopped || r.m.Status().Stopped:
+			req.reply <- ErrStopped
+		case r.m.Status().State != StateMaster:
+			req.reply <- ErrNotMaster
+		default:
+			step(req.ev)
+			req.reply <- nil
+		}
+	}
+	if box.stop {
+		step(Shutdown{})
+	}
+	return stopped || r.m.Status().Stopped
+}
+
+// exec carries out actions in order and publishes the status once their
+// effects ran; it reports whether the machine stopped. An effect that
+// fails ends the batch (the rest assumed it worked) and goes back into the
+// machine as EffectFailed, whose answer is carried out the same way.
+func (r *Runner) exec(acts []Action) (stopped bool) {
+	for range 8 { // each EffectFailed answer is a fresh, shorter batch
+		var failed *EffectFailed
+		for _, a := range acts {
+			if err := r.do(a); err != nil {
+				failed = &EffectFailed{Kind: a.Kind, Err: err}
+				r.log.Error().Err(err).Str("action", a.Kind.String()).Msg("effect failed; the state machine decides what to do")
+				break
+			}
+			if a.Kind == ActionStopped {
+				stopped = true
+			}
+		}
+		if failed == nil {
+			break
+		}
+		r.count(failed.Kind)
+		acts = r.m.Step(time.Now(), *failed)
+	}
+	r.publish()
 	return stopped
 }
 
-func (r *Runner) record(a Action) {
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.snap.LastTransition = now
-	r.snap.LastReason = a.Reason
-	r.snap.Transitions++
-	rec := TransitionRecord{At: now, From: a.From, To: a.To, Reason: a.Reason}
-	r.snap.Recent = append([]TransitionRecord{rec}, r.snap.Recent...)
-	if len(r.snap.Recent) > 16 {
-		r.snap.Recent = r.snap.Recent[:16]
+// do carries out one action. Host effects the machine took for a reason
+// of its own (a VIP restored, a re-announcement, a retry) get a log line;
+// the ones that belong to a transition are in its line already.
+func (r *Runner) do(a Action) error {
+	if a.Reason != "" {
+		switch a.Kind {
+		case ActionListen, ActionAddVIP, ActionAnnounce, ActionRemoveVIP:
+			r.log.Info().Str("action", a.Kind.String()).Msg(a.Reason)
+		}
 	}
+	switch a.Kind {
+	case ActionTransition:
+		r.record(a)
+		r.fx.Transition(a.From, a.To, a.Priority, a.Reason)
+	case ActionListen:
+		return r.fx.Listen()
+	case ActionAddVIP:
+		return r.fx.AddVIP()
+	case ActionAnnounce:
+		r.fx.Announce(a.Rounds)
+	case ActionSendAdvert:
+		r.send(a.Priority)
+	case ActionStopAnnounce:
+		r.fx.StopAnnounce()
+	case ActionRemoveVIP:
+		return r.fx.RemoveVIP()
+	case ActionUnlisten:
+		r.fx.Unlisten()
+	case ActionCloseConns:
+		r.fx.CloseConns()
+	}
+	return nil
 }
 
 func (r *Runner) send(prio uint8) {
+	if r.conn == nil {
+		return
+	}
 	adv := Advertisement{
-		Version:           3,
+		Version:           r.cfg.Machine.Version,
 		Type:              TypeAdvertisement,
 		VRID:              r.cfg.Machine.VRID,
 		Priority:          prio,
 		MaxAdvertInterval: r.cfg.Machine.AdvertInterval,
 		Addresses:         r.cfg.VIPs,
+	}
+	if adv.Version == 2 && r.cfg.AuthPass != "" {
+		adv.AuthType, adv.AuthData = authPass, r.auth
 	}
 	for _, dst := range r.dsts {
 		b, err := MarshalAdvertisement(&adv, r.cfg.Machine.Addr, dst, r.cfg.Checksum)
@@ -305,150 +389,69 @@ func (r *Runner) send(prio uint8) {
 	}
 }
 
-// readLoop validates packets and hands good adverts to Run. Drops are
-// counted by reason and logged at most once a minute per reason.
-func (r *Runner) readLoop(ctx context.Context) {
-	buf := make([]byte, 1500)
-	for {
-		n, src, dst, ttl, err := r.conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.log.Warn().Err(err).Msg("read VRRP socket")
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		adv, mode, reason := r.validate(buf[:n], src, dst, ttl)
-		if reason != "" {
-			r.drop(reason, src)
-			continue
-		}
-		r.received.Add(1)
-		now := time.Now()
-		r.mu.Lock()
-		s := r.senders[src]
-		if s == nil {
-			s = &Sender{Addr: src}
-			r.senders[src] = s
-		}
-		s.Priority, s.Interval, s.Checksum, s.LastSeen = adv.Priority, adv.MaxAdvertInterval, mode, now
-		s.Count++
-		r.mu.Unlock()
-		select {
-		case r.pkts <- AdvertReceived{From: src, Priority: adv.Priority, Interval: adv.MaxAdvertInterval}:
-		case <-ctx.Done():
+// post puts something in the mailbox and wakes the runner.
+func (r *Runner) post(f func(*mailbox)) {
+	r.mu.Lock()
+	f(&r.box)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop asks for a graceful stop: a MASTER sends priority 0 and serves until
+// the new master is heard, then Run returns. It may be called at any time,
+// before Run too (the instance then never starts), and never blocks.
+func (r *Runner) Stop() { r.post(func(b *mailbox) { b.stop = true }) }
+
+// SetPriority feeds the effective priority computed from trackers. The
+// latest value wins: callers that compute it under their own lock and call
+// SetPriority under that lock can never leave a stale value behind.
+func (r *Runner) SetPriority(prio uint8, fault bool, reason string) {
+	r.post(func(b *mailbox) { b.prio = &PriorityChanged{Priority: prio, Fault: fault, Reason: reason} })
+}
+
+// SetReady says the first round of health checks is complete.
+func (r *Runner) SetReady() { r.post(func(b *mailbox) { b.ready = true }) }
+
+// VIPRemoved says something else removed one of the instance's VIPs.
+func (r *Runner) VIPRemoved() { r.post(func(b *mailbox) { b.vipRemoved = true }) }
+
+// LinkUp says the instance's interface came back up.
+func (r *Runner) LinkUp() { r.post(func(b *mailbox) { b.linkUp = true }) }
+
+// Relisten says the instance's frontends changed: a MASTER binds them.
+func (r *Runner) Relisten() { r.post(func(b *mailbox) { b.relisten = true }) }
+
+// Leave hands the VIP over (a drill). It returns ErrNotMaster on a backup,
+// ErrStopped once stopped, and an error if a drill is already being
+// started.
+func (r *Runner) Leave(ctx context.Context, hold time.Duration, hard bool) error {
+	req := &leaveRequest{ev: Leave{Hold: hold, Hard: hard}, reply: make(chan error, 1)}
+	busy := false
+	r.post(func(b *mailbox) {
+		if b.leave != nil {
+			busy = true
 			return
 		}
-	}
-}
-
-// validate applies RFC 9568 section 7.1 receive checks.
-func (r *Runner) validate(b []byte, src, dst netip.Addr, ttl int) (Advertisement, ChecksumMode, DropReason) {
-	var adv Advertisement
-	if src == r.cfg.Machine.Addr {
-		return adv, 0, DropSelf
-	}
-	if ttl != 255 {
-		return adv, 0, DropTTL
-	}
-	if r.cfg.Unicast && !contains(r.cfg.Peers, src) {
-		return adv, 0, DropPeer
-	}
-	if err := adv.UnmarshalBinary(b); err != nil {
-		return adv, 0, Reason(err)
-	}
-	if adv.VRID != r.cfg.Machine.VRID {
-		return adv, 0, DropVRID
-	}
-	mode, err := VerifyChecksum(b, src, dst)
-	if err != nil {
-		return adv, 0, Reason(err)
-	}
-	if len(adv.Addresses) > 0 && adv.Addresses[0].Is4() != r.cfg.VIPs[0].Is4() {
-		return adv, 0, DropFamily
-	}
-	return adv, mode, ""
-}
-
-func contains(list []netip.Addr, a netip.Addr) bool {
-	for _, x := range list {
-		if x == a {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *Runner) drop(reason DropReason, src netip.Addr) {
-	r.mu.Lock()
-	r.drops[reason]++
-	now := time.Now()
-	logIt := reason != DropSelf && now.Sub(r.lastLog[reason]) > time.Minute
-	if logIt {
-		r.lastLog[reason] = now
-	}
-	r.mu.Unlock()
-	if logIt {
-		r.log.Warn().Str("reason", string(reason)).Str("src", src.String()).Msg("dropped VRRP packet (logged once a minute per reason; see drops in status)")
-	}
-}
-
-func (r *Runner) do(ctx context.Context, ev Event) error {
-	req := request{ev: ev, reply: make(chan error, 1)}
-	select {
-	case r.events <- req:
-	case <-ctx.Done():
-		return ctx.Err()
+		b.leave = req
+	})
+	if busy {
+		return errors.New("vrrp: a leave is already pending")
 	}
 	select {
 	case err := <-req.reply:
 		return err
+	case <-r.done:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// SetPriority feeds the effective priority computed from trackers.
-func (r *Runner) SetPriority(ctx context.Context, prio uint8, fault bool, reason string) error {
-	return r.do(ctx, PriorityChanged{Priority: prio, Fault: fault, Reason: reason})
-}
-
-// SetReady says the first round of health checks is complete.
-func (r *Runner) SetReady(ctx context.Context) error { return r.do(ctx, Ready{}) }
-
-// Leave hands the VIP over (a drill). It returns ErrNotMaster on a backup.
-func (r *Runner) Leave(ctx context.Context, hold time.Duration, hard bool) error {
-	return r.do(ctx, Leave{Hold: hold, Hard: hard})
-}
-
-// Shutdown starts a terminal stop: a MASTER sends priority 0 and serves
-// until the new master is heard. Run returns when it is complete.
-func (r *Runner) Shutdown(ctx context.Context) error { return r.do(ctx, Shutdown{}) }
-
-// Status returns a snapshot.
-func (r *Runner) Status() RunnerStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.snap
-	s.Recent = append([]TransitionRecord(nil), r.snap.Recent...)
-	s.AdvertsSent = r.sent.Load()
-	s.AdvertsReceived = r.received.Load()
-	s.LateTimers = r.late.Load()
-	s.Drops = make(map[DropReason]uint64, len(r.drops))
-	for k, v := range r.drops {
-		s.Drops[k] = v
-	}
-	for _, x := range r.senders {
-		s.Senders = append(s.Senders, *x)
-	}
-	sort.Slice(s.Senders, func(i, j int) bool { return s.Senders[i].Addr.Less(s.Senders[j].Addr) })
-	return s
-}
+// Done is closed when Run has returned.
+func (r *Runner) Done() <-chan struct{} { return r.done }
 
 // String describes the runner for logs.
 func (r *Runner) String() string {

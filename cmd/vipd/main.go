@@ -7,11 +7,11 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 )
 
+// main registers for no signal: `vipd run` decides what every signal means
+// in one place (run.go). A second registration here would deliver one
+// Ctrl-C twice and turn a handover into a hard stop.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }

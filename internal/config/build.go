@@ -61,7 +61,9 @@ func DefaultHTTPAllow() []netip.Prefix {
 // Hints for keys that operators bring from keepalived and HAProxy.
 var (
 	topHints = map[string]string{
-		"vrrp_instance":          "write the instance as a [vrrp] table",
+		"vrrp_instance":          "write one instance as a [vrrp] table, several as [[instance]] tables",
+		"instances":              "write one [[instance]] table per VRRP instance",
+		"vrrp_sync_group":        "sync groups are not supported; put VIPs that must move together in one instance",
 		"vrrp_script":            `write a [[track]] with type = "script"`,
 		"virtual_server":         "write a [[frontend]] and a [[backend]]",
 		"defaults":               "write per-frontend and per-backend keys, and [global] maxconn",
@@ -77,29 +79,29 @@ var (
 		"global_defs":            "write [global] and [log]",
 		"notify_master":          `write [notify] command = ["/path/to/script"]; it gets instance, state and priority appended`,
 		"unicast_peer":           "write unicast = true in [vrrp]; the peers are the other [[node]] addresses",
-		"authentication":         "VRRPv3 (RFC 9568) has no authentication; remove it",
+		"authentication":         `write version = 2 and auth_pass = "..." in [vrrp] (or the [[instance]])`,
 		"track_script":           `write a [[track]] with type = "script"`,
 		"track_interface":        `write a [[track]] with type = "interface"`,
 		"vrrp_garp_master_delay": "write garp_interval and garp_repeat in [vrrp]",
 	}
 	vrrpHints = map[string]string{
-		"nopreempt":          "write preempt = false",
-		"virtual_router_id":  "write vrid = N",
-		"advert_int":         `did you mean "advert_interval"? it takes a duration string, e.g. advert_interval = "1s"`,
-		"priority":           "priority is per host: set it in each [[node]]",
-		"state":              "vipd has no initial state; the highest priority wins: set priority in each [[node]]",
-		"authentication":     "VRRPv3 (RFC 9568) has no authentication; remove it",
-		"auth_type":          "VRRPv3 (RFC 9568) has no authentication; remove it",
-		"auth_pass":          "VRRPv3 (RFC 9568) has no authentication; remove it",
-		"virtual_ipaddress":  `write vips = ["192.168.30.30/24"]`,
-		"vip":                `write vips = ["..."] (a list)`,
-		"unicast_peer":       "write unicast = true; the peers are the other [[node]] addresses",
-		"unicast_src_ip":     "the source is this host's [[node]] address",
-		"garp_master_delay":  "write garp_interval and garp_repeat",
-		"garp_master_repeat": `did you mean "garp_repeat"?`,
-		"track_script":       `write a [[track]] with type = "script"`,
-		"track_interface":    `write a [[track]] with type = "interface"`,
-		"version":            "vipd speaks VRRPv3 only; remove it",
+		"nopreempt":               "write preempt = false",
+		"virtual_router_id":       "write vrid = N",
+		"advert_int":              `did you mean "advert_interval"? it takes a duration string, e.g. advert_interval = "1s"`,
+		"priorities":              "write priority = { lb1 = 150, lb2 = 100 } (per node), or priority in each [[node]]",
+		"state":                   "vipd has no initial state; the highest priority wins: set priority in each [[node]]",
+		"authentication":          `write version = 2 and auth_pass = "..." (keepalived's auth_type PASS; VRRPv3 has no authentication)`,
+		"auth_type":               `write version = 2 and auth_pass = "..." (only PASS exists in vipd; auth_type AH is not supported)`,
+		"virtual_ipaddress":       `write vips = ["192.168.30.30/24"]`,
+		"vip":                     `write vips = ["..."] (a list)`,
+		"unicast_peer":            "write unicast = true; the peers are the other [[node]] addresses",
+		"unicast_src_ip":          "the source is this host's [[node]] address",
+		"garp_master_delay":       "write garp_interval and garp_repeat",
+		"garp_master_repeat":      `did you mean "garp_repeat"?`,
+		"track_script":            `write a [[track]] with type = "script"`,
+		"track_interface":         `write a [[track]] with type = "interface"`,
+		"vrrp_version":            "write version = 2 or 3",
+		"garp_lower_prio_delay_s": `write garp_lower_prio_delay = "5s"`,
 	}
 	nodeHints = map[string]string{
 		"ip":       `write address = "192.168.30.21"`,
@@ -116,7 +118,6 @@ var (
 		"timeout_client":  "write idle_timeout",
 		"timeout_server":  "write idle_timeout",
 		"timeout_connect": "write connect_timeout",
-		"vip":             "frontends listen on the [vrrp] vips; address overrides them",
 	}
 	backendHints = map[string]string{
 		"server":        `write servers = ["192.168.30.31:6443", ...]`,
@@ -152,11 +153,7 @@ func (d *decoder) config(raw map[string]any) *Config {
 	c := &Config{}
 	root := d.table(raw, "", "", "")
 	root.hints = topHints
-	if t := root.sub("vrrp", "[vrrp]"); t != nil {
-		c.VRRP = d.vrrp(t)
-	} else if root.has("vrrp") {
-		d.vrrpInvalid = true
-	}
+	d.vrrpTables(root, c)
 	nodes, _ := root.list("node")
 	for i, m := range nodes {
 		c.Nodes = append(c.Nodes, d.node(d.table(m, indexPath("node", i), "node", elemLabel("node", m, i))))
@@ -193,78 +190,9 @@ func (d *decoder) config(raw map[string]any) *Config {
 		c.Global.MaxConn = int(t.integer("maxconn", 0, 0, 1<<24, "0 means unlimited"))
 		t.finish()
 	}
+	c.BGP = d.bgpTable(root, c)
 	root.finish()
 	return c
-}
-
-func (d *decoder) vrrp(t *table) *VRRP {
-	t.hints = vrrpHints
-	v := &VRRP{}
-	v.Preset = t.oneOf("preset", "", PresetKeepalived)
-	if !t.has("vrid") {
-		t.badTable("missing vrid; add vrid = 51 (1..255, the same on every node and unique on this L2 segment)")
-	}
-	v.VRID = uint8(t.integer("vrid", 0, 1, 255, "pick one per VIP group, the same on every node and unique on this L2 segment, e.g. vrid = 51"))
-	v.Interface = t.str("interface", "")
-
-	if !t.has("vips") {
-		t.badTable(`missing vips; add vips = ["192.168.30.30"] (the address clients use; /32 unless a prefix is given)`)
-	}
-	vips, ok := t.strings("vips")
-	if ok && len(vips) == 0 {
-		t.bad("vips", []any{}, `must list at least one address; e.g. vips = ["192.168.30.30/24"]`)
-	}
-	seen := map[netip.Addr]int{}
-	for i, s := range vips {
-		p := indexPath(t.keyPath("vips"), i)
-		pfx, err := parseVIP(s)
-		if err != nil {
-			d.errAt(p, "[vrrp] vips[%d] = %q: %v", i, s, err)
-			continue
-		}
-		if j, dup := seen[pfx.Addr()]; dup {
-			d.errAt(p, "[vrrp] vips[%d] = %q: the same address as vips[%d]; list each VIP once", i, s, j)
-			continue
-		}
-		seen[pfx.Addr()] = i
-		if len(v.VIPs) > 0 && v.VIPs[0].Addr().Is4() != pfx.Addr().Is4() {
-			d.errAt(p, "[vrrp] vips[%d] = %q: %s, but vips[0] is %s; one VRRP instance carries one address family (RFC 9568 section 5), so run a second vipd instance for the other family",
-				i, s, family(pfx.Addr()), family(v.VIPs[0].Addr()))
-			continue
-		}
-		v.VIPs = append(v.VIPs, pfx)
-	}
-
-	defInterval := DefaultAdvertInterval
-	if v.Preset == PresetKeepalived {
-		defInterval = KeepalivedAdvertInterval
-	}
-	v.AdvertInterval = t.duration("advert_interval", defInterval, advertIntervalGranularity, maxAdvertInterval,
-		"200ms", "RFC 9568 12-bit centiseconds")
-	if v.AdvertInterval%advertIntervalGranularity != 0 {
-		r := v.AdvertInterval.Round(advertIntervalGranularity)
-		if r < advertIntervalGranularity {
-			r = advertIntervalGranularity
-		}
-		t.bad("advert_interval", t.m["advert_interval"], "must be a multiple of 10ms (the advert carries centiseconds, RFC 9568 section 5.2.7); try %q", fmtDur(r))
-		v.AdvertInterval = defInterval
-	}
-	v.Preempt = t.boolean("preempt", true)
-	v.PreemptDelay = t.duration("preempt_delay", 0, 0, 1000*time.Second, "30s", "keepalived's range")
-	v.Checksum = t.oneOf("checksum", DefaultChecksum, ChecksumPseudoHeader, ChecksumRFC9568)
-	v.Unicast = t.boolean("unicast", false)
-	v.GARPRepeat = int(t.integer("garp_repeat", DefaultGARPRepeat, 1, 100, "the default is 5"))
-	v.GARPInterval = t.duration("garp_interval", DefaultGARPInterval, 10*time.Millisecond, 10*time.Second, "100ms")
-	v.GARPRefresh = t.duration("garp_refresh", DefaultGARPRefresh, 0, 24*time.Hour, "60s")
-	if v.GARPRefresh > 0 && v.GARPRefresh < time.Second {
-		t.bad("garp_refresh", t.m["garp_refresh"], `must be "0s" (off) or at least 1s; try "60s"`)
-		v.GARPRefresh = DefaultGARPRefresh
-	}
-	v.StartupHold = t.boolean("startup_hold", true)
-	v.StartupInterval = t.duration("startup_interval", DefaultStartupInterval, 0, maxAdvertInterval, "1s", "the advert interval a starting node assumes until it hears one")
-	v.StatusPort = uint16(t.integer("status_port", DefaultStatusPort, 0, 65535, "the default is 9601; 0 turns the beacons off"))
-	t.finish()
-	return v
 }
 
 func isString(v any) bool {
@@ -381,6 +309,7 @@ func (d *decoder) track(t *table) Track {
 	tr.Interface = t.str("interface", "")
 	tr.Frontend = t.str("frontend", "")
 	tr.MinHealthy = int(t.integer("min_healthy", DefaultMinHealthy, 1, 1000, "the fewest healthy servers that keep the tracker up, e.g. min_healthy = 1"))
+	tr.Instances, _ = t.strings("instances")
 	t.finish()
 
 	owner := map[string]string{
@@ -450,6 +379,16 @@ func (d *decoder) frontend(t *table) Frontend {
 			t.bad("address", t.m["address"], "%v", err)
 		}
 		f.Address = a
+	}
+	if s := t.str("vip", ""); isString(t.m["vip"]) {
+		a, err := parseHostAddr(s)
+		if err != nil {
+			t.bad("vip", t.m["vip"], "%v", err)
+		}
+		f.VIP = a
+	}
+	if f.Address.IsValid() && f.VIP.IsValid() {
+		t.bad("vip", t.m["vip"], "and address = %q both given; a frontend binds either one of the VIPs (vip) or a fixed address (address): remove one", f.Address)
 	}
 	f.MaxConn = int(t.integer("maxconn", 0, 0, 1<<24, "0 means unlimited"))
 	f.ConnectTimeout = t.duration("connect_timeout", DefaultConnectTimeout, time.Millisecond, 10*time.Minute, "5s")

@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,9 +21,12 @@ import (
 type Config struct {
 	// Path is the file the configuration was read from, as given to Parse.
 	Path string
-	// VRRP is the election; nil means single-LB mode (no election): every
-	// frontend then needs an address and always listens.
-	VRRP      *VRRP
+	// VRRP is what the VRRP instances share; nil means single-LB mode (no
+	// election): every frontend then needs an address and always listens.
+	VRRP *VRRP
+	// Instances are the VRRP virtual routers: one from a [vrrp] table with a
+	// vrid, or one per [[instance]]. Empty exactly when VRRP is nil.
+	Instances []Instance
 	Nodes     []Node
 	Tracks    []Track
 	Frontends []Frontend
@@ -35,28 +40,61 @@ type Config struct {
 	Notify *Notify
 	Log    Log
 	Global Global
+	// BGP announces VIPs to routers; nil when there is no [bgp] table.
+	BGP *BGP
 
 	// warnings found while parsing, already prefixed with file:line.
 	warnings []string
+	// multi is set when the instances come from [[instance]] tables.
+	multi bool
 }
 
-// VRRP is the [vrrp] table: one VRRPv3 instance (RFC 9568).
+// VRRP holds what every VRRP instance of the node shares.
 type VRRP struct {
-	// VRID is the virtual router ID, 1..255, unique per L2 segment.
+	// StatusPort is the UDP port of the status beacons vipd nodes send each
+	// other (status page, drill safety); 0 turns them off. They never
+	// influence the election.
+	StatusPort uint16
+}
+
+// VRRP versions.
+const (
+	VRRPv2 = 2 // RFC 3768: IPv4, whole-second intervals, optional PASS auth
+	VRRPv3 = 3 // RFC 9568 (the default)
+)
+
+// Instance is one VRRP virtual router: the [vrrp] table when it has a vrid,
+// or one [[instance]] table (which takes its defaults from [vrrp]).
+type Instance struct {
+	// Name names the instance in status, logs and notify hooks; "vrid-51"
+	// for a [vrrp] table without a name.
+	Name string
+	// VRID is the virtual router ID, 1..255, unique per L2 segment and family.
 	VRID uint8
-	// Interface carries the adverts and the VIPs; a [[node]] may override it.
+	// Version is VRRPv3 (default) or VRRPv2 (for a rolling migration from a
+	// keepalived running vrrp_version 2).
+	Version int
+	// AuthPass is VRRPv2's simple text password (keepalived's auth_type
+	// PASS), 1..8 bytes; empty means no authentication. It is not security
+	// (RFC 3768 section 10): it keeps a misconfigured router out, nothing more.
+	AuthPass string
+	// Interface carries the adverts and the VIPs; see InterfaceFor.
 	Interface string
+	// PinnedInterface is set when the [[instance]] names its own interface:
+	// a [[node]] interface then does not override it.
+	PinnedInterface bool
 	// VIPs are the virtual addresses; a bare address means a /32 (/128).
 	// The address bits are kept as written ("192.168.30.30/24" stays so).
 	VIPs []netip.Prefix
-	// AdvertInterval is 10ms..40.95s in steps of 10ms (the packet carries
-	// 12-bit centiseconds). Default 200ms; 1s with Preset "keepalived".
+	// AdvertInterval is 10ms..40.95s in steps of 10ms (VRRPv3: the packet
+	// carries 12-bit centiseconds) or 1s..255s in whole seconds (VRRPv2).
+	// Default 200ms; 1s with Preset "keepalived" or Version 2.
 	AdvertInterval time.Duration
 	// Preempt lets a higher priority node take the VIP back. Default true.
 	Preempt bool
 	// PreemptDelay holds back preemption after start-up. Default 0.
 	PreemptDelay time.Duration
-	// Checksum is the IPv4 transmit form: "pseudo-header" (default,
+	// Checksum is the VRRPv3 IPv4 transmit form: "pseudo-header" (default,
 	// keepalived-compatible) or "rfc9568" (message only).
 	Checksum string
 	// Unicast sends adverts to the other nodes' addresses instead of the
@@ -70,13 +108,18 @@ type VRRP struct {
 	// GARPRefresh is the period of the refresh while MASTER; 0 turns it off.
 	// Default 60s.
 	GARPRefresh time.Duration
+	// GARPLowerPrioRepeat and GARPLowerPrioDelay rate-limit the GARP burst a
+	// MASTER sends when it hears a lower priority advert (keepalived's
+	// vrrp_garp_lower_prio_repeat and _delay): at most one burst of
+	// GARPLowerPrioRepeat rounds per GARPLowerPrioDelay. Defaults 1 and 1s:
+	// a peer that cannot hear us gets at most one gratuitous ARP round a
+	// second (instead of a burst per advert), which still corrects its
+	// takeover burst within a second.
+	GARPLowerPrioRepeat int
+	GARPLowerPrioDelay  time.Duration
 	// StartupHold keeps a starting node from preempting until its health
 	// checks completed one round. Default true.
 	StartupHold bool
-	// StatusPort is the UDP port of the status beacons vipd nodes send each
-	// other (status page, drill safety); 0 turns them off. They never
-	// influence the election.
-	StatusPort uint16
 	// StartupInterval is the advert interval a starting node assumes
 	// until it hears an advert (default 1s, keepalived's): a 200 ms node
 	// beside a 1 s peer must not time out before the peer's first advert.
@@ -84,6 +127,86 @@ type VRRP struct {
 	StartupInterval time.Duration
 	// Preset is "" or "keepalived" (advert_interval 1s unless set).
 	Preset string
+	// Priorities are per-node priorities by node name (the priority table);
+	// a node without an entry uses its [[node]] priority.
+	Priorities map[string]uint8
+}
+
+// PriorityOf is n's priority in this instance.
+func (in *Instance) PriorityOf(n *Node) uint8 {
+	if p, ok := in.Priorities[n.Name]; ok {
+		return p
+	}
+	return n.Priority
+}
+
+// InterfaceFor is the link this instance uses on node n: the instance's own
+// interface when the [[instance]] names one, else the node's interface,
+// else the [vrrp] one.
+func (in *Instance) InterfaceFor(n *Node) string {
+	if n != nil && n.Interface != "" && !in.PinnedInterface {
+		return n.Interface
+	}
+	return in.Interface
+}
+
+// Owns reports whether the VIP p is node n's own address in this instance:
+// the address owner (priority 255) whose real address is the VIP. vipd
+// never adds or removes such an address.
+func (in *Instance) Owns(n *Node, p netip.Prefix) bool {
+	return in.PriorityOf(n) == 255 && n.Address.IsValid() && p.Addr() == n.Address
+}
+
+// Instance returns the instance named name, or nil.
+func (c *Config) Instance(name string) *Instance {
+	for i := range c.Instances {
+		if c.Instances[i].Name == name {
+			return &c.Instances[i]
+		}
+	}
+	return nil
+}
+
+// InstanceOf returns the instance whose VIPs frontend f binds, or nil for a
+// frontend with a fixed address (or without VRRP).
+func (c *Config) InstanceOf(f Frontend) *Instance {
+	if f.Address.IsValid() {
+		return nil
+	}
+	if f.VIP.IsValid() {
+		for i := range c.Instances {
+			for _, p := range c.Instances[i].VIPs {
+				if p.Addr() == f.VIP {
+					return &c.Instances[i]
+				}
+			}
+		}
+		return nil
+	}
+	if len(c.Instances) == 1 {
+		return &c.Instances[0]
+	}
+	return nil
+}
+
+// Binds are the addresses frontend f listens on: its fixed address, its
+// vip, or every VIP of its instance.
+func (c *Config) Binds(f Frontend) []netip.AddrPort {
+	switch {
+	case f.Address.IsValid():
+		return []netip.AddrPort{netip.AddrPortFrom(f.Address, f.Port)}
+	case f.VIP.IsValid():
+		return []netip.AddrPort{netip.AddrPortFrom(f.VIP, f.Port)}
+	}
+	in := c.InstanceOf(f)
+	if in == nil {
+		return nil
+	}
+	out := make([]netip.AddrPort, 0, len(in.VIPs))
+	for _, p := range in.VIPs {
+		out = append(out, netip.AddrPortFrom(p.Addr(), f.Port))
+	}
+	return out
 }
 
 // Node is one [[node]]: a host taking part in the election.
@@ -92,7 +215,8 @@ type Node struct {
 	Address netip.Addr
 	// Priority is 1..255; 255 is the address owner. Default 100.
 	Priority uint8
-	// Interface overrides [vrrp] interface on this node when not empty.
+	// Interface overrides [vrrp] interface on this node when not empty (and
+	// the interface of every [[instance]] that does not name its own).
 	Interface string
 }
 
@@ -128,6 +252,15 @@ type Track struct {
 	// are healthy.
 	Frontend   string
 	MinHealthy int
+
+	// Instances names the VRRP instances whose priority the tracker moves;
+	// empty means every instance.
+	Instances []string
+}
+
+// Applies reports whether the tracker moves the priority of instance name.
+func (t *Track) Applies(name string) bool {
+	return len(t.Instances) == 0 || slices.Contains(t.Instances, name)
 }
 
 // Balance algorithms.
@@ -148,6 +281,9 @@ type Frontend struct {
 	// Address, when valid, is bound instead of the VIPs. Required without
 	// [vrrp].
 	Address netip.Addr
+	// VIP, when valid, is the one VIP the frontend binds; it selects the
+	// instance the frontend follows. Required with several instances.
+	VIP netip.Addr
 	// MaxConn limits concurrent connections; 0 is unlimited.
 	MaxConn int
 	// ConnectTimeout bounds the dial to a server. Default 5s.
@@ -252,7 +388,9 @@ type Log struct {
 
 // Global is the [global] table.
 type Global struct {
-	// MaxConn limits connections over all frontends; 0 is unlimited.
+	// MaxConn limits connections over all frontends. 0 (unset) means the
+	// daemon derives it from RLIMIT_NOFILE, keeping descriptors for
+	// itself: (RLIMIT_NOFILE - reserved) / 3, see internal/fdlimit.
 	MaxConn int
 }
 
@@ -274,13 +412,31 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// Load reads the file at path and parses it with Parse.
+// MaxFileSize bounds a configuration file. A real one is a few KB; the
+// bound keeps a wrong or hostile file (a reload of /dev/zero, a generated
+// monster) from costing the running daemon its memory.
+const MaxFileSize = 1 << 20
+
+// Load reads the file at path and parses it with Parse. A file larger than
+// MaxFileSize is refused without reading past the limit.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil {
+		c.warnings = append(c.warnings, fileWarnings(c, fi.Mode())...)
+	}
+	return c, nil
 }
 
 // Parse decodes data strictly, applies defaults and validates the result.
@@ -288,13 +444,23 @@ func Load(path string) (*Config, error) {
 // every *Error found, sorted by line, so that they can all be fixed at once;
 // use errors.As or the Unwrap() []error method to get at them.
 func Parse(path string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes (1 MiB); a vipd config is a few KB: is this the right file?", MaxFileSize)}
+	}
+	// The position scan runs first: it refuses shapes that would cost
+	// toml time and memory out of proportion to the file's size.
+	pos, shape := scanPositions(string(data))
+	if shape != nil {
+		return nil, &Error{File: path, Line: shape.line, Msg: shape.msg}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, syntaxError(path, err)
 	}
-	d := &decoder{file: path, pos: scanPositions(string(data))}
+	d := &decoder{file: path, pos: pos}
 	c := d.config(raw)
 	d.validate(c)
+	d.httpWarnings(c.HTTP)
 	if len(d.errs) > 0 {
 		return nil, joinErrors(d.errs)
 	}

@@ -33,20 +33,24 @@ func mustLoad(t *testing.T, path string) *Config {
 func TestParseDesignExample(t *testing.T) {
 	want := &Config{
 		Path: "testdata/design.toml",
-		VRRP: &VRRP{
-			VRID:            51,
-			Interface:       "eth0",
-			VIPs:            []netip.Prefix{netip.MustParsePrefix("192.168.30.30/24")},
-			AdvertInterval:  200 * time.Millisecond,
-			Preempt:         true,
-			Checksum:        "pseudo-header",
-			GARPRepeat:      5,
-			GARPInterval:    100 * time.Millisecond,
-			GARPRefresh:     60 * time.Second,
-			StartupHold:     true,
-			StatusPort:      9601,
-			StartupInterval: time.Second,
-		},
+		VRRP: &VRRP{StatusPort: 9601},
+		Instances: []Instance{{
+			Name:                "vrid-51",
+			VRID:                51,
+			Version:             3,
+			Interface:           "eth0",
+			VIPs:                []netip.Prefix{netip.MustParsePrefix("192.168.30.30/24")},
+			AdvertInterval:      200 * time.Millisecond,
+			Preempt:             true,
+			Checksum:            "pseudo-header",
+			GARPRepeat:          5,
+			GARPInterval:        100 * time.Millisecond,
+			GARPRefresh:         60 * time.Second,
+			GARPLowerPrioRepeat: 1,
+			GARPLowerPrioDelay:  time.Second,
+			StartupHold:         true,
+			StartupInterval:     time.Second,
+		}},
 		Nodes: []Node{
 			{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 150},
 			{Name: "lb2", Address: netip.MustParseAddr("192.168.30.22"), Priority: 100, Interface: "enp3s0"},
@@ -103,15 +107,16 @@ func TestParseDefaults(t *testing.T) {
 			file: "testdata/minimal.toml",
 			want: &Config{
 				Path: "testdata/minimal.toml",
-				VRRP: &VRRP{
-					VRID: 51, Interface: "eth0",
+				VRRP: &VRRP{StatusPort: 9601},
+				Instances: []Instance{{
+					Name: "vrid-51", VRID: 51, Version: 3, Interface: "eth0",
 					VIPs:           []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
 					AdvertInterval: 200 * time.Millisecond, Preempt: true, Checksum: "pseudo-header",
 					GARPRepeat: 5, GARPInterval: 100 * time.Millisecond, GARPRefresh: time.Minute,
+					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: time.Second,
 					StartupHold:     true,
-					StatusPort:      9601,
 					StartupInterval: time.Second,
-				},
+				}},
 				Nodes: []Node{
 					{Name: "lb1", Address: netip.MustParseAddr("192.168.30.21"), Priority: 100},
 					{Name: "lb2", Address: netip.MustParseAddr("192.168.30.22"), Priority: 90},
@@ -197,7 +202,7 @@ func TestParseVariants(t *testing.T) {
 			name:  "keepalived preset",
 			input: vrrpWith(`preset = "keepalived"`) + nodesOK + feOK + beOK,
 			check: func(t *testing.T, c *Config) {
-				if diff := cmp.Diff(time.Second, c.VRRP.AdvertInterval); diff != "" {
+				if diff := cmp.Diff(time.Second, c.Instances[0].AdvertInterval); diff != "" {
 					t.Errorf("advert_interval (-want +got):\n%s", diff)
 				}
 			},
@@ -206,7 +211,7 @@ func TestParseVariants(t *testing.T) {
 			name:  "explicit interval beats the preset",
 			input: vrrpWith("preset = \"keepalived\"\nadvert_interval = \"500ms\"") + nodesOK + feOK + beOK,
 			check: func(t *testing.T, c *Config) {
-				if diff := cmp.Diff(500*time.Millisecond, c.VRRP.AdvertInterval); diff != "" {
+				if diff := cmp.Diff(500*time.Millisecond, c.Instances[0].AdvertInterval); diff != "" {
 					t.Errorf("advert_interval (-want +got):\n%s", diff)
 				}
 			},
@@ -215,12 +220,16 @@ func TestParseVariants(t *testing.T) {
 			name:  "octal integer mode and every vrrp key",
 			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nstartup_interval = \"0s\"\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
 			check: func(t *testing.T, c *Config) {
-				want := &VRRP{
-					VRID: 51, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
+				want := []Instance{{
+					Name: "vrid-51", VRID: 51, Version: 3, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
 					AdvertInterval: 40950 * time.Millisecond, PreemptDelay: 30 * time.Second, Checksum: "rfc9568",
 					Unicast: true, GARPRepeat: 3, GARPInterval: 50 * time.Millisecond,
+					GARPLowerPrioRepeat: 1, GARPLowerPrioDelay: time.Second,
+				}}
+				if diff := cmp.Diff(&VRRP{}, c.VRRP); diff != "" {
+					t.Errorf("vrrp (-want +got):\n%s", diff)
 				}
-				if diff := cmp.Diff(want, c.VRRP, cmpOpts); diff != "" {
+				if diff := cmp.Diff(want, c.Instances, cmpOpts); diff != "" {
 					t.Errorf("vrrp (-want +got):\n%s", diff)
 				}
 				if c.Control.Mode != 0o600 {
@@ -279,8 +288,8 @@ command = ["/bin/true"]
 			name:  "node interfaces cover a missing [vrrp] interface",
 			input: "[vrrp]\nvrid = 1\nvips = [\"10.0.0.100\"]\n[[node]]\nname = \"a\"\naddress = \"10.0.0.1\"\ninterface = \"eth0\"\n",
 			check: func(t *testing.T, c *Config) {
-				if c.VRRP.Interface != "" || c.Nodes[0].Interface != "eth0" {
-					t.Errorf("interfaces: vrrp %q node %q", c.VRRP.Interface, c.Nodes[0].Interface)
+				if c.Instances[0].Interface != "" || c.Instances[0].InterfaceFor(&c.Nodes[0]) != "eth0" {
+					t.Errorf("interfaces: vrrp %q node %q", c.Instances[0].Interface, c.Instances[0].InterfaceFor(&c.Nodes[0]))
 				}
 			},
 		},
@@ -288,7 +297,7 @@ command = ["/bin/true"]
 			name:  "IPv6 VIP with IPv6 nodes",
 			input: "[vrrp]\nvrid = 1\ninterface = \"eth0\"\nvips = [\"fd00::100/64\"]\n[[node]]\nname = \"a\"\naddress = \"fd00::1\"\n",
 			check: func(t *testing.T, c *Config) {
-				if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("fd00::100/64")}, c.VRRP.VIPs, cmpOpts); diff != "" {
+				if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("fd00::100/64")}, c.Instances[0].VIPs, cmpOpts); diff != "" {
 					t.Errorf("vips (-want +got):\n%s", diff)
 				}
 			},
@@ -391,7 +400,7 @@ func TestParseErrors(t *testing.T) {
 		{"priority of the second node", vrrpOK + "[[node]]\nname = \"lb1\"\naddress = \"192.168.30.21\"\npriority = 100\n[[node]]\nname = \"lb2\"\naddress = \"192.168.30.22\"\npriority = 300 #!\n" + feOK + beOK,
 			[]string{`[[node]] "lb2" priority = 300`}},
 		{"two owners", vrrpOK + "[[node]]\nname = \"lb1\"\naddress = \"192.168.30.21\"\npriority = 255\n[[node]]\nname = \"lb2\"\naddress = \"192.168.30.22\"\npriority = 255 #!\n" + feOK + beOK,
-			[]string{`only one node may own the VIP: use 1..254 here`}},
+			[]string{`only one node may own the VIP: use 1..254 for the other`}},
 		{"vrid 0", "[vrrp]\nvrid = 0 #!\ninterface = \"eth0\"\nvips = [\"192.168.30.30\"]\n" + nodesOK + feOK + beOK,
 			[]string{`[vrrp] vrid = 0: must be between 1 and 255; pick one per VIP group`}},
 		{"vrid 256", "[vrrp]\nvrid = 256 #!\ninterface = \"eth0\"\nvips = [\"192.168.30.30\"]\n" + nodesOK + feOK + beOK,
@@ -409,7 +418,7 @@ func TestParseErrors(t *testing.T) {
 		{"IPv6 VIPs with IPv4 nodes", "[vrrp]\nvrid = 51\ninterface = \"eth0\"\nvips = [\"fd00::30\"] #!\n" + nodesOK + feOK + beOK,
 			[]string{`IPv6 VIPs, but every [[node]] address is IPv4; one VRRP instance carries one address family (RFC 9568 section 5): use IPv4 VIPs, or give the nodes IPv6 addresses`}},
 		{"one node of the other family", vrrpOK + "[[node]]\nname = \"lb1\"\naddress = \"192.168.30.21\"\n[[node]]\nname = \"lb2\"\naddress = \"fd00::22\" #!\n" + feOK + beOK,
-			[]string{`[[node]] "lb2" address = "fd00::22": IPv6, but the VIPs are IPv4`}},
+			[]string{`[[node]] "lb2" address = "fd00::22": IPv6, but the VIPs of [vrrp] are IPv4`}},
 		{"mixed VIP families", "[vrrp]\nvrid = 51\ninterface = \"eth0\"\nvips = [\"192.168.30.30\", \"fd00::30\"] #!\n" + nodesOK + feOK + beOK,
 			[]string{`vips[1] = "fd00::30": IPv6, but vips[0] is IPv4; one VRRP instance carries one address family`}},
 		{"interface missing", "[vrrp] #!\nvrid = 51\nvips = [\"192.168.30.30\"]\n" + nodesOK + feOK + beOK,

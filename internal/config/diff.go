@@ -1,23 +1,33 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
+	"sort"
 )
 
 // Changes says which parts of the configuration differ between two
-// versions, so that a reload applies only those.
+// versions, so that a reload applies only those. Restart is the one place
+// that decides which of them a running node cannot apply.
 type Changes struct {
-	// VRRP lists the [vrrp] keys whose value changed, by their TOML names;
-	// it is ["vrrp"] when the table was added or removed.
+	// VRRP lists the changes to what the instances share: "vrrp" when VRRP
+	// was turned on or off, "status_port" when that changed.
 	VRRP []string
-	// Peers is set when unicast is on and the set of node addresses changed.
+	// Instances lists VRRP instances by name; InstanceKeys has, for each
+	// changed instance, the keys whose value changed by their TOML names.
+	Instances    Named
+	InstanceKeys map[string][]string
+	// Peers is set when an instance uses unicast and the set of node
+	// addresses changed.
 	Peers bool
 	// Nodes, Tracks, Frontends and Backends list entries by name.
 	Nodes, Tracks, Frontends, Backends Named
 	// HTTP, Control, Notify, Log and Global report any change in the table.
 	HTTP, Control, Notify, Log, Global bool
+
+	old, cur *Config
 }
 
 // Named lists the names of added, removed and changed entries.
@@ -37,26 +47,92 @@ func (n Named) Has(name string) bool {
 
 // Empty reports whether the two configurations are the same.
 func (ch Changes) Empty() bool {
-	return len(ch.VRRP) == 0 && !ch.Peers && ch.Nodes.Empty() && ch.Tracks.Empty() &&
+	return len(ch.VRRP) == 0 && ch.Instances.Empty() && !ch.Peers && ch.Nodes.Empty() && ch.Tracks.Empty() &&
 		ch.Frontends.Empty() && ch.Backends.Empty() &&
 		!ch.HTTP && !ch.Control && !ch.Notify && !ch.Log && !ch.Global
 }
 
-// electionKeys are the [vrrp] keys that change what the instance advertises
-// or how it decides; changing them restarts the instance.
-var electionKeys = []string{"vrrp", "vrid", "interface", "vips", "advert_interval", "preempt", "preempt_delay", "checksum", "unicast"}
+// liveKeys are the instance keys a running instance takes without a
+// restart: announcement settings, and per-node priorities (which move the
+// effective priority the way a tracker does).
+var liveKeys = []string{"garp_repeat", "garp_interval", "garp_refresh", "garp_lower_prio_repeat", "garp_lower_prio_delay",
+	"startup_hold", "startup_interval", "priority"}
 
-// Election reports whether the VRRP instance of the named node must be
-// restarted: an election key of [vrrp] changed, that node's priority,
-// address or interface changed, or (unicast) its peers changed. GARP
-// settings and startup_hold apply without a restart.
-func (ch Changes) Election(node string) bool {
+// Restart lists, for the node named node, the changes its running VRRP
+// instances cannot take without a restart (each as the key an operator
+// would look for, e.g. `[[instance]] "api" advert_interval`); empty means
+// a reload applies everything. Election settings (vrid, interface, VIPs,
+// interval, preempt, checksum, version, authentication, unicast and its
+// peers), instances added or removed, and the node's own address or
+// interface need a restart; a hitless `vipd restart` applies them with no
+// VRRP transition where the change allows. Priorities, GARP settings and
+// everything outside VRRP apply at once.
+func (ch Changes) Restart(node string) []string {
+	var out []string
 	for _, k := range ch.VRRP {
-		if slices.Contains(electionKeys, k) {
-			return true
+		out = append(out, "[vrrp] "+k)
+	}
+	for _, name := range ch.Instances.Added {
+		out = append(out, fmt.Sprintf("[[instance]] %q added", name))
+	}
+	for _, name := range ch.Instances.Removed {
+		out = append(out, fmt.Sprintf("[[instance]] %q removed", name))
+	}
+	for _, name := range ch.Instances.Changed {
+		for _, k := range ch.InstanceKeys[name] {
+			if !slices.Contains(liveKeys, k) {
+				out = append(out, ch.instanceLabel(name)+" "+k)
+			}
 		}
 	}
-	return ch.Nodes.Has(node) || ch.Peers
+	if ch.Peers {
+		out = append(out, "[[node]] addresses (unicast peers)")
+	}
+	if ch.old != nil && ch.cur != nil && ch.Nodes.Has(node) {
+		o, c := ch.old.node(node), ch.cur.node(node)
+		switch {
+		case o == nil || c == nil:
+			out = append(out, fmt.Sprintf("[[node]] %q added or removed", node))
+		default:
+			if o.Address != c.Address {
+				out = append(out, fmt.Sprintf("[[node]] %q address", node))
+			}
+			if o.Interface != c.Interface {
+				out = append(out, fmt.Sprintf("[[node]] %q interface", node))
+			}
+			if ch.cur.VRRP != nil && (o.Priority == 255) != (c.Priority == 255) {
+				out = append(out, fmt.Sprintf("[[node]] %q priority 255 (address owner)", node))
+			}
+		}
+	}
+	if ch.old != nil && ch.cur != nil {
+		// Ownership (priority 255) decides how an instance starts; moving in
+		// or out of it needs a restart even through the priority table.
+		for _, name := range ch.Instances.Changed {
+			o, c := ch.old.Instance(name), ch.cur.Instance(name)
+			on, cn := ch.old.node(node), ch.cur.node(node)
+			if o != nil && c != nil && on != nil && cn != nil && (o.PriorityOf(on) == 255) != (c.PriorityOf(cn) == 255) {
+				out = append(out, ch.instanceLabel(name)+" priority 255 (address owner)")
+			}
+		}
+	}
+	return slices.Compact(out)
+}
+
+func (ch Changes) instanceLabel(name string) string {
+	if ch.cur != nil && !ch.cur.multi {
+		return "[vrrp]"
+	}
+	return fmt.Sprintf("[[instance]] %q", name)
+}
+
+func (c *Config) node(name string) *Node {
+	for i := range c.Nodes {
+		if c.Nodes[i].Name == name {
+			return &c.Nodes[i]
+		}
+	}
+	return nil
 }
 
 // Diff returns what changed from old to c. A nil old counts as empty.
@@ -64,14 +140,25 @@ func (c *Config) Diff(old *Config) Changes {
 	if old == nil {
 		old = &Config{}
 	}
-	var ch Changes
+	ch := Changes{old: old, cur: c}
 	switch {
 	case (c.VRRP == nil) != (old.VRRP == nil):
 		ch.VRRP = []string{"vrrp"}
-	case c.VRRP != nil:
-		ch.VRRP = vrrpDiff(old.VRRP, c.VRRP)
+	case c.VRRP != nil && c.VRRP.StatusPort != old.VRRP.StatusPort:
+		ch.VRRP = []string{"status_port"}
 	}
-	if c.VRRP != nil && c.VRRP.Unicast {
+	ch.Instances = diffNamed(old.Instances, c.Instances, func(in Instance) string { return in.Name })
+	for _, name := range ch.Instances.Changed {
+		if ch.InstanceKeys == nil {
+			ch.InstanceKeys = map[string][]string{}
+		}
+		ch.InstanceKeys[name] = instanceDiff(old.Instance(name), c.Instance(name))
+	}
+	unicast := false
+	for _, in := range c.Instances {
+		unicast = unicast || in.Unicast
+	}
+	if unicast {
 		ch.Peers = !slices.Equal(nodeAddrs(c.Nodes), nodeAddrs(old.Nodes))
 	}
 	ch.Nodes = diffNamed(old.Nodes, c.Nodes, func(n Node) string { return n.Name })
@@ -86,7 +173,8 @@ func (c *Config) Diff(old *Config) Changes {
 	return ch
 }
 
-func vrrpDiff(a, b *VRRP) []string {
+// instanceDiff lists the keys whose value differs, by their TOML names.
+func instanceDiff(a, b *Instance) []string {
 	var out []string
 	add := func(key string, changed bool) {
 		if changed {
@@ -94,7 +182,9 @@ func vrrpDiff(a, b *VRRP) []string {
 		}
 	}
 	add("vrid", a.VRID != b.VRID)
-	add("interface", a.Interface != b.Interface)
+	add("version", a.Version != b.Version)
+	add("auth_pass", a.AuthPass != b.AuthPass)
+	add("interface", a.Interface != b.Interface || a.PinnedInterface != b.PinnedInterface)
 	add("vips", !slices.Equal(a.VIPs, b.VIPs))
 	add("advert_interval", a.AdvertInterval != b.AdvertInterval)
 	add("preempt", a.Preempt != b.Preempt)
@@ -104,10 +194,13 @@ func vrrpDiff(a, b *VRRP) []string {
 	add("garp_repeat", a.GARPRepeat != b.GARPRepeat)
 	add("garp_interval", a.GARPInterval != b.GARPInterval)
 	add("garp_refresh", a.GARPRefresh != b.GARPRefresh)
+	add("garp_lower_prio_repeat", a.GARPLowerPrioRepeat != b.GARPLowerPrioRepeat)
+	add("garp_lower_prio_delay", a.GARPLowerPrioDelay != b.GARPLowerPrioDelay)
 	add("startup_hold", a.StartupHold != b.StartupHold)
-	add("status_port", a.StatusPort != b.StatusPort)
 	add("startup_interval", a.StartupInterval != b.StartupInterval)
 	add("preset", a.Preset != b.Preset)
+	add("priority", !reflect.DeepEqual(a.Priorities, b.Priorities))
+	sort.Strings(out)
 	return out
 }
 

@@ -3,7 +3,10 @@ package config
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,7 +20,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false}
+	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false}
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
@@ -60,7 +63,7 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 	}
 	switch name {
 	case "ha-pair.toml":
-		if c.VRRP == nil || len(c.Nodes) != 2 || c.VRRP.VIPs[0].Addr() != netip.MustParseAddr("192.168.30.30") {
+		if c.VRRP == nil || len(c.Nodes) != 2 || c.Instances[0].VIPs[0].Addr() != netip.MustParseAddr("192.168.30.30") {
 			t.Fatalf("want [vrrp] with VIP 192.168.30.30 and two nodes, got %+v, %d nodes", c.VRRP, len(c.Nodes))
 		}
 		if c.Nodes[0].Priority <= c.Nodes[1].Priority {
@@ -86,6 +89,20 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 		for _, n := range c.Nodes {
 			if !serverAddrs[n.Address] {
 				t.Errorf("node %s (%s) is not a backend server: every control-plane node, the local one included, should be", n.Name, n.Address)
+			}
+		}
+	case "active-active.toml":
+		if len(c.Instances) != 2 || len(c.Nodes) != 2 {
+			t.Fatalf("want two instances on two nodes, got %d and %d", len(c.Instances), len(c.Nodes))
+		}
+		lb1, lb2 := &c.Nodes[0], &c.Nodes[1]
+		api, ing := c.Instance("api"), c.Instance("ingress")
+		if api.PriorityOf(lb1) <= api.PriorityOf(lb2) || ing.PriorityOf(lb2) <= ing.PriorityOf(lb1) {
+			t.Error("want lb1 preferring api and lb2 preferring ingress")
+		}
+		for _, f := range c.Frontends {
+			if c.InstanceOf(f) == nil {
+				t.Errorf("frontend %q follows no instance", f.Name)
 			}
 		}
 	case "single-lb.toml":
@@ -129,6 +146,8 @@ func TestExampleUnit(t *testing.T) {
 		"ProtectSystem=strict",
 		"ProtectHome=yes",
 		"PrivateTmp=yes",
+		"ProtectProc=invisible",
+		"ExecStartPre=/usr/local/bin/vipd check -c /etc/vipd/vipd.toml",
 	} {
 		if !lines[want] {
 			t.Errorf("vipd.service lacks %q", want)
@@ -145,7 +164,7 @@ func TestExampleUnit(t *testing.T) {
 	}
 	// The socket the unit's RuntimeDirectory holds is the one the
 	// examples use.
-	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml"} {
+	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml"} {
 		c, err := Load(filepath.Join(examplesDir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -153,5 +172,26 @@ func TestExampleUnit(t *testing.T) {
 		if !strings.HasPrefix(c.Control.Socket, "/run/vipd/") {
 			t.Errorf("%s: control socket %s is outside RuntimeDirectory=vipd", f, c.Control.Socket)
 		}
+	}
+}
+
+// TestExampleUnitExposure: systemd's own score of the unit's sandbox stays
+// at or below 2.6, where it was before ProtectProc=invisible (issue 9).
+func TestExampleUnitExposure(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("SKIP: needs systemd-analyze")
+	}
+	out, err := exec.Command("systemd-analyze", "security", "--offline=true", filepath.Join(examplesDir, "vipd.service")).CombinedOutput()
+	if err != nil {
+		t.Skipf("SKIP: systemd-analyze security --offline=true: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for vipd.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	level, _ := strconv.ParseFloat(string(m[1]), 64)
+	t.Logf("exposure %.1f", level)
+	if level > 2.6 {
+		t.Errorf("exposure %.1f, want at most 2.6", level)
 	}
 }

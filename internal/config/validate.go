@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 // validate checks what spans tables: references, uniqueness, address
@@ -11,7 +10,7 @@ import (
 // so one mistake gives one message.
 func (d *decoder) validate(c *Config) {
 	d.validateNodes(c)
-	d.validateVRRP(c)
+	d.validateInstances(c)
 	d.validateFrontends(c)
 	d.validateBackends(c)
 	d.validateTracks(c)
@@ -34,7 +33,6 @@ func nodeLabel(n Node, i int) string {
 func (d *decoder) validateNodes(c *Config) {
 	names := map[string]int{}
 	addrs := map[netip.Addr]int{}
-	owner := -1
 	for i, n := range c.Nodes {
 		p := indexPath("node", i)
 		if n.Name != "" {
@@ -51,70 +49,6 @@ func (d *decoder) validateNodes(c *Config) {
 					nodeLabel(n, i), n.Address, nodeLabel(c.Nodes[j], j), d.lineOf(indexPath("node", j)))
 			} else {
 				addrs[n.Address] = i
-			}
-		}
-		if n.Priority == 255 && c.VRRP != nil {
-			if owner >= 0 {
-				d.errAt(p+".priority", "%s priority = 255: %s is already the address owner (255); only one node may own the VIP: use 1..254 here",
-					nodeLabel(n, i), nodeLabel(c.Nodes[owner], owner))
-			} else {
-				owner = i
-			}
-		}
-	}
-}
-
-func (d *decoder) validateVRRP(c *Config) {
-	v := c.VRRP
-	if v == nil {
-		return
-	}
-	if len(c.Nodes) == 0 {
-		d.errAt("vrrp", `[vrrp]: no [[node]] tables; add one per load-balancer host: [[node]] name = "lb1" address = "192.168.30.21" priority = 150 (or remove [vrrp] for a single LB without failover)`)
-	}
-	if v.Interface == "" {
-		var missing []string
-		for i, n := range c.Nodes {
-			if n.Interface == "" {
-				missing = append(missing, nodeLabel(n, i))
-			}
-		}
-		if len(missing) > 0 {
-			d.errAt("vrrp", `[vrrp]: missing interface; add interface = "eth0" (the link that carries the VIP), or set interface in every [[node]] (missing in %s)`,
-				strings.Join(missing, ", "))
-		}
-	}
-	if len(v.VIPs) == 0 {
-		return
-	}
-	vipFam := v.VIPs[0].Addr().Is4()
-	var same, other []int
-	for i, n := range c.Nodes {
-		if !n.Address.IsValid() {
-			continue
-		}
-		if n.Address.Is4() == vipFam {
-			same = append(same, i)
-		} else {
-			other = append(other, i)
-		}
-	}
-	switch {
-	case len(other) > 0 && len(same) == 0:
-		d.errAt("vrrp.vips", "[vrrp] vips: %s VIPs, but every [[node]] address is %s; one VRRP instance carries one address family (RFC 9568 section 5): use %s VIPs, or give the nodes %s addresses",
-			family(v.VIPs[0].Addr()), family(c.Nodes[other[0]].Address), family(c.Nodes[other[0]].Address), family(v.VIPs[0].Addr()))
-	case len(other) > 0:
-		for _, i := range other {
-			n := c.Nodes[i]
-			d.errAt(indexPath("node", i)+".address", "%s address = %q: %s, but the VIPs are %s; the adverts carry one address family, so give this node its %s address",
-				nodeLabel(n, i), n.Address, family(n.Address), family(v.VIPs[0].Addr()), family(v.VIPs[0].Addr()))
-		}
-	}
-	for j, vip := range v.VIPs {
-		for i, n := range c.Nodes {
-			if n.Address == vip.Addr() && n.Priority != 255 {
-				d.errAt(indexPath("vrrp.vips", j), "[vrrp] vips[%d] = %q: this is %s's own address, so it would never move; use a free address for the VIP (or make %s its owner with priority = 255)",
-					j, vip, nodeLabel(n, i), n.Name)
 			}
 		}
 	}
@@ -155,14 +89,22 @@ func (d *decoder) validateFrontends(c *Config) {
 		if f.Port == 0 {
 			continue
 		}
+		switch {
+		case f.VIP.IsValid() && c.VRRP == nil && !d.vrrpInvalid:
+			d.errAt(p+".vip", "%s vip = %q: there is no VRRP instance whose VIP it could be; add [vrrp], or write address = %q for a fixed address", label, f.VIP, f.VIP)
+			continue
+		case f.VIP.IsValid() && c.VRRP != nil && c.InstanceOf(f) == nil:
+			d.errAt(p+".vip", "%s vip = %q: no VRRP instance has this VIP; use one of %s", label, f.VIP, quoteList(allVIPs(c)))
+			continue
+		case !f.VIP.IsValid() && !f.Address.IsValid() && len(c.Instances) > 1:
+			d.errAt(p, "%s: there are several VRRP instances, so say which VIP this frontend binds; add vip = one of %s", label, quoteList(allVIPs(c)))
+			continue
+		}
 		b := bind{i: i}
-		if f.Address.IsValid() {
-			b.addrs = []netip.Addr{f.Address}
-		} else if c.VRRP != nil {
-			for _, v := range c.VRRP.VIPs {
-				b.addrs = append(b.addrs, v.Addr())
-			}
-		} else {
+		for _, ap := range c.Binds(f) {
+			b.addrs = append(b.addrs, ap.Addr())
+		}
+		if len(b.addrs) == 0 {
 			continue
 		}
 		for _, o := range byPort[f.Port] {
@@ -245,10 +187,19 @@ func (d *decoder) validateTracks(c *Config) {
 			backends[b.Name] = b
 		}
 	}
+	var instNames []string
+	for _, in := range c.Instances {
+		instNames = append(instNames, in.Name)
+	}
 	names := map[string]int{}
 	for i, t := range c.Tracks {
 		p := indexPath("track", i)
 		label := elemLabelName("track", t.Name, i)
+		for j, name := range t.Instances {
+			if c.Instance(name) == nil {
+				d.errAt(indexPath(p+".instances", j), "%s instances[%d] = %q: no VRRP instance has that name; %s", label, j, name, pickFrom("instance", name, instNames))
+			}
+		}
 		if t.Name != "" {
 			if j, dup := names[t.Name]; dup {
 				d.errAt(p+".name", "%s name = %q: already used by the [[track]]%s; tracker names must be unique (logs and status name them)",
@@ -278,4 +229,15 @@ func (d *decoder) validateTracks(c *Config) {
 			}
 		}
 	}
+}
+
+// allVIPs lists every instance's VIP addresses, for messages.
+func allVIPs(c *Config) []string {
+	var out []string
+	for _, in := range c.Instances {
+		for _, p := range in.VIPs {
+			out = append(out, p.Addr().String())
+		}
+	}
+	return out
 }

@@ -20,28 +20,46 @@ type Status struct {
 
 // Instance is one VRRP instance.
 type Instance struct {
-	Name              string            `json:"name"`
-	VRID              int               `json:"vrid"`
-	Interface         string            `json:"interface"`
-	State             string            `json:"state"`
-	Priority          int               `json:"priority"`
-	EffectivePriority int               `json:"effective_priority"`
-	PriorityReason    string            `json:"priority_reason,omitempty"`
-	MasterAddr        string            `json:"master_addr"`
-	VIPs              []string          `json:"vips"`
-	LastTransition    time.Time         `json:"last_transition"`
-	LastReason        string            `json:"last_reason,omitempty"`
-	Transitions       int               `json:"transitions"`
-	AdvertIntervalMs  float64           `json:"advert_interval_ms"`
-	MasterIntervalMs  float64           `json:"master_interval_ms"`
-	DownIntervalMs    float64           `json:"down_interval_ms"`
-	SkewTimeMs        float64           `json:"skew_time_ms"`
-	Ready             bool              `json:"ready"`
-	Unicast           bool              `json:"unicast"`
-	Checksum          string            `json:"checksum"`
-	AdvertsSent       uint64            `json:"adverts_sent"`
-	AdvertsReceived   uint64            `json:"adverts_received"`
-	Drops             map[string]uint64 `json:"drops"`
+	Name              string    `json:"name"`
+	VRID              int       `json:"vrid"`
+	Interface         string    `json:"interface"`
+	State             string    `json:"state"`
+	Priority          int       `json:"priority"`
+	EffectivePriority int       `json:"effective_priority"`
+	PriorityReason    string    `json:"priority_reason,omitempty"`
+	MasterAddr        string    `json:"master_addr"`
+	VIPs              []string  `json:"vips"`
+	LastTransition    time.Time `json:"last_transition"`
+	LastReason        string    `json:"last_reason,omitempty"`
+	Transitions       int       `json:"transitions"`
+	AdvertIntervalMs  float64   `json:"advert_interval_ms"`
+	MasterIntervalMs  float64   `json:"master_interval_ms"`
+	DownIntervalMs    float64   `json:"down_interval_ms"`
+	SkewTimeMs        float64   `json:"skew_time_ms"`
+	Ready             bool      `json:"ready"`
+	Unicast           bool      `json:"unicast"`
+	Checksum          string    `json:"checksum"`
+	// Version is the VRRP version the instance speaks: 3, or 2 for a
+	// migration from keepalived.
+	Version         int               `json:"version"`
+	AdvertsSent     uint64            `json:"adverts_sent"`
+	AdvertsReceived uint64            `json:"adverts_received"`
+	Drops           map[string]uint64 `json:"drops"`
+	// Notices counts adverts accepted with something odd about them
+	// (addr_list: the VIP lists differ; interval: a VRRPv2 peer's
+	// interval differs).
+	Notices map[string]uint64 `json:"notices,omitempty"`
+	// EffectErrors counts host effects that failed, by action ("listen",
+	// "add VIP", "remove VIP").
+	EffectErrors map[string]uint64 `json:"effect_errors,omitempty"`
+	// Fault says why the node cannot serve as MASTER (a listener or the
+	// VIP could not be set up) until RetryAt; empty otherwise.
+	Fault   string    `json:"fault,omitempty"`
+	RetryAt time.Time `json:"retry_at,omitempty"`
+	// Problems lists, in words an operator can act on, what keeps a
+	// peer's adverts from counting or what is odd about them ("peer
+	// 192.168.30.21 speaks VRRPv2; set version = 2 to join it").
+	Problems []string `json:"problems,omitempty"`
 	// Senders lists every router heard on this VRID, with the checksum
 	// form it uses (keepalived: pseudo-header).
 	Senders []Sender `json:"senders,omitempty"`
@@ -52,11 +70,16 @@ type Instance struct {
 // Sender is a router heard on the VRID.
 type Sender struct {
 	Addr     string    `json:"addr"`
+	Name     string    `json:"name,omitempty"` // the [[node]] with that address; empty for a router vipd does not know
+	Version  int       `json:"version"`
 	Priority int       `json:"priority"`
 	Interval float64   `json:"interval_ms"`
 	Checksum string    `json:"checksum"`
+	VIPs     []string  `json:"vips,omitempty"`
 	LastSeen time.Time `json:"last_seen"`
 	Count    uint64    `json:"count"`
+	Dropped  uint64    `json:"dropped,omitempty"`
+	Problem  string    `json:"problem,omitempty"`
 }
 
 // Transition is one logged state change.
@@ -110,6 +133,18 @@ type Peer struct {
 	Ready             bool      `json:"ready"`
 	LastSeen          time.Time `json:"last_seen"`
 	Fresh             bool      `json:"fresh"`
+	// Instances are the peer's instances; State, EffectivePriority and
+	// Ready above are its first one's.
+	Instances []PeerInstance `json:"instances,omitempty"`
+}
+
+// PeerInstance is one instance of a peer.
+type PeerInstance struct {
+	Name              string `json:"name"`
+	VRID              int    `json:"vrid"`
+	State             string `json:"state"`
+	EffectivePriority int    `json:"effective_priority"`
+	Ready             bool   `json:"ready"`
 }
 
 // Tracker is one priority tracker.
@@ -123,9 +158,12 @@ type Tracker struct {
 
 // DrillRequest asks the master to hand over the VIP.
 type DrillRequest struct {
-	Hard  bool          `json:"hard"`
-	Hold  time.Duration `json:"hold"`  // how long not to preempt back
-	Force bool          `json:"force"` // skip the healthy-backup check
+	// Instance names the VRRP instance to drill; empty means the one this
+	// node is MASTER of (an error when it is MASTER of several).
+	Instance string        `json:"instance,omitempty"`
+	Hard     bool          `json:"hard"`
+	Hold     time.Duration `json:"hold"`  // how long not to preempt back
+	Force    bool          `json:"force"` // skip the healthy-backup check
 }
 
 // DrillResult is what `vipd drill failover -o json` prints.
@@ -140,6 +178,10 @@ type DrillResult struct {
 	Probes     int       `json:"probes"`
 	Failed     int       `json:"failed_probes"`
 	At         time.Time `json:"at"`
+	Instance   string    `json:"instance,omitempty"`
+	// Resumed is set when no backup took over a planned handover and this
+	// node resumed as MASTER without dropping the VIP.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // ServerRequest changes a server's administrative state.

@@ -3,386 +3,502 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/rs/zerolog"
-
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
-	"github.com/vipd/vipd/netcfg"
-	"github.com/vipd/vipd/vrrp"
 )
 
-// bus is an in-memory L2 segment for VRRP: every datagram written by one
-// conn reaches every other conn (multicast) or the one addressed.
-type bus struct {
-	mu    sync.Mutex
-	conns map[netip.Addr]*busConn
-}
-
-type datagram struct {
-	b        []byte
-	src, dst netip.Addr
-}
-
-type busConn struct {
-	bus   *bus
-	addr  netip.Addr
-	in    chan datagram
-	once  sync.Once
-	close chan struct{}
-}
-
-func (b *bus) listen(addr netip.Addr) *busConn {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c := &busConn{bus: b, addr: addr, in: make(chan datagram, 64), close: make(chan struct{})}
-	b.conns[addr] = c
-	return c
-}
-
-func (c *busConn) ReadFrom(p []byte) (int, netip.Addr, netip.Addr, int, error) {
-	select {
-	case d := <-c.in:
-		return copy(p, d.b), d.src, d.dst, 255, nil
-	case <-c.close:
-		return 0, netip.Addr{}, netip.Addr{}, 0, net.ErrClosed
-	}
-}
-
-func (c *busConn) WriteTo(p []byte, dst netip.Addr) error {
-	c.bus.mu.Lock()
-	defer c.bus.mu.Unlock()
-	for a, o := range c.bus.conns {
-		if a == c.addr || (dst != vrrp.IPv4Group && dst != a) {
-			continue
+// Two daemons on the bus: the master holds the VIP, listens and announced;
+// Shutdown hands over with priority 0 and the old master drops everything
+// and stops.
+func TestDaemonElectionAndHandover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n2 := startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		n2.mustState("BACKUP")
+		if !n1.addrs.has(vip) || n2.addrs.has(vip) {
+			t.Fatalf("VIP: lb1 %v lb2 %v, want only lb1", n1.addrs.has(vip), n2.addrs.has(vip))
 		}
-		select {
-		case o.in <- datagram{b: append([]byte(nil), p...), src: c.addr, dst: dst}:
-		default:
+		if !n1.px.isListening("kubernetes") || n2.px.isListening("kubernetes") {
+			t.Fatal("want only lb1 listening")
 		}
-	}
-	return nil
-}
+		if n1.ann.count() == 0 {
+			t.Error("the master sent no gratuitous ARP")
+		}
+		in := n2.d.Status().Instances[0]
+		if in.MasterAddr != "10.99.0.11" || len(in.Senders) != 1 || in.Senders[0].Checksum != "pseudo-header" || in.Senders[0].Name != "lb1" {
+			t.Errorf("backup status %+v", in)
+		}
 
-func (c *busConn) Close() error {
-	c.once.Do(func() {
-		close(c.close)
-		c.bus.mu.Lock()
-		delete(c.bus.conns, c.addr)
-		c.bus.mu.Unlock()
+		n1.d.Shutdown()
+		settle(time.Second)
+		if ok, err := n1.stopped(); !ok || err != nil {
+			t.Fatalf("lb1 after Shutdown: stopped %v, err %v", ok, err)
+		}
+		n2.mustState("MASTER")
+		if n1.addrs.has(vip) || !n2.addrs.has(vip) {
+			t.Errorf("after handover VIP: lb1 %v lb2 %v", n1.addrs.has(vip), n2.addrs.has(vip))
+		}
+		if n1.px.isListening("kubernetes") {
+			t.Error("lb1 still listening after it stopped")
+		}
+		if r := n2.d.Status().Instances[0].Recent[0].Reason; !strings.Contains(r, "priority 0") {
+			t.Errorf("takeover reason %q, want the priority-0 advert", r)
+		}
 	})
-	return nil
 }
 
-// fakeAddrs records the VIPs a node holds.
-type fakeAddrs struct {
+// Defect 2: a stop requested while the daemon is starting is honoured: the
+// node never claims the VIP, even as the address owner.
+func TestDaemonStopDuringStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		owner := strings.Replace(baseConfig(""), "priority = 150", "priority = 255", 1)
+		n := newNode(t, b, "lb1", owner)
+		n.d.Shutdown() // before Run: SIGTERM while starting
+		n.start()
+		settle(time.Second)
+		if ok, err := n.stopped(); !ok || err != nil {
+			t.Fatalf("stopped %v err %v, want a clean exit", ok, err)
+		}
+		if n.addrs.has(vip) || n.px.isListening("kubernetes") {
+			t.Error("the owner took the VIP although it was asked to stop before it started")
+		}
+		if n.ann.count() != 0 {
+			t.Error("it announced the VIP")
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		// Right after Run started, as BACKUP, before any election.
+		b := newBus()
+		n := startNode(t, b, "lb2", baseConfig(""))
+		n.d.Shutdown()
+		settle(5 * time.Second)
+		if ok, _ := n.stopped(); !ok {
+			t.Fatal("a node stopped during start went on running")
+		}
+		if n.addrs.has(vip) {
+			t.Error("it took the VIP after the stop")
+		}
+	})
+}
+
+// An interface tracker with weight -60 drops lb1 (150) below lb2 (100);
+// the VIP moves; the link back moves it back.
+func TestDaemonInterfaceTrackerMovesVIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		tr := "\n[[track]]\nname = \"uplink\"\ntype = \"interface\"\ninterface = \"eth1\"\nweight = -60\n"
+		n1 := startNode(t, b, "lb1", baseConfig(tr))
+		n1.link <- true
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n2 := startNode(t, b, "lb2", baseConfig(tr))
+		n2.link <- true
+		settle(time.Second)
+		n2.mustState("BACKUP")
+		n1.link <- false
+		settle(time.Second)
+		n2.mustState("MASTER")
+		n1.mustState("BACKUP")
+		if got := n1.d.Status().Instances[0].EffectivePriority; got != 90 {
+			t.Errorf("lb1 effective priority %d, want 90", got)
+		}
+		if n1.addrs.has(vip) || !n2.addrs.has(vip) {
+			t.Errorf("VIP: lb1 %v lb2 %v, want lb2", n1.addrs.has(vip), n2.addrs.has(vip))
+		}
+		n1.link <- true
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n2.mustState("BACKUP")
+	})
+}
+
+// Defect 3: reloading a changed tracker keeps its last verdict until the
+// new check reports, so a backup held down by a failing check does not
+// preempt (and hand back) on every reload.
+func TestDaemonReloadKeepsChangedTrackerVerdict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		tr := func(w int) string {
+			return "\n[[track]]\nname = \"uplink\"\ntype = \"interface\"\ninterface = \"eth1\"\nweight = " + itoa(w) + "\n"
+		}
+		n2 := startNode(t, b, "lb2", baseConfig(tr(-60)))
+		n2.link <- true
+		settle(time.Second)
+		n2.mustState("MASTER")
+		n1 := startNode(t, b, "lb1", baseConfig(tr(-60)))
+		n1.link <- false // lb1's uplink is down: 90 < 100, it stays BACKUP
+		settle(time.Second)
+		n1.mustState("BACKUP")
+		before := n1.transitions()
+
+		if _, err := n1.reload(t, baseConfig(tr(-70))); err != nil {
+			t.Fatal(err)
+		}
+		// The new watcher has not reported yet: the verdict is kept.
+		settle(2 * time.Second)
+		n1.mustState("BACKUP")
+		if got := n1.d.Status().Instances[0].EffectivePriority; got != 80 {
+			t.Errorf("after the reload lb1's priority is %d, want 150-70 = 80 (the failing verdict kept)", got)
+		}
+		n1.link <- false // the new watcher reports: still down
+		settle(time.Second)
+		if n1.transitions() != before {
+			t.Errorf("the reload caused %d transitions on lb1 (a flap)", n1.transitions()-before)
+		}
+		n2.mustState("MASTER")
+	})
+}
+
+// Defect 4: priority updates from many goroutines can never leave a stale
+// priority behind: the last value computed is the last value handed over.
+func TestTrackersOrder(t *testing.T) {
+	cfg, err := config.Parse("vipd.toml", []byte(baseConfig("\n[[track]]\nname = \"a\"\ntype = \"interface\"\ninterface = \"eth1\"\nweight = -10\n[[track]]\nname = \"b\"\ntype = \"interface\"\ninterface = \"eth2\"\nweight = -20\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _ := cfg.SelectNode("lb1", "", nil)
+	for range 50 {
+		trk := newTrackers(cfg, node, nopLog, func() {})
+		r := &lastPriority{}
+		trk.attach(cfg.Instances[0].Name, r)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				for j := range 50 {
+					trk.set([]string{"a", "b"}[i%2], (i+j)%3 != 0, "")
+				}
+			})
+		}
+		wg.Wait()
+		trk.mu.Lock()
+		want, _, _ := trk.effectiveLocked(trk.insts[cfg.Instances[0].Name])
+		trk.mu.Unlock()
+		if got := r.get(); got != want {
+			t.Fatalf("runner holds priority %d, the trackers compute %d", got, want)
+		}
+	}
+}
+
+type lastPriority struct {
 	mu   sync.Mutex
-	have map[netip.Prefix]bool
+	prio uint8
 }
 
-func (f *fakeAddrs) AddVIP(_ string, p netip.Prefix) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.have[p] = true
-	return nil
-}
-func (f *fakeAddrs) RemoveVIP(_ string, p netip.Prefix) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.have, p)
-	return nil
-}
-func (f *fakeAddrs) HasVIP(_ string, p netip.Prefix) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.have[p], nil
-}
-func (f *fakeAddrs) Close() error { return nil }
+func (l *lastPriority) SetPriority(p uint8, _ bool, _ string) { l.mu.Lock(); l.prio = p; l.mu.Unlock() }
+func (l *lastPriority) get() uint8                            { l.mu.Lock(); defer l.mu.Unlock(); return l.prio }
 
-type fakeAnnouncer struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (a *fakeAnnouncer) Announce(netip.Addr) error { a.mu.Lock(); a.n++; a.mu.Unlock(); return nil }
-func (a *fakeAnnouncer) Close() error              { return nil }
-func (a *fakeAnnouncer) count() int                { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
-
-// testNode is one in-process daemon on the bus.
-type testNode struct {
-	d     *Daemon
-	addrs *fakeAddrs
-	ann   *fakeAnnouncer
-	link  chan bool // interface tracker input
-	done  chan error
-	stop  context.CancelFunc
+// Defect 5: reloads race with status, drills and beacons reading the node;
+// run with -race.
+func TestDaemonReloadWhileReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range 20 {
+				text := baseConfig("")
+				if i%2 == 1 {
+					text = strings.Replace(text, "priority = 150", "priority = 140", 1)
+				}
+				n1.reload(t, text)
+			}
+		}()
+		for range 20 {
+			_ = n1.d.Status()
+			_ = n1.d.ourBeacon()
+			n1.d.Drill(context.Background(), control.DrillRequest{})
+			time.Sleep(10 * time.Millisecond)
+		}
+		<-done
+	})
 }
 
-// vip is a TEST-NET-1 address: the proxy only binds it (IP_FREEBIND); no
-// test sends traffic to it.
-const vip = "192.0.2.10/32"
+// Defect 7: the VIP watcher is an event into the runner. Something
+// removing the VIP from a BACKUP never puts it back there; on the MASTER
+// it is restored and re-announced.
+func TestDaemonVIPRemoved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		n2 := startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		n2.vipGone <- netip.MustParsePrefix(vip)
+		settle(time.Second)
+		if n2.addrs.has(vip) {
+			t.Fatal("the backup holds the VIP after a removal event")
+		}
+		sent := n1.ann.count()
+		n1.addrs.drop(vip)
+		n1.vipGone <- netip.MustParsePrefix(vip)
+		settle(100 * time.Millisecond)
+		if !n1.addrs.has(vip) {
+			t.Fatal("the master did not restore its VIP")
+		}
+		if n1.ann.count() == sent {
+			t.Error("the master did not re-announce the restored VIP")
+		}
+	})
+}
 
-func writeConfig(t *testing.T, dir, extra string, port int) string {
-	t.Helper()
-	cfg := fmt.Sprintf(`
+// Defects 8 and 9: a node that cannot listen must not claim the VIP: it
+// goes FAULT with the reason in status, the peer takes over at once
+// (priority 0), and it retries.
+func TestDaemonListenFailureFaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n2 := startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		n2.mustState("MASTER")
+		n1 := newNode(t, b, "lb1", baseConfig(""))
+		n1.px.setFailListen(errors.New("bind 192.0.2.10:6443: address already in use"))
+		n1.start()
+		settle(time.Second)
+		// lb1 (150) preempts lb2, cannot listen, hands back.
+		in := n1.d.Status().Instances[0]
+		if in.State != "FAULT" || !strings.Contains(in.Fault, "address already in use") || in.EffectErrors["listen"] == 0 {
+			t.Fatalf("lb1 %+v, want FAULT with the listen error", in)
+		}
+		if n1.addrs.has(vip) {
+			t.Error("lb1 holds the VIP although it cannot serve")
+		}
+		n2.mustState("MASTER")
+		n1.px.setFailListen(nil)
+		settle(5 * time.Second)
+		n1.mustState("MASTER")
+		if !n1.addrs.has(vip) || !n1.px.isListening("kubernetes") {
+			t.Error("after the retry lb1 is MASTER without VIP or listener")
+		}
+	})
+}
+
+// Defect 11 at the daemon: a drill nobody answers resumes as MASTER and
+// says so; the VIP is never dropped.
+func TestDaemonDrillWithoutSuccessorResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", strings.Replace(baseConfig(""), "port = 6443", "port = 6443\naddress = \"192.0.2.99\"", 1))
+		settle(time.Second)
+		n1.mustState("MASTER")
+		res, err := n1.d.Drill(context.Background(), control.DrillRequest{Force: true, Hold: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Resumed || res.To != "nobody" {
+			t.Errorf("drill result %+v, want resumed", res)
+		}
+		n1.mustState("MASTER")
+		if n1.addrs.removedCount() != 0 {
+			t.Error("the VIP was dropped during a drill nobody answered")
+		}
+	})
+}
+
+func (f *fakeAddrs) removedCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.removed) }
+
+// Defect 12: an address owner whose VIP is its own address with its
+// prefix never has that address deleted, neither at start nor when it
+// stops.
+func TestDaemonOwnerKeepsItsOwnAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		own := netip.MustParsePrefix("10.99.0.11/24")
+		text := strings.Replace(strings.Replace(baseConfig(""), `vips = ["192.0.2.10/32"]`, `vips = ["10.99.0.11/24"]`, 1), "priority = 150", "priority = 255", 1)
+		text = strings.Replace(text, "port = 6443", "port = 6443\naddress = \"192.0.2.99\"", 1)
+		n1 := newNode(t, b, "lb1", text, own).start()
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n1.d.Shutdown()
+		settle(5 * time.Second)
+		if ok, _ := n1.stopped(); !ok {
+			t.Fatal("did not stop")
+		}
+		if !n1.addrs.has(own.String()) || n1.addrs.removedCount() != 0 {
+			t.Errorf("the owner's own address was removed: %v", n1.addrs.removed)
+		}
+	})
+}
+
+// A VIP left behind by a crashed run is removed by the first step of a
+// node that starts as BACKUP.
+func TestDaemonRemovesLeftoverVIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n2 := startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		n1 := newNode(t, b, "lb1", strings.Replace(baseConfig(""), "priority = 150", "priority = 50", 1), netip.MustParsePrefix(vip)).start()
+		synctest.Wait()
+		if n1.addrs.has(vip) {
+			t.Error("the leftover VIP is still there")
+		}
+		n1.mustState("BACKUP")
+		n2.mustState("MASTER")
+	})
+}
+
+// A reload that changes an election setting is refused and names it; the
+// running config stays.
+func TestDaemonReloadRefusesElectionChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		_, err := n1.reload(t, strings.Replace(baseConfig(""), `advert_interval = "100ms"`, `advert_interval = "200ms"`, 1))
+		if !errors.Is(err, control.ErrRefused) || !strings.Contains(err.Error(), "[vrrp] advert_interval") {
+			t.Fatalf("reload: %v, want refused naming [vrrp] advert_interval", err)
+		}
+		if in := n1.d.Status().Instances[0]; in.AdvertIntervalMs != 100 {
+			t.Errorf("interval %v after a refused reload", in.AdvertIntervalMs)
+		}
+		// A priority change applies live: the new priority is advertised.
+		if _, err := n1.reload(t, strings.Replace(baseConfig(""), "priority = 150", "priority = 120", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := n1.d.Status().Instances[0].EffectivePriority; got != 120 {
+			t.Errorf("effective priority %d after reload, want 120", got)
+		}
+	})
+}
+
+// A drill on the backup, and a drill without a known healthy backup, are
+// refused and change nothing; --force drills anyway.
+func TestDaemonDrillRefusals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		n2 := startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		ctx := context.Background()
+		if _, err := n2.d.Drill(ctx, control.DrillRequest{}); !errors.Is(err, control.ErrRefused) {
+			t.Errorf("drill on backup: %v, want ErrRefused", err)
+		}
+		// status_port = 0: no beacons, so no backup is known.
+		if _, err := n1.d.Drill(ctx, control.DrillRequest{}); !errors.Is(err, control.ErrRefused) {
+			t.Errorf("drill without a known backup: %v, want ErrRefused", err)
+		}
+		if n1.state() != "MASTER" || n2.state() != "BACKUP" {
+			t.Errorf("refused drills changed state: %s %s", n1.state(), n2.state())
+		}
+		res, err := n1.d.Drill(ctx, control.DrillRequest{Force: true, Hold: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.To != "lb2 (10.99.0.12)" || res.Resumed || res.GapMs != 0 || res.Failed != 0 || res.Probes == 0 {
+			t.Errorf("forced drill: %+v, want lb2 taking over with no failed probe", res)
+		}
+		n2.mustState("MASTER")
+	})
+}
+
+// Single-LB mode runs a solo instance: its frontends listen from the start
+// and stop listening when it stops.
+func TestDaemonSingleLB(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		text := "[[frontend]]\nname = \"kubernetes\"\nport = 6443\naddress = \"192.0.2.99\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\nservers = [\"192.0.2.31:6443\"]\ncheck = { type = \"none\" }\n"
+		n := startNode(t, newBus(), "lb1", text)
+		if !n.px.isListening("kubernetes") {
+			t.Fatal("single LB not listening")
+		}
+		if st := n.d.Status(); st.Mode != "single" || len(st.Instances) != 0 {
+			t.Errorf("status mode %q, %d instances", st.Mode, len(st.Instances))
+		}
+		n.d.Shutdown()
+		synctest.Wait()
+		if ok, _ := n.stopped(); !ok || n.px.isListening("kubernetes") {
+			t.Error("single LB did not stop cleanly")
+		}
+	})
+}
+
+// Several instances, active/active: each node is MASTER of the instance it
+// prefers and listens only on that instance's frontend.
+func TestDaemonActiveActive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		text := `
 [vrrp]
-vrid = 51
 interface = "eth0"
-vips = [%q]
 advert_interval = "100ms"
 status_port = 0
 startup_interval = "0s"
-
+[[instance]]
+name = "api"
+vrid = 51
+vips = ["192.0.2.10"]
+priority = { lb1 = 150, lb2 = 100 }
+[[instance]]
+name = "ingress"
+vrid = 52
+vips = ["192.0.2.20"]
+priority = { lb1 = 100, lb2 = 150 }
 [[node]]
 name = "lb1"
 address = "10.99.0.11"
-priority = 150
-
 [[node]]
 name = "lb2"
 address = "10.99.0.12"
-priority = 100
-
-%s%s`, vip, frontend(port), extra)
-	path := filepath.Join(dir, "vipd.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// frontend returns a frontend/backend pair on port, or nothing for 0.
-func frontend(port int) string {
-	if port == 0 {
-		return ""
-	}
-	return fmt.Sprintf(`
 [[frontend]]
 name = "kubernetes"
-port = %d
-backend = "kube"
-
+port = 6443
+vip = "192.0.2.10"
+backend = "b"
+[[frontend]]
+name = "ingress"
+port = 443
+vip = "192.0.2.20"
+backend = "b"
 [[backend]]
-name = "kube"
-servers = ["127.0.0.1:1"]
+name = "b"
+servers = ["192.0.2.31:6443"]
 check = { type = "none" }
-`, port)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func startNode(t *testing.T, b *bus, name, addr, extra string, port int) *testNode {
-	t.Helper()
-	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, extra+fmt.Sprintf("\n[control]\nsocket = %q\n", filepath.Join(dir, "s.sock")), port)
-	n := &testNode{addrs: &fakeAddrs{have: map[netip.Prefix]bool{}}, ann: &fakeAnnouncer{}, link: make(chan bool, 4), done: make(chan error, 1)}
-	os := OS{
-		Addrs:        n.addrs,
-		NewAnnouncer: func(string) (netcfg.Announcer, error) { return n.ann, nil },
-		ListenVRRP:   func(netcfg.VRRPConfig) (vrrp.Conn, error) { return b.listen(netip.MustParseAddr(addr)), nil },
-		WatchVIPs: func(ctx context.Context, _ string, _ []netip.Prefix, _ func(netip.Prefix)) error {
-			<-ctx.Done()
-			return nil
-		},
-		WatchLink: func(ctx context.Context, ifname string, changed func(bool)) error {
-			if ifname != "eth1" { // only the tracked uplink is driven by the test
-				<-ctx.Done()
-				return nil
+`
+		b := newBus()
+		n1 := startNode(t, b, "lb1", text)
+		n2 := startNode(t, b, "lb2", text)
+		settle(2 * time.Second)
+		states := func(n *testNode) map[string]string {
+			m := map[string]string{}
+			for _, in := range n.d.Status().Instances {
+				m[in.Name] = in.State
 			}
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case up := <-n.link:
-					changed(up)
-				}
-			}
-		},
-		LocalAddrs: func() ([]netip.Addr, error) { return nil, nil },
-		Burst: func(ctx context.Context, a netcfg.Announcer, vips []netip.Addr, count int, gap time.Duration) error {
-			for _, v := range vips {
-				a.Announce(v)
-			}
-			return nil
-		},
-	}
-	d, err := New(Options{ConfigPath: cfgPath, NodeName: name, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Str("node", name).Logger(), OS: os})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.d = d
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stop = cancel
-	go func() { n.done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-n.done:
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s did not stop", name)
+			return m
+		}
+		if s := states(n1); s["api"] != "MASTER" || s["ingress"] != "BACKUP" {
+			t.Errorf("lb1 %v", s)
+		}
+		if s := states(n2); s["api"] != "BACKUP" || s["ingress"] != "MASTER" {
+			t.Errorf("lb2 %v", s)
+		}
+		if !n1.addrs.has("192.0.2.10/32") || n1.addrs.has("192.0.2.20/32") || !n2.addrs.has("192.0.2.20/32") || n2.addrs.has("192.0.2.10/32") {
+			t.Error("VIPs not where the priorities put them")
+		}
+		if !n1.px.isListening("kubernetes") || n1.px.isListening("ingress") || !n2.px.isListening("ingress") || n2.px.isListening("kubernetes") {
+			t.Error("frontends not following their instances")
+		}
+		// A drill needs --instance only when ambiguous: each node is
+		// MASTER of one, so the default picks it.
+		if _, err := n1.d.Drill(context.Background(), control.DrillRequest{Force: true, Hold: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if s := states(n2); s["api"] != "MASTER" || s["ingress"] != "MASTER" {
+			t.Errorf("after lb1 handed api over, lb2: %v", s)
 		}
 	})
-	return n
 }
 
-func (n *testNode) state() string {
-	st := n.d.Status()
-	if len(st.Instances) == 0 {
-		return ""
-	}
-	return st.Instances[0].State
-}
-
-func waitState(t *testing.T, n *testNode, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for n.state() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %s, want %s", n.d.node.Name, n.state(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (n *testNode) hasVIP() bool {
-	ok, _ := n.addrs.HasVIP("", netip.MustParsePrefix(vip))
-	return ok
-}
-
-func (n *testNode) listening() bool {
-	if len(n.d.Status().Frontends) == 0 {
-		return n.state() == "MASTER"
-	}
-	for _, f := range n.d.Status().Frontends {
-		if f.Listening {
-			return true
-		}
-	}
-	return false
-}
-
-// TestDaemonElectionAndHandover wires two daemons with fake netlink and
-// ARP on an in-memory bus: the master holds the VIP, listens and
-// announced; Shutdown hands over with priority 0 and the old master drops
-// everything and stops.
-func TestDaemonElectionAndHandover(t *testing.T) {
-	b := &bus{conns: map[netip.Addr]*busConn{}}
-	port := freePort(t)
-	n1 := startNode(t, b, "lb1", "10.99.0.11", "", port)
-	waitState(t, n1, "MASTER")
-	// Both daemons share this process's network namespace: each binds
-	// its own port (the frontends are not what this test is about).
-	n2 := startNode(t, b, "lb2", "10.99.0.12", "", freePort(t))
-	waitState(t, n2, "BACKUP")
-	if !n1.hasVIP() || n2.hasVIP() {
-		t.Fatalf("VIP: lb1 %v lb2 %v, want only lb1", n1.hasVIP(), n2.hasVIP())
-	}
-	if !n1.listening() || n2.listening() {
-		t.Fatalf("listening: lb1 %v lb2 %v, want only lb1", n1.listening(), n2.listening())
-	}
-	if n1.ann.count() == 0 {
-		t.Error("the master sent no gratuitous ARP")
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	st := n2.d.Status()
-	for st.Instances[0].MasterAddr != "10.99.0.11" && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-		st = n2.d.Status()
-	}
-	if st.Instances[0].MasterAddr != "10.99.0.11" || len(st.Instances[0].Senders) != 1 || st.Instances[0].Senders[0].Checksum != "pseudo-header" {
-		t.Errorf("backup status %+v", st.Instances[0])
-	}
-
-	n1.d.Shutdown()
-	select {
-	case err := <-n1.done:
-		if err != nil {
-			t.Errorf("Run after Shutdown: %v", err)
-		}
-		n1.done <- nil
-	case <-time.After(3 * time.Second):
-		t.Fatal("lb1 did not stop after Shutdown")
-	}
-	waitState(t, n2, "MASTER")
-	if n1.hasVIP() || !n2.hasVIP() {
-		t.Errorf("after handover VIP: lb1 %v lb2 %v", n1.hasVIP(), n2.hasVIP())
-	}
-	st = n2.d.Status()
-	if r := st.Instances[0].Recent[0].Reason; r == "" {
-		t.Error("transition without a reason")
-	}
-}
-
-// TestDaemonInterfaceTrackerMovesVIP: an interface tracker with weight
-// -60 drops lb1 (150) below lb2 (100); the VIP moves; link up moves it back.
-func TestDaemonInterfaceTrackerMovesVIP(t *testing.T) {
-	b := &bus{conns: map[netip.Addr]*busConn{}}
-	port := freePort(t)
-	tr := "\n[[track]]\nname = \"uplink\"\ntype = \"interface\"\ninterface = \"eth1\"\nweight = -60\n"
-	n1 := startNode(t, b, "lb1", "10.99.0.11", tr, port)
-	n1.link <- true
-	waitState(t, n1, "MASTER")
-	n2 := startNode(t, b, "lb2", "10.99.0.12", tr, freePort(t))
-	n2.link <- true
-	waitState(t, n2, "BACKUP")
-	n1.link <- false
-	waitState(t, n2, "MASTER")
-	waitState(t, n1, "BACKUP")
-	if got := n1.d.Status().Instances[0].EffectivePriority; got != 90 {
-		t.Errorf("lb1 effective priority %d, want 90", got)
-	}
-	if n1.hasVIP() || !n2.hasVIP() {
-		t.Errorf("VIP: lb1 %v lb2 %v, want lb2", n1.hasVIP(), n2.hasVIP())
-	}
-	n1.link <- true
-	waitState(t, n1, "MASTER")
-	waitState(t, n2, "BACKUP")
-}
-
-// TestDaemonDrillRefusals: a drill on the backup, and a drill without a
-// known healthy backup, are refused and change nothing.
-func TestDaemonDrillRefusals(t *testing.T) {
-	b := &bus{conns: map[netip.Addr]*busConn{}}
-	port := 0 // no frontend: the drill must not probe a TEST-NET address
-	n1 := startNode(t, b, "lb1", "10.99.0.11", "", port)
-	waitState(t, n1, "MASTER")
-	// Both daemons share this process's network namespace: each binds
-	// its own port (the frontends are not what this test is about).
-	n2 := startNode(t, b, "lb2", "10.99.0.12", "", freePort(t))
-	waitState(t, n2, "BACKUP")
-	ctx := context.Background()
-	if _, err := n2.d.Drill(ctx, control.DrillRequest{}); !errors.Is(err, control.ErrRefused) {
-		t.Errorf("drill on backup: %v, want ErrRefused", err)
-	}
-	// status_port = 0: no beacons, so no backup is known.
-	if _, err := n1.d.Drill(ctx, control.DrillRequest{}); !errors.Is(err, control.ErrRefused) {
-		t.Errorf("drill without a known backup: %v, want ErrRefused", err)
-	}
-	if n1.state() != "MASTER" || n2.state() != "BACKUP" {
-		t.Errorf("refused drills changed state: %s %s", n1.state(), n2.state())
-	}
-	// --force skips the check: the VIP moves.
-	res, err := n1.d.Drill(ctx, control.DrillRequest{Force: true, Hold: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.To == "nobody" {
-		t.Errorf("forced drill: nobody took over: %+v", res)
-	}
-	waitState(t, n2, "MASTER")
-}
+var nopLog = zerologNop()

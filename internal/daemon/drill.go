@@ -3,37 +3,99 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/vrrp"
 )
 
-// Drill hands the VIP to the best backup (priority 0, or a simulated
-// crash with Hard), holds back from preempting for req.Hold, probes the
-// VIP from here every 10 ms and reports the measured gap beside the gap
-// the timers predict.
+// drills runs failover drills, one at a time, and keeps the last result.
+type drills struct {
+	d       *Daemon
+	running sync.Mutex
+
+	mu       sync.Mutex
+	lastDone *control.DrillResult
+}
+
+func (dr *drills) last() *control.DrillResult {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	return dr.lastDone
+}
+
+// Drill hands the VIP of one instance to the best backup (priority 0, or a
+// simulated crash with Hard), holds back from preempting for req.Hold,
+// probes the VIP from here every 10 ms and reports the measured gap beside
+// the gap the timers predict.
 func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.DrillResult, error) {
-	var res control.DrillResult
-	if d.runner == nil {
-		return res, fmt.Errorf("%w: single-LB mode has no peer to hand the VIP to", control.ErrRefused)
+	return d.drills.run(ctx, req)
+}
+
+// pick chooses the instance a drill is for: the one named, else the one
+// this node is MASTER of.
+func (d *Daemon) pickDrillInstance(name string) (*instance, error) {
+	insts := d.vrrpInstances()
+	if len(insts) == 0 {
+		return nil, fmt.Errorf("%w: single-LB mode has no peer to hand the VIP to", control.ErrRefused)
 	}
-	if !d.drillMu.TryLock() {
+	if name != "" {
+		inst := d.instance(name)
+		if inst == nil {
+			var names []string
+			for _, i := range insts {
+				names = append(names, i.name)
+			}
+			return nil, fmt.Errorf("%w: no instance %q; instances: %s", control.ErrNotFound, name, strings.Join(names, ", "))
+		}
+		return inst, nil
+	}
+	if len(insts) == 1 {
+		return insts[0], nil
+	}
+	var masters []*instance
+	for _, inst := range insts {
+		if inst.runner.Status().State == vrrp.StateMaster {
+			masters = append(masters, inst)
+		}
+	}
+	switch len(masters) {
+	case 1:
+		return masters[0], nil
+	case 0:
+		return nil, fmt.Errorf("%w: this node is MASTER of no instance; run the drill on a master; nothing was changed", control.ErrRefused)
+	}
+	var names []string
+	for _, m := range masters {
+		names = append(names, m.name)
+	}
+	return nil, fmt.Errorf("%w: this node is MASTER of %s; name one with --instance; nothing was changed", control.ErrRefused, strings.Join(names, ", "))
+}
+
+func (dr *drills) run(ctx context.Context, req control.DrillRequest) (control.DrillResult, error) {
+	d := dr.d
+	var res control.DrillResult
+	inst, err := d.pickDrillInstance(req.Instance)
+	if err != nil {
+		return res, err
+	}
+	if !dr.running.TryLock() {
 		return res, fmt.Errorf("%w: a drill is already running", control.ErrRefused)
 	}
-	defer d.drillMu.Unlock()
-	cfg := d.config()
-	rs := d.runner.Status()
+	defer dr.running.Unlock()
+	cfg, node := d.config()
+	rs := inst.runner.Status()
 	if rs.State != vrrp.StateMaster {
 		who := "unknown"
 		if rs.MasterAddr.IsValid() {
-			who = rs.MasterAddr.String()
+			who = d.peers.name(rs.MasterAddr)
 		}
-		return res, fmt.Errorf("%w: this node is %s, not MASTER: run the drill on the master (%s); nothing was changed", control.ErrRefused, rs.State, who)
+		return res, fmt.Errorf("%w: this node is %s of %s, not MASTER: run the drill on the master (%s); nothing was changed", control.ErrRefused, rs.State, inst.name, who)
 	}
-	best, ok := d.peers.bestBackup(time.Now())
+	_, bestPrio, ok := d.peers.bestBackup(inst.name, inst.cfg.VRID, time.Now())
 	if !ok && !req.Force {
 		return res, fmt.Errorf("%w: no healthy backup is known (no fresh status beacon from a BACKUP peer that has completed its checks); nothing was changed. Check `vipd status` on the other nodes, or pass --force to drill anyway", control.ErrRefused)
 	}
@@ -43,84 +105,102 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 
 	// What the timers predict for the client-visible gap: a planned
 	// handover is make-before-break (0); a crash costs the backup's
-	// Master_Down_Interval.
-	interval := cfg.VRRP.AdvertInterval
+	// Master_Down_Interval, computed by the same rule as the machine's.
 	prio := uint8(100)
 	if ok {
-		prio = uint8(best.EffectivePriority)
+		prio = uint8(bestPrio)
 	}
-	skew := time.Duration(256-int(prio)) * interval / 256
 	expected := time.Duration(0)
 	if req.Hard {
-		expected = 3*interval + skew
+		expected = vrrp.DownInterval(uint8(inst.cfg.Version), prio, inst.cfg.AdvertInterval)
 	}
 
 	var target netip.AddrPort
-	if len(cfg.Frontends) > 0 && len(cfg.VRRP.VIPs) > 0 {
-		target = netip.AddrPortFrom(cfg.VRRP.VIPs[0].Addr(), cfg.Frontends[0].Port)
+	for _, f := range cfg.Frontends {
+		if cfg.InstanceOf(f) != nil && cfg.InstanceOf(f).Name == inst.name {
+			if binds := cfg.Binds(f); len(binds) > 0 {
+				target = binds[0]
+				break
+			}
+		}
 	}
 	pctx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	probes := make(chan probeResult, 4096)
 	if target.IsValid() {
-		go probeLoop(pctx, target, probes)
+		go probeLoop(pctx, d.os.Probe, target, probes)
 	}
 
-	self := d.node.Address
 	t0 := time.Now()
-	if err := d.runner.Leave(ctx, req.Hold, req.Hard); err != nil {
+	if err := inst.runner.Leave(ctx, req.Hold, req.Hard); err != nil {
 		return res, fmt.Errorf("%w: %v", control.ErrRefused, err)
 	}
-	d.log.Info().Bool("hard", req.Hard).Dur("hold", req.Hold).Msg("drill: handing over the VIP")
+	inst.log.Info().Bool("hard", req.Hard).Dur("hold", req.Hold).Msg("drill: handing over the VIP")
 
-	// Wait for the new master's advert, bounded.
-	limit := time.Now().Add(3*interval + skew + 5*time.Second)
+	// Wait, on state changes, for the new master's advert, or for this
+	// node to resume (nobody took over), bounded.
+	down := vrrp.DownInterval(uint8(inst.cfg.Version), prio, inst.cfg.AdvertInterval)
+	limit := time.NewTimer(2*down + 5*time.Second)
+	defer limit.Stop()
 	var takeover time.Duration
 	var newMaster netip.Addr
-	for time.Now().Before(limit) {
-		s := d.runner.Status()
-		if s.State != vrrp.StateMaster && s.MasterAddr.IsValid() && s.MasterAddr != self && !s.LastTransition.Before(t0) {
+	resumed := false
+wait:
+	for {
+		changed := d.changes.Wait()
+		s := inst.runner.Status()
+		switch {
+		case s.State != vrrp.StateMaster && s.MasterAddr.IsValid() && s.MasterAddr != inst.src && !s.LastTransition.Before(t0):
 			if sender, ok := lastHeard(s, s.MasterAddr); ok && sender.After(t0) {
 				takeover = sender.Sub(t0)
 				newMaster = s.MasterAddr
-				break
+				break wait
 			}
+		case s.State == vrrp.StateMaster && !s.Leaving && !req.Hard:
+			// Still MASTER and no longer handing over: nobody answered
+			// within Down_Interval and the machine resumed.
+			resumed = true
+			break wait
 		}
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-limit.C:
+			break wait
+		case <-changed:
 		}
 	}
 	res = control.DrillResult{
-		From: fmt.Sprintf("%s (%s)", d.node.Name, self), Hard: req.Hard, At: t0,
-		ExpectedMs: ms(expected), TakeoverMs: ms(takeover),
+		From: fmt.Sprintf("%s (%s)", node.Name, inst.src), Hard: req.Hard, At: t0, Instance: inst.name,
+		ExpectedMs: ms(expected), TakeoverMs: ms(takeover), Resumed: resumed,
 	}
-	if !newMaster.IsValid() {
-		res.To = "nobody"
-		d.log.Error().Msg("drill: no backup took over; this node will take the VIP back when its down timer expires")
-	} else {
+	switch {
+	case newMaster.IsValid():
 		res.To = d.peers.name(newMaster)
+	case resumed:
+		res.To = "nobody"
+		inst.log.Error().Msg("drill: no backup took over within Down_Interval; this node resumed as MASTER without dropping the VIP")
+	default:
+		res.To = "nobody"
+		inst.log.Error().Msg("drill: no backup took over; this node takes the VIP back when its down timer expires")
 	}
 
 	if target.IsValid() {
 		res.Probe = "tcp " + target.String()
 		// Keep probing until a success after the takeover, bounded.
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.NewTimer(2 * time.Second)
+		defer deadline.Stop()
 		var results []probeResult
+	collect:
 		for {
-			done := false
 			select {
 			case p := <-probes:
 				results = append(results, p)
-				if p.ok && newMaster.IsValid() && p.at.After(t0.Add(takeover)) {
-					done = true
+				if p.ok && (resumed || newMaster.IsValid() && p.at.After(t0.Add(takeover))) {
+					break collect
 				}
-			case <-time.After(time.Until(deadline)):
-				done = true
-			}
-			if done {
-				break
+			case <-deadline.C:
+				break collect
 			}
 		}
 		stopProbe()
@@ -132,11 +212,12 @@ func (d *Daemon) Drill(ctx context.Context, req control.DrillRequest) (control.D
 			res.GapMs = res.TakeoverMs
 		}
 	}
-	d.mu.Lock()
-	d.lastDrill = &res
-	d.mu.Unlock()
-	d.log.Info().Str("to", res.To).Float64("gap_ms", res.GapMs).Float64("expected_ms", res.ExpectedMs).
-		Float64("takeover_ms", res.TakeoverMs).Msg("drill done")
+	dr.mu.Lock()
+	dr.lastDone = &res
+	dr.mu.Unlock()
+	d.changes.Notify()
+	inst.log.Info().Str("to", res.To).Float64("gap_ms", res.GapMs).Float64("expected_ms", res.ExpectedMs).
+		Float64("takeover_ms", res.TakeoverMs).Bool("resumed", resumed).Msg("drill done")
 	return res, nil
 }
 
@@ -156,15 +237,12 @@ type probeResult struct {
 
 // probeLoop connects to target every 10 ms (each attempt bounded by
 // 100 ms) until ctx is done.
-func probeLoop(ctx context.Context, target netip.AddrPort, out chan<- probeResult) {
+func probeLoop(ctx context.Context, probe func(context.Context, netip.AddrPort) error, target netip.AddrPort, out chan<- probeResult) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for n := 0; n < 100000; n++ {
 		start := time.Now()
-		c, err := (&net.Dialer{Timeout: 100 * time.Millisecond}).DialContext(ctx, "tcp", target.String())
-		if c != nil {
-			c.Close()
-		}
+		err := probe(ctx, target)
 		if ctx.Err() != nil {
 			return
 		}

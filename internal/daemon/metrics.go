@@ -44,6 +44,8 @@ type statusCollector struct {
 
 	vrrpState, vrrpTransitions, vrrpSent, vrrpReceived, vrrpDrops *prometheus.Desc
 	vrrpChecksum, vrrpEffPrio, vrrpPrio                           *prometheus.Desc
+	vrrpVersion, vrrpNotices, vrrpEffectErrors, vrrpFault         *prometheus.Desc
+	vrrpPeerVersion, vrrpPeerProblem                              *prometheus.Desc
 
 	peerFresh, peerPrio, trackerHealthy *prometheus.Desc
 
@@ -62,14 +64,20 @@ func newStatusCollector(status func() control.Status) *statusCollector {
 		status: status,
 		info:   d("vipd_info", "Always 1; labels name the node, version and mode.", "node", "version", "mode"),
 
-		vrrpState:       d("vipd_vrrp_state", "1 for the instance's current VRRP state, 0 for the others.", "instance", "state"),
-		vrrpTransitions: d("vipd_vrrp_transitions_total", "VRRP state transitions since start.", "instance"),
-		vrrpSent:        d("vipd_vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
-		vrrpReceived:    d("vipd_vrrp_adverts_received_total", "Valid VRRP advertisements received.", "instance"),
-		vrrpDrops:       d("vipd_vrrp_drops_total", "VRRP packets dropped, by reason.", "instance", "reason"),
-		vrrpChecksum:    d("vipd_vrrp_peer_checksum_info", "1 per router heard on the VRID, with the checksum form it uses (pseudo-header: keepalived).", "instance", "peer", "form"),
-		vrrpEffPrio:     d("vipd_vrrp_effective_priority", "Priority advertised now, after trackers.", "instance"),
-		vrrpPrio:        d("vipd_vrrp_priority", "Configured priority of this node.", "instance"),
+		vrrpState:        d("vipd_vrrp_state", "1 for the instance's current VRRP state, 0 for the others.", "instance", "state"),
+		vrrpTransitions:  d("vipd_vrrp_transitions_total", "VRRP state transitions since start.", "instance"),
+		vrrpSent:         d("vipd_vrrp_adverts_sent_total", "VRRP advertisements sent.", "instance"),
+		vrrpReceived:     d("vipd_vrrp_adverts_received_total", "Valid VRRP advertisements received.", "instance"),
+		vrrpDrops:        d("vipd_vrrp_drops_total", "VRRP packets dropped, by reason.", "instance", "reason"),
+		vrrpChecksum:     d("vipd_vrrp_peer_checksum_info", "1 per router heard on the VRID, with the checksum form it uses (pseudo-header: keepalived).", "instance", "peer", "form"),
+		vrrpEffPrio:      d("vipd_vrrp_effective_priority", "Priority advertised now, after trackers.", "instance"),
+		vrrpPrio:         d("vipd_vrrp_priority", "Configured priority of this node.", "instance"),
+		vrrpVersion:      d("vipd_vrrp_version", "VRRP version the instance speaks (3, or 2 beside keepalived).", "instance"),
+		vrrpNotices:      d("vipd_vrrp_notices_total", "Adverts accepted with something odd about them, by kind (addr_list: the VIP lists differ).", "instance", "notice"),
+		vrrpEffectErrors: d("vipd_vrrp_effect_errors_total", "Host effects that failed (listen, add VIP, remove VIP).", "instance", "action"),
+		vrrpFault:        d("vipd_vrrp_cannot_serve", "1 while the instance is FAULT because a listener or the VIP could not be set up.", "instance"),
+		vrrpPeerVersion:  d("vipd_vrrp_peer_version", "VRRP version each router heard on the VRID speaks.", "instance", "peer"),
+		vrrpPeerProblem:  d("vipd_vrrp_peer_problem", "1 for a router heard on the VRID whose adverts do not count or look wrong (status and the log say why).", "instance", "peer"),
 
 		peerFresh:      d("vipd_peer_fresh", "1 when the peer's status beacon is recent.", "peer", "addr"),
 		peerPrio:       d("vipd_peer_effective_priority", "Effective priority the peer last reported.", "peer", "addr"),
@@ -99,6 +107,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.info,
 		c.vrrpState, c.vrrpTransitions, c.vrrpSent, c.vrrpReceived, c.vrrpDrops, c.vrrpChecksum, c.vrrpEffPrio, c.vrrpPrio,
+		c.vrrpVersion, c.vrrpNotices, c.vrrpEffectErrors, c.vrrpFault, c.vrrpPeerVersion, c.vrrpPeerProblem,
 		c.peerFresh, c.peerPrio, c.trackerHealthy,
 		c.drillGap, c.drillExpected, c.drillTime,
 		c.feListening, c.feActive, c.feTotal, c.feBytesIn, c.feBytesOut,
@@ -133,8 +142,20 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.vrrpDrops, float64(n), in.Name, reason)
 		}
 		for _, s := range in.Senders {
-			gauge(c.vrrpChecksum, 1, in.Name, s.Addr, s.Checksum)
+			if s.Checksum != "" {
+				gauge(c.vrrpChecksum, 1, in.Name, s.Addr, s.Checksum)
+			}
+			gauge(c.vrrpPeerVersion, float64(s.Version), in.Name, s.Addr)
+			gauge(c.vrrpPeerProblem, b2f(s.Problem != ""), in.Name, s.Addr)
 		}
+		for k, n := range in.Notices {
+			counter(c.vrrpNotices, float64(n), in.Name, k)
+		}
+		for k, n := range in.EffectErrors {
+			counter(c.vrrpEffectErrors, float64(n), in.Name, k)
+		}
+		gauge(c.vrrpVersion, float64(in.Version), in.Name)
+		gauge(c.vrrpFault, b2f(in.Fault != ""), in.Name)
 		gauge(c.vrrpEffPrio, float64(in.EffectivePriority), in.Name)
 		gauge(c.vrrpPrio, float64(in.Priority), in.Name)
 	}

@@ -2,26 +2,54 @@ package daemon
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/netcfg"
+	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
 )
 
-// OS is the daemon's seam to the host: netlink, raw sockets, ARP. The
-// zero value is filled with the real Linux implementations by New; unit
-// tests pass fakes so the daemon's wiring runs without root.
+// OS is the daemon's seam to the host: netlink, raw sockets, ARP and the
+// proxy's sockets. The zero value is filled with the real Linux
+// implementations by New; unit tests pass fakes so the daemon's wiring
+// runs without root, in a synctest bubble.
 type OS struct {
-	Addrs        netcfg.Addresses
-	NewAnnouncer func(ifname string) (netcfg.Announcer, error)
-	ListenVRRP   func(cfg netcfg.VRRPConfig) (vrrp.Conn, error)
-	WatchVIPs    func(ctx context.Context, ifname string, vips []netip.Prefix, removed func(netip.Prefix)) error
-	WatchLink    func(ctx context.Context, ifname string, changed func(up bool)) error
-	LocalAddrs   func() ([]netip.Addr, error)
-	LinkLocal    func(ifname string) (netip.Addr, error)
-	Burst        func(ctx context.Context, a netcfg.Announcer, vips []netip.Addr, count int, gap time.Duration) error
+	Addrs         netcfg.Addresses
+	NewAnnouncer  func(ifname string) (netcfg.Announcer, error)
+	ListenVRRP    func(cfg netcfg.VRRPConfig) (vrrp.Conn, error)
+	WatchVIPs     func(ctx context.Context, ifname string, vips []netip.Prefix, removed func(netip.Prefix)) error
+	WatchLink     func(ctx context.Context, ifname string, changed func(up bool)) error
+	LocalAddrs    func() ([]netip.Addr, error)
+	LinkLocal     func(ifname string) (netip.Addr, error)
+	Burst         func(ctx context.Context, a netcfg.Announcer, vips []netip.Addr, count int, gap time.Duration) error
+	SetSysctl     func(name, value string) error
+	NewProxy      func(cfg proxy.Config, log zerolog.Logger) (Proxy, error)
+	ListenControl func(o control.SocketOptions) (net.Listener, error)
+	// Probe connects to target once, as a client would (the drill's
+	// probe), bounded by 100 ms.
+	Probe func(ctx context.Context, target netip.AddrPort) error
 }
+
+// Proxy is what the daemon needs of the proxy (*proxy.Proxy).
+type Proxy interface {
+	Run(ctx context.Context) error
+	Listen(frontends ...string) error
+	Unlisten(frontends ...string)
+	CloseConns(frontends ...string)
+	CheckBinds() error
+	Update(cfg proxy.Config) error
+	SetHealth(backend, server string, up bool)
+	SetAdmin(backend, server string, a proxy.Admin) error
+	Status() proxy.Status
+	Healthy(frontend string) int
+}
+
+var _ Proxy = (*proxy.Proxy)(nil)
 
 func (o *OS) fill() error {
 	if o.Addrs == nil {
@@ -57,6 +85,24 @@ func (o *OS) fill() error {
 	}
 	if o.Burst == nil {
 		o.Burst = netcfg.Burst
+	}
+	if o.SetSysctl == nil {
+		o.SetSysctl = netcfg.NewSysctls().Set
+	}
+	if o.Probe == nil {
+		o.Probe = func(ctx context.Context, target netip.AddrPort) error {
+			c, err := (&net.Dialer{Timeout: 100 * time.Millisecond}).DialContext(ctx, "tcp", target.String())
+			if c != nil {
+				c.Close()
+			}
+			return err
+		}
+	}
+	if o.ListenControl == nil {
+		o.ListenControl = control.Listen
+	}
+	if o.NewProxy == nil {
+		o.NewProxy = func(cfg proxy.Config, log zerolog.Logger) (Proxy, error) { return proxy.New(cfg, log) }
 	}
 	return nil
 }

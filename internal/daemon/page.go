@@ -98,7 +98,7 @@ type instanceView struct {
 
 type transitionRow struct{ When, Ago, From, To, Reason string }
 
-type senderRow struct{ Addr, Name, Priority, Checksum, Seen, Count string }
+type senderRow struct{ Addr, Name, Version, Priority, Checksum, Seen, Count, Problem string }
 
 type trackerRow struct {
 	Name, Type, Weight, Detail string
@@ -154,6 +154,21 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		p.State = "ACTIVE"
 		p.Owner = "this node (single mode: no VRRP, the frontends are always bound)"
 		self1.State = "ACTIVE"
+	case len(st.Instances) > 1:
+		// Several instances: one word per instance in the headline.
+		var states, vips, owners, prios []string
+		for _, in := range st.Instances {
+			states = append(states, in.Name+" "+in.State)
+			vips = append(vips, strings.Join(in.VIPs, ", "))
+			owners = append(owners, in.Name+": "+owner(st, in, named))
+			prios = append(prios, fmt.Sprintf("%s %d (configured %d)", in.Name, in.EffectivePriority, in.Priority))
+		}
+		p.State = strings.Join(states, " · ")
+		p.VIPs = strings.Join(vips, " · ")
+		p.Owner = strings.Join(owners, " · ")
+		p.Priority = strings.Join(prios, " · ")
+		p.Why = "see the instances below"
+		self1.State, self1.Priority, self1.Ready = p.State, "see below", yesNo(st.Instances[0].Ready)
 	default:
 		in := st.Instances[0]
 		p.State = in.State
@@ -196,9 +211,13 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 			})
 		}
 		for _, s := range in.Senders {
+			name := s.Name
+			if name == "" {
+				name = peerName[s.Addr]
+			}
 			iv.Senders = append(iv.Senders, senderRow{
-				Addr: s.Addr, Name: peerName[s.Addr], Priority: strconv.Itoa(s.Priority), Checksum: s.Checksum,
-				Seen: human(now.Sub(s.LastSeen)) + " ago", Count: strconv.FormatUint(s.Count, 10),
+				Addr: s.Addr, Name: name, Version: "v" + strconv.Itoa(s.Version), Priority: strconv.Itoa(s.Priority), Checksum: s.Checksum,
+				Seen: human(now.Sub(s.LastSeen)) + " ago", Count: strconv.FormatUint(s.Count, 10), Problem: s.Problem,
 			})
 		}
 		var drops []string

@@ -51,7 +51,10 @@ func TestPageKeyFacts(t *testing.T) {
 		// VRRP details
 		"advert 1000 ms · master down 3414 ms · skew 414 ms",
 		"1234 sent · 56 received · 3 transitions", "checksum 7, ttl 2",
-		"10.0.0.12 lb2 100 rfc9568",
+		"10.0.0.12 lb2 v3 100 rfc9568",
+		// a peer speaking another version is named, with the fix
+		"Problem peer 10.0.0.21 speaks VRRPv2; set version = 2 to join it",
+		"10.0.0.21 v2 200", "VRID · version · interface 51 · VRRPv3 on eth0",
 		// backends
 		"Backend kube-apiserver · 1 of 4 UP",
 		"cp1 10.0.0.21:6443 UP ok", "cp2 10.0.0.22:6443 DOWN failed: connection refused",

@@ -1,36 +1,24 @@
 package daemon
 
 import (
-	"fmt"
-	"net/netip"
-
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/fdlimit"
 	"github.com/vipd/vipd/proxy"
 )
 
-func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
-
 // proxyConfig maps the file's frontends and backends onto the proxy: a
-// frontend binds every VIP on its port, or its fixed address.
-func proxyConfig(cfg *config.Config, node *config.Node) proxy.Config {
-	pc := proxy.Config{MaxConn: cfg.Global.MaxConn}
+// frontend binds its instance's VIPs (or its vip, or its fixed address).
+func proxyConfig(cfg *config.Config) proxy.Config {
+	pc := proxy.Config{MaxConn: fdlimit.ForConfig(cfg).Limit()}
 	balance := map[string]string{}
 	for _, f := range cfg.Frontends {
-		fc := proxy.FrontendConfig{
-			Name: f.Name, Backend: f.Backend, MaxConn: f.MaxConn,
+		pc.Frontends = append(pc.Frontends, proxy.FrontendConfig{
+			Name: f.Name, Backend: f.Backend, MaxConn: f.MaxConn, Binds: cfg.Binds(f),
 			ConnectTimeout: f.ConnectTimeout, IdleTimeout: f.IdleTimeout,
-		}
-		if f.Address.IsValid() {
-			fc.Binds = []netip.AddrPort{netip.AddrPortFrom(f.Address, f.Port)}
-		} else if cfg.VRRP != nil {
-			for _, p := range cfg.VRRP.VIPs {
-				fc.Binds = append(fc.Binds, netip.AddrPortFrom(p.Addr(), f.Port))
-			}
-		}
+		})
 		if _, ok := balance[f.Backend]; !ok {
 			balance[f.Backend] = f.Balance
 		}
-		pc.Frontends = append(pc.Frontends, fc)
 	}
 	for _, b := range cfg.Backends {
 		bc := proxy.BackendConfig{
@@ -43,11 +31,4 @@ func proxyConfig(cfg *config.Config, node *config.Node) proxy.Config {
 		pc.Backends = append(pc.Backends, bc)
 	}
 	return pc
-}
-
-func instanceName(cfg *config.Config) string {
-	if cfg.VRRP == nil {
-		return "single"
-	}
-	return fmt.Sprintf("vrid-%d", cfg.VRRP.VRID)
 }

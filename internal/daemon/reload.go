@@ -3,18 +3,22 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"reflect"
+	"strings"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/proxy"
 )
 
 // Reload re-reads the config file (SIGHUP or `vipd reload`). The whole new
-// file is validated first; if anything is wrong the running config stays.
-// Proxy changes are applied without dropping established connections and
-// health checks restart; election settings cannot change at run time
-// (that would be a VRRP flap), so a file that changes them is refused.
+// file is validated and every health check built first; if anything is
+// wrong, or a change needs a restart (config.Changes.Restart decides, in
+// one place), the running config stays and nothing is applied. Otherwise
+// only the differences are applied: the proxy without dropping an
+// established connection, only the checks that changed restart, trackers
+// keep their verdicts (a changed one until its new check reports), and the
+// new priorities reach the runners like a tracker's would — no VRRP flap.
 func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 	var res control.ReloadResult
 	d.reloadMu.Lock()
@@ -23,115 +27,82 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 		d.log.Error().Err(err).Msg("reload failed; the running config is unchanged")
 		return res, err
 	}
+	prev, prevNode := d.config()
 	next, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
 	}
-	node, err := next.SelectNode(d.node.Name, "", nil)
+	node, err := next.SelectNode(prevNode.Name, "", nil)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
 	}
-	prev := d.config()
-	if why := electionChange(prev, next, d.node, node); why != "" {
-		return fail(fmt.Errorf("%w: %s changed; election settings need a restart of vipd (`systemctl restart vipd`; the peer holds the VIP meanwhile). Nothing was applied", control.ErrRefused, why))
+	if err := verify.Config(next, verify.Options{Warn: func(w string) { d.log.Warn().Msg(w) }}); err != nil {
+		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
 	}
-	if err := d.proxy.Update(proxyConfig(next, node)); err != nil {
+	ch := next.Diff(prev)
+	if why := ch.Restart(node.Name); len(why) > 0 {
+		return fail(fmt.Errorf("%w: %s changed; these settings need a restart of vipd (`systemctl restart vipd`: the peer holds the VIP meanwhile). Nothing was applied",
+			control.ErrRefused, strings.Join(why, ", ")))
+	}
+	checks, err := plan(next)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
+	}
+	if err := d.proxy.Update(proxyConfig(next)); err != nil {
 		return fail(err)
 	}
-	if !reflect.DeepEqual(prev.Frontends, next.Frontends) {
-		res.Applied = append(res.Applied, "frontends")
-	}
-	if !reflect.DeepEqual(prev.Backends, next.Backends) {
-		res.Applied = append(res.Applied, "backends")
-	}
-	if !reflect.DeepEqual(prev.Tracks, next.Tracks) || prev.Global != next.Global {
-		res.Applied = append(res.Applied, "tracks")
-	}
-	if !reflect.DeepEqual(prev.Notify, next.Notify) {
-		res.Applied = append(res.Applied, "notify")
-	}
-	if d.node.Priority != node.Priority {
-		res.Applied = append(res.Applied, "priority")
-	}
-	if !reflect.DeepEqual(prev.HTTP, next.HTTP) {
-		res.Applied = append(res.Applied, "http (takes effect at restart)")
-	}
-	d.mu.Lock()
-	d.cfg, d.node = next, node
-	d.mu.Unlock()
-	d.trk.reset(next, node)
-	d.peers.setNames(next)
-	d.restartHealth(d.runCtx, next)
-	if d.runner != nil {
-		prio, fault, reason := d.trk.current()
-		if err := d.runner.SetPriority(ctx, prio, fault, "reload: "+reason); err != nil {
-			return res, err
+	d.cur.Store(&running{cfg: next, node: node})
+	for _, inst := range d.insts {
+		var in *config.Instance
+		if !inst.solo {
+			in = next.Instance(inst.name)
+		}
+		if inst.fx.reconfigure(frontendsOf(next, in), garpOf(in)) {
+			inst.runner.Relisten()
 		}
 	}
+	d.trk.reset(next, node)
+	d.health.apply(checks)
+	d.links.apply(next)
+	go d.health.updateBackendTrackers()
+	d.peers.setNames(next)
+	res.Applied = applied(ch)
+	d.changes.Notify()
 	d.log.Info().Strs("applied", res.Applied).Msg("config reloaded")
 	return res, nil
 }
 
-// electionChange names the first setting whose change would disturb the
-// election, or "" when none changed.
-func electionChange(prev, next *config.Config, pn, nn *config.Node) string {
-	switch {
-	case (prev.VRRP == nil) != (next.VRRP == nil):
-		return "[vrrp] presence"
-	case prev.VRRP == nil:
-		return ""
-	}
-	a, b := *prev.VRRP, *next.VRRP
-	switch {
-	case a.VRID != b.VRID:
-		return "[vrrp] vrid"
-	case a.Interface != b.Interface || pn.Interface != nn.Interface:
-		return "[vrrp] interface"
-	case !reflect.DeepEqual(a.VIPs, b.VIPs):
-		return "[vrrp] vips"
-	case a.AdvertInterval != b.AdvertInterval:
-		return "[vrrp] advert_interval"
-	case a.Unicast != b.Unicast:
-		return "[vrrp] unicast"
-	case a.Checksum != b.Checksum:
-		return "[vrrp] checksum"
-	case a.Preempt != b.Preempt || a.PreemptDelay != b.PreemptDelay:
-		return "[vrrp] preempt"
-	case pn.Address != nn.Address:
-		return "this node's address"
-	case (pn.Priority == 255) != (nn.Priority == 255):
-		return "address-owner priority 255"
-	case a.StatusPort != b.StatusPort:
-		return "[vrrp] status_port"
-	case !reflect.DeepEqual(prev.Nodes, next.Nodes) && a.Unicast:
-		return "[[node]] list (unicast peers)"
-	}
-	return ""
-}
-
-func (t *trackers) reset(cfg *config.Config, node *config.Node) {
-	fresh := newTrackers(cfg, node)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	old := map[string]*trackerState{}
-	for _, s := range t.list {
-		old[s.cfg.Name] = s
-	}
-	// Keep the last result of trackers that did not change, so a reload
-	// does not briefly report them healthy.
-	for _, s := range fresh.list {
-		if o, ok := old[s.cfg.Name]; ok && reflect.DeepEqual(o.cfg, s.cfg) {
-			s.healthy, s.detail = o.healthy, o.detail
+// applied names what a reload changed, for the operator.
+func applied(ch config.Changes) []string {
+	var out []string
+	add := func(what string, n config.Named) {
+		if !n.Empty() {
+			out = append(out, what)
 		}
 	}
-	t.base, t.list = fresh.base, fresh.list
-	t.prio, t.fault, _ = t.effectiveLocked()
-}
-
-func (t *trackers) current() (uint8, bool, string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.effectiveLocked()
+	add("frontends", ch.Frontends)
+	add("backends", ch.Backends)
+	add("tracks", ch.Tracks)
+	add("nodes (priority)", ch.Nodes)
+	for _, name := range ch.Instances.Changed {
+		out = append(out, fmt.Sprintf("instance %s (%s)", name, strings.Join(ch.InstanceKeys[name], ", ")))
+	}
+	if ch.Global {
+		out = append(out, "global")
+	}
+	if ch.Notify {
+		out = append(out, "notify")
+	}
+	if ch.Log {
+		out = append(out, "log (takes effect at restart)")
+	}
+	if ch.HTTP {
+		out = append(out, "http (takes effect at restart)")
+	}
+	if ch.Control {
+		out = append(out, "control (takes effect at restart)")
+	}
+	return out
 }
 
 // Server changes a server's administrative state (vipd server drain|maint|ready).
@@ -151,6 +122,7 @@ func (d *Daemon) Server(ctx context.Context, req control.ServerRequest) error {
 		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
 	}
 	d.log.Info().Str("backend", req.Backend).Str("server", req.Server).Str("action", req.Action).Msg("server state changed by operator")
-	d.updateBackendTrackers(ctx)
+	d.health.updateBackendTrackers()
+	d.changes.Notify()
 	return nil
 }

@@ -10,57 +10,36 @@ import (
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Status builds the status document (DESIGN.md section 6).
+// Status builds the status document (DESIGN.md section 6). Every instance's
+// part comes from what its runner published after the effects of its last
+// step: MASTER here means the VIP and the listeners exist.
 func (d *Daemon) Status() control.Status {
-	cfg := d.config()
+	cfg, node := d.config()
 	st := control.Status{
-		Node: d.node.Name, Version: Version, Mode: "starting", Started: d.started,
+		Node: node.Name, Version: Version, Mode: "starting", Started: d.started,
 		Instances: []control.Instance{}, Frontends: []control.Frontend{}, Backends: []control.Backend{},
 	}
 	if !d.up.Load() {
 		return st
 	}
 	st.Mode = d.mode()
-	trk, reason := d.trk.status()
+	trk, reasons := d.trk.status()
 	st.Trackers = trk
-	if d.runner != nil {
-		rs := d.runner.Status()
-		v := cfg.VRRP
-		in := control.Instance{
-			Name: instanceName(cfg), VRID: int(v.VRID), Interface: d.ifname,
-			State: rs.State.String(), Priority: int(d.node.Priority), EffectivePriority: int(rs.EffectivePriority),
-			PriorityReason: reason, LastTransition: rs.LastTransition, LastReason: rs.LastReason,
-			Transitions: rs.Transitions, AdvertIntervalMs: ms(v.AdvertInterval), MasterIntervalMs: ms(rs.MasterInterval),
-			DownIntervalMs: ms(rs.DownInterval), SkewTimeMs: ms(rs.SkewTime), Ready: rs.Ready, Unicast: v.Unicast,
-			Checksum: v.Checksum, AdvertsSent: rs.AdvertsSent, AdvertsReceived: rs.AdvertsReceived,
-			Drops: map[string]uint64{},
-		}
-		if rs.MasterAddr.IsValid() {
-			in.MasterAddr = rs.MasterAddr.String()
-		}
-		for _, p := range v.VIPs {
-			in.VIPs = append(in.VIPs, p.String())
-		}
-		for k, n := range rs.Drops {
-			in.Drops[string(k)] = n
-		}
-		for _, s := range rs.Senders {
-			in.Senders = append(in.Senders, control.Sender{
-				Addr: s.Addr.String(), Priority: int(s.Priority), Interval: ms(s.Interval),
-				Checksum: s.Checksum.String(), LastSeen: s.LastSeen, Count: s.Count,
-			})
-		}
-		for _, t := range rs.Recent {
-			in.Recent = append(in.Recent, control.Transition{At: t.At, From: t.From.String(), To: t.To.String(), Reason: t.Reason})
-		}
-		st.Instances = append(st.Instances, in)
-		st.Peers = d.peers.list()
+	names := map[string]string{}
+	for _, n := range cfg.Nodes {
+		names[n.Address.String()] = n.Name
+	}
+	for _, inst := range d.vrrpInstances() {
+		st.Instances = append(st.Instances, d.instanceStatus(inst, reasons[inst.name], names))
+	}
+	if cfg.VRRP != nil {
+		st.Peers = d.peers.list(time.Now())
 	}
 	ps := d.proxy.Status()
 	for _, f := range ps.Frontends {
 		fs := control.Frontend{
-			Name: f.Name, Listening: f.Listening, ActiveConns: int64(f.ActiveConns), TotalConns: uint64(f.TotalConns),
-			BytesIn: uint64(f.BytesIn), BytesOut: uint64(f.BytesOut), Healthy: d.proxy.Healthy(f.Name),
+			Name: f.Name, Listening: f.Listening, ActiveConns: f.ActiveConns, TotalConns: uint64(f.TotalConns),
+			BytesIn: f.BytesIn, BytesOut: f.BytesOut, Healthy: d.proxy.Healthy(f.Name), Backend: f.Backend,
 		}
 		for _, b := range f.Binds {
 			fs.Binds = append(fs.Binds, b.String())
@@ -68,22 +47,17 @@ func (d *Daemon) Status() control.Status {
 		if len(fs.Binds) > 0 {
 			fs.Bind = fs.Binds[0]
 		}
-		for _, fc := range cfg.Frontends {
-			if fc.Name == f.Name {
-				fs.Backend = fc.Backend
-			}
-		}
 		st.Frontends = append(st.Frontends, fs)
 	}
-	checks := d.healthSnapshot()
+	checks := d.health.group.Snapshot()
 	for _, b := range ps.Backends {
 		bs := control.Backend{Name: b.Name, Servers: []control.Server{}}
 		for _, s := range b.Servers {
 			ss := control.Server{
 				Name: s.Name, Addr: s.Addr.String(), State: s.State.String(),
-				ActiveConns: int64(s.ActiveConns), TotalConns: uint64(s.TotalConns), FailedConns: uint64(s.FailedConns),
+				ActiveConns: s.ActiveConns, TotalConns: uint64(s.TotalConns), FailedConns: uint64(s.FailedConns),
 			}
-			if ev, ok := checks[serverPrefix+b.Name+"/"+s.Name]; ok {
+			if ev, ok := checks[checkKey{kind: checkServer, backend: b.Name, server: s.Name}.String()]; ok {
 				ss.Health = ev.Status.String()
 				ss.LastCheck = checkText(ev.Result.OK, ev.Result.Detail)
 				ss.CheckedAt = ev.Result.At
@@ -96,10 +70,66 @@ func (d *Daemon) Status() control.Status {
 		st.Backends = append(st.Backends, bs)
 	}
 	sort.Slice(st.Frontends, func(i, j int) bool { return st.Frontends[i].Name < st.Frontends[j].Name })
-	d.mu.Lock()
-	st.LastDrill = d.lastDrill
-	d.mu.Unlock()
+	st.LastDrill = d.drills.last()
 	return st
+}
+
+func (d *Daemon) instanceStatus(inst *instance, reason string, names map[string]string) control.Instance {
+	rs := inst.runner.Status()
+	v := inst.cfg
+	in := control.Instance{
+		Name: inst.name, VRID: int(v.VRID), Interface: inst.ifname, Version: int(rs.Version),
+		State: rs.State.String(), Priority: int(rs.Priority), EffectivePriority: int(rs.EffectivePriority),
+		PriorityReason: reason, LastTransition: rs.LastTransition, LastReason: rs.LastReason,
+		Transitions: rs.Transitions, AdvertIntervalMs: ms(v.AdvertInterval), MasterIntervalMs: ms(rs.MasterInterval),
+		DownIntervalMs: ms(rs.DownInterval), SkewTimeMs: ms(rs.SkewTime), Ready: rs.Ready, Unicast: v.Unicast,
+		Checksum: v.Checksum, AdvertsSent: rs.AdvertsSent, AdvertsReceived: rs.AdvertsReceived,
+		Drops: map[string]uint64{}, Fault: rs.EffectFault, RetryAt: rs.RetryAt,
+	}
+	if v.Version == 2 {
+		in.Checksum = "rfc3768"
+	}
+	if rs.MasterAddr.IsValid() {
+		in.MasterAddr = rs.MasterAddr.String()
+	}
+	for _, p := range v.VIPs {
+		in.VIPs = append(in.VIPs, p.String())
+	}
+	for k, n := range rs.Drops {
+		in.Drops[string(k)] = n
+	}
+	if len(rs.Notices) > 0 {
+		in.Notices = map[string]uint64{}
+		for k, n := range rs.Notices {
+			in.Notices[string(k)] = n
+		}
+	}
+	if len(rs.EffectErrors) > 0 {
+		in.EffectErrors = rs.EffectErrors
+	}
+	for _, s := range rs.Senders {
+		cs := control.Sender{
+			Addr: s.Addr.String(), Name: names[s.Addr.String()], Version: int(s.Version), Priority: int(s.Priority),
+			Interval: ms(s.Interval), LastSeen: s.LastSeen, Count: s.Count, Dropped: s.Dropped, Problem: s.Problem,
+		}
+		if s.Checksum != 0 {
+			cs.Checksum = s.Checksum.String()
+		}
+		for _, a := range s.VIPs {
+			cs.VIPs = append(cs.VIPs, a.String())
+		}
+		if s.Problem != "" {
+			in.Problems = append(in.Problems, s.Problem)
+		}
+		if cs.Name == "" && s.Count > 0 && !s.Addr.IsLinkLocalUnicast() {
+			in.Problems = append(in.Problems, fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment; give one of them another vrid", s.Addr, v.VRID))
+		}
+		in.Senders = append(in.Senders, cs)
+	}
+	for _, t := range rs.Recent {
+		in.Recent = append(in.Recent, control.Transition{At: t.At, From: t.From.String(), To: t.To.String(), Reason: t.Reason})
+	}
+	return in
 }
 
 func checkText(ok bool, detail string) string {

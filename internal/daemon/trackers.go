@@ -1,288 +1,237 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
+	"reflect"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/rs/zerolog"
 
-	"github.com/vipd/vipd/health"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/vrrp"
 )
 
-// trackers holds every tracker's state and turns it into the effective
-// priority with keepalived's weight semantics (vrrp.EffectivePriority).
+// trackers holds every tracker's verdict and turns it into each instance's
+// effective priority with keepalived's weight semantics
+// (vrrp.EffectivePriority). It computes and hands the result to the
+// instance's runner under one lock, and the runner keeps the latest value
+// it was given, so results arriving from several goroutines can never leave
+// a stale priority behind.
 type trackers struct {
+	log    zerolog.Logger
+	notify func() // a tracker or a priority changed
+
 	mu    sync.Mutex
-	base  uint8
 	list  []*trackerState
-	prio  uint8
-	fault bool
+	insts map[string]*trackedInstance
 }
 
 type trackerState struct {
 	cfg     config.Track
 	healthy bool
 	detail  string
+	// pending is set from a reload that changed the tracker until its new
+	// check has a result: it keeps the verdict it had, so a reload never
+	// makes a failing tracker healthy for a moment (a VRRP flap).
+	pending bool
+	// link is the interface of an implicit own-link tracker; "" otherwise.
+	link string
 }
 
-func newTrackers(cfg *config.Config, node *config.Node) *trackers {
-	t := &trackers{base: node.Priority}
-	if cfg.VRRP != nil {
+// trackedInstance is an instance's side of the trackers.
+type trackedInstance struct {
+	name   string
+	ifname string
+	base   uint8
+	runner priorityTaker // nil until attached
+	prio   uint8
+	fault  bool
+	reason string
+}
+
+// priorityTaker is the runner, as the trackers see it.
+type priorityTaker interface {
+	SetPriority(prio uint8, fault bool, reason string)
+}
+
+func newTrackers(cfg *config.Config, node *config.Node, log zerolog.Logger, notify func()) *trackers {
+	t := &trackers{log: log, notify: notify, insts: map[string]*trackedInstance{}}
+	t.list, t.insts = build(cfg, node, nil)
+	for _, ti := range t.insts {
+		ti.prio, ti.fault, ti.reason = t.effectiveLocked(ti)
+	}
+	return t
+}
+
+// build makes the tracker list and the instances for cfg, keeping the
+// verdicts of old trackers: unchanged ones as they are, changed ones as
+// pending until their new check reports.
+func build(cfg *config.Config, node *config.Node, old []*trackerState) ([]*trackerState, map[string]*trackedInstance) {
+	byName := map[string]*trackerState{}
+	for _, s := range old {
+		byName[s.cfg.Name] = s
+	}
+	var list []*trackerState
+	insts := map[string]*trackedInstance{}
+	links := map[string]bool{}
+	for i := range cfg.Instances {
+		in := &cfg.Instances[i]
+		ifname := in.InterfaceFor(node)
+		insts[in.Name] = &trackedInstance{name: in.Name, ifname: ifname, base: in.PriorityOf(node)}
+		if links[ifname] {
+			continue
+		}
 		// The VRRP interface itself is always tracked with weight 0, as
 		// keepalived does: with its link down a node is FAULT and lets go
 		// of the VIP instead of claiming MASTER on a dead port.
-		ifname := vrrpInterface(cfg, node)
-		t.list = append(t.list, &trackerState{
-			cfg:     config.Track{Name: ownLinkTracker(ifname), Type: config.TrackInterface, Interface: ifname},
-			healthy: true, detail: "link " + ifname,
-		})
+		links[ifname] = true
+		s := &trackerState{
+			cfg:  config.Track{Name: ownLinkTracker(ifname), Type: config.TrackInterface, Interface: ifname},
+			link: ifname, healthy: true, detail: "link " + ifname,
+		}
+		if o := byName[s.cfg.Name]; o != nil {
+			s.healthy, s.detail = o.healthy, o.detail
+		}
+		list = append(list, s)
 	}
 	for _, c := range cfg.Tracks {
 		// Unknown counts as healthy: until the first result arrives the
 		// startup hold keeps a fresh node from preempting anyway.
-		t.list = append(t.list, &trackerState{cfg: c, healthy: true, detail: "no result yet"})
+		s := &trackerState{cfg: c, healthy: true, detail: "no result yet"}
+		if o := byName[c.Name]; o != nil {
+			s.healthy, s.detail, s.pending = o.healthy, o.detail, o.pending
+			if !reflect.DeepEqual(o.cfg, c) {
+				s.pending = true
+			}
+		}
+		list = append(list, s)
 	}
-	t.prio, t.fault, _ = t.effectiveLocked()
-	return t
+	return list, insts
 }
 
-func (t *trackers) effectiveLocked() (uint8, bool, string) {
+// applies reports whether tracker s moves instance ti's priority.
+func (s *trackerState) applies(ti *trackedInstance) bool {
+	if s.link != "" {
+		return s.link == ti.ifname
+	}
+	return s.cfg.Applies(ti.name)
+}
+
+func (t *trackers) effectiveLocked(ti *trackedInstance) (uint8, bool, string) {
 	states := make([]vrrp.TrackerState, 0, len(t.list))
 	for _, s := range t.list {
-		states = append(states, vrrp.TrackerState{Name: s.cfg.Name, Weight: s.cfg.Weight, Healthy: s.healthy})
-	}
-	return vrrp.EffectivePriority(t.base, states)
-}
-
-// set records a tracker result and reports whether the effective
-// priority or fault changed.
-func (t *trackers) set(name string, healthy bool, detail string) (prio uint8, fault bool, reason string, changed bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, s := range t.list {
-		if s.cfg.Name == name {
-			s.healthy, s.detail = healthy, detail
+		if s.applies(ti) {
+			states = append(states, vrrp.TrackerState{Name: s.cfg.Name, Weight: s.cfg.Weight, Healthy: s.healthy})
 		}
 	}
-	prio, fault, reason = t.effectiveLocked()
-	changed = prio != t.prio || fault != t.fault
-	t.prio, t.fault = prio, fault
-	return prio, fault, reason, changed
+	return vrrp.EffectivePriority(ti.base, states)
 }
 
+// attach gives instance name its runner and hands it the current priority.
+func (t *trackers) attach(name string, r priorityTaker) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ti := t.insts[name]
+	if ti == nil {
+		return
+	}
+	ti.runner = r
+	ti.prio, ti.fault, ti.reason = t.effectiveLocked(ti)
+	r.SetPriority(ti.prio, ti.fault, ti.reason)
+}
+
+// set records a verdict; why names the source in the log line.
+func (t *trackers) set(name string, healthy bool, detail string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := false
+	for _, s := range t.list {
+		if s.cfg.Name != name {
+			continue
+		}
+		changed = changed || s.healthy != healthy || s.pending
+		s.healthy, s.detail, s.pending = healthy, detail, false
+	}
+	if changed {
+		t.pushLocked("tracker " + name)
+		t.notify()
+	}
+}
+
+// setLink records the own link of an instance's interface.
+func (t *trackers) setLink(ifname string, up bool) {
+	state := map[bool]string{true: "up", false: "down"}[up]
+	t.set(ownLinkTracker(ifname), up, fmt.Sprintf("link %s %s", ifname, state))
+}
+
+// pushLocked recomputes every instance's priority and hands the changed
+// ones to their runners. t.mu is held.
+func (t *trackers) pushLocked(why string) {
+	for _, ti := range t.insts {
+		prio, fault, reason := t.effectiveLocked(ti)
+		if prio == ti.prio && fault == ti.fault {
+			ti.reason = reason
+			continue
+		}
+		ti.prio, ti.fault, ti.reason = prio, fault, reason
+		t.log.Info().Str("component", "track").Str("instance", ti.name).Int("effective_priority", int(prio)).Bool("fault", fault).
+			Msg(why + " moved the priority: " + reason)
+		if ti.runner != nil {
+			ti.runner.SetPriority(prio, fault, why+": "+reason)
+		}
+	}
+}
+
+// reset takes a reloaded config: trackers that did not change keep their
+// verdict, changed ones keep it until their check reports, and the new
+// priorities (a changed [[node]] priority included) go to the runners.
+func (t *trackers) reset(cfg *config.Config, node *config.Node) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list, insts := build(cfg, node, t.list)
+	for name, ti := range insts {
+		if old := t.insts[name]; old != nil {
+			ti.runner, ti.prio, ti.fault = old.runner, old.prio, old.fault
+		}
+	}
+	t.list, t.insts = list, insts
+	t.pushLocked("reload")
+	t.notify()
+}
+
+// ofType lists the trackers of one type.
 func (t *trackers) ofType(typ string) []config.Track {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []config.Track
 	for _, s := range t.list {
-		if s.cfg.Type == typ {
+		if s.cfg.Type == typ && s.link == "" {
 			out = append(out, s.cfg)
 		}
 	}
 	return out
 }
 
-func (t *trackers) status() ([]control.Tracker, string) {
+// status lists the trackers and says why each instance's priority is what
+// it is.
+func (t *trackers) status() ([]control.Tracker, map[string]string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []control.Tracker
 	for _, s := range t.list {
-		out = append(out, control.Tracker{Name: s.cfg.Name, Type: s.cfg.Type, Weight: s.cfg.Weight, Healthy: s.healthy, Detail: s.detail})
-	}
-	_, _, reason := t.effectiveLocked()
-	return out, reason
-}
-
-// setTracker records a result and feeds a changed priority to the runner.
-func (d *Daemon) setTracker(ctx context.Context, name string, healthy bool, detail string) {
-	prio, fault, reason, changed := d.trk.set(name, healthy, detail)
-	if !changed || d.runner == nil {
-		return
-	}
-	d.log.Info().Str("component", "track").Str("tracker", name).Bool("healthy", healthy).Str("detail", detail).
-		Int("effective_priority", int(prio)).Bool("fault", fault).Msg("tracker moved the priority: " + reason)
-	if err := d.runner.SetPriority(ctx, prio, fault, fmt.Sprintf("tracker %s: %s", name, reason)); err != nil && ctx.Err() == nil {
-		d.log.Warn().Err(err).Msg("set priority")
-	}
-}
-
-// updateBackendTrackers re-evaluates every "backends" tracker from the
-// proxy's view of healthy servers.
-func (d *Daemon) updateBackendTrackers(ctx context.Context) {
-	for _, t := range d.trk.ofType("backends") {
-		n := d.proxy.Healthy(t.Frontend)
-		ok := n >= t.MinHealthy
-		d.setTracker(ctx, t.Name, ok, fmt.Sprintf("%d healthy servers behind %s (need %d)", n, t.Frontend, t.MinHealthy))
-	}
-}
-
-const (
-	serverPrefix = "server/"
-	trackPrefix  = "track/"
-)
-
-// restartHealth stops the running checks and starts the ones cfg asks for:
-// every backend server and every script tracker, on every node (a backup
-// takes over warm). Link trackers restart with them.
-func (d *Daemon) restartHealth(ctx context.Context, cfg *config.Config) {
-	d.stopHealth()
-	g := health.NewGroup()
-	n := 0
-	for _, b := range cfg.Backends {
-		if b.Check.Type == "none" {
-			continue
+		detail := s.detail
+		if s.pending {
+			detail += " (kept from before the reload until the changed check reports)"
 		}
-		for _, s := range b.Servers {
-			spec := checkSpec(b, s)
-			probe, err := health.NewProbe(spec)
-			if err != nil {
-				d.log.Error().Err(err).Str("backend", b.Name).Str("server", s.Name).Msg("health check cannot start; server keeps its state")
-				continue
-			}
-			g.Add(&health.Checker{
-				Name: serverPrefix + b.Name + "/" + s.Name, Probe: probe,
-				Interval: b.Check.Interval, Timeout: b.Check.Timeout, Rise: b.Check.Rise, Fall: b.Check.Fall,
-			})
-			n++
-		}
+		out = append(out, control.Tracker{Name: s.cfg.Name, Type: s.cfg.Type, Weight: s.cfg.Weight, Healthy: s.healthy, Detail: detail})
 	}
-	for _, t := range cfg.Tracks {
-		if t.Type != "script" {
-			continue
-		}
-		g.Add(&health.Checker{
-			Name: trackPrefix + t.Name, Probe: health.ScriptProbe(t.Command),
-			Interval: t.Interval, Timeout: t.Timeout, Rise: t.Rise, Fall: t.Fall,
-		})
-		n++
+	reasons := map[string]string{}
+	for name, ti := range t.insts {
+		_, _, reasons[name] = t.effectiveLocked(ti)
 	}
-	hctx, cancel := context.WithCancel(ctx)
-	d.healthMu.Lock()
-	d.healthGroup, d.healthCancel = g, cancel
-	d.healthMu.Unlock()
-
-	eg, ectx := errgroup.WithContext(hctx)
-	eg.Go(func() error { return g.Run(ectx, d.healthEvents) })
-	if d.runner != nil {
-		for _, t := range cfg.Tracks {
-			if t.Type != "interface" {
-				continue
-			}
-			t := t
-			eg.Go(func() error {
-				err := d.os.WatchLink(ectx, t.Interface, func(up bool) {
-					d.setTracker(ectx, t.Name, up, fmt.Sprintf("link %s %s", t.Interface, map[bool]string{true: "up", false: "down"}[up]))
-				})
-				if err != nil && ectx.Err() == nil {
-					d.log.Error().Err(err).Str("tracker", t.Name).Msg("interface tracker stopped")
-				}
-				return nil
-			})
-		}
-		go func() {
-			select {
-			case <-g.FirstRoundDone():
-				if n > 0 {
-					d.log.Info().Msg("health checks completed one round: preemption allowed")
-				}
-				d.runner.SetReady(hctx)
-			case <-hctx.Done():
-			}
-		}()
-	}
-	go eg.Wait()
-	go d.updateBackendTrackers(ctx)
+	return out, reasons
 }
 
-func (d *Daemon) stopHealth() {
-	d.healthMu.Lock()
-	defer d.healthMu.Unlock()
-	if d.healthCancel != nil {
-		d.healthCancel()
-		d.healthCancel = nil
-	}
-}
-
-func (d *Daemon) healthSnapshot() map[string]health.Event {
-	d.healthMu.Lock()
-	g := d.healthGroup
-	d.healthMu.Unlock()
-	if g == nil {
-		return nil
-	}
-	return g.Snapshot()
-}
-
-// healthLoop consumes check results: servers feed the proxy, scripts feed
-// the trackers, and both re-evaluate the "backends" trackers.
-func (d *Daemon) healthLoop(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-d.healthEvents:
-			d.onHealth(ctx, ev)
-		}
-	}
-}
-
-func (d *Daemon) onHealth(ctx context.Context, ev health.Event) {
-	up := ev.Status != health.Down
-	switch {
-	case len(ev.Name) > len(serverPrefix) && ev.Name[:len(serverPrefix)] == serverPrefix:
-		rest := ev.Name[len(serverPrefix):]
-		backend, server := splitOnce(rest)
-		if ev.Changed {
-			d.log.Info().Str("component", "health").Str("backend", backend).Str("server", server).
-				Str("status", ev.Status.String()).Str("detail", ev.Result.Detail).Msg("server health changed")
-		}
-		d.proxy.SetHealth(backend, server, up)
-		d.updateBackendTrackers(ctx)
-	case len(ev.Name) > len(trackPrefix) && ev.Name[:len(trackPrefix)] == trackPrefix:
-		detail := ev.Result.Detail
-		if detail == "" {
-			detail = ev.Status.String()
-		}
-		d.setTracker(ctx, ev.Name[len(trackPrefix):], up, detail)
-	}
-}
-
-func splitOnce(s string) (string, string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
-
-func checkSpec(b config.Backend, s config.Server) health.Spec {
-	addr := s.Addr
-	if b.Check.Port != 0 {
-		addr = netipAddrPort(addr.Addr(), b.Check.Port)
-	}
-	spec := health.Spec{Type: b.Check.Type, Addr: addr.String()}
-	c := b.Check
-	if c.Type == "http" || c.Type == "https" {
-		spec.Method, spec.Path, spec.ExpectStatus = c.Method, c.Path, c.ExpectStatus
-	}
-	if c.Type == "tls" || c.Type == "https" {
-		spec.CAFile, spec.SNI, spec.ClientCertFile, spec.ClientKeyFile = c.CA, c.SNI, c.ClientCert, c.ClientKey
-		spec.InsecureSkipVerify = c.InsecureSkipVerify
-	}
-	return spec
-}
-
-func vrrpInterface(cfg *config.Config, node *config.Node) string {
-	if node.Interface != "" {
-		return node.Interface
-	}
-	return cfg.VRRP.Interface
-}
-
-// ownLinkTracker names the implicit tracker of the VRRP interface.
+// ownLinkTracker names the implicit tracker of a VRRP interface.
 func ownLinkTracker(ifname string) string { return "link " + ifname }

@@ -1,0 +1,232 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/netcfg"
+	"github.com/vipd/vipd/vrrp"
+)
+
+// instance is one VRRP instance of this node (or the solo instance of a
+// single LB): its runner, its effects and the watchers that turn host
+// events into runner events. Its election settings are fixed for the life
+// of the process (a reload that changes them is refused; a restart applies
+// them).
+type instance struct {
+	name   string
+	cfg    config.Instance
+	solo   bool
+	ifname string
+	src    netip.Addr // the primary address: advert source and tie-break
+	peers  []netip.Addr
+	log    zerolog.Logger
+
+	fx     *vipEffects
+	runner *vrrp.Runner
+	conn   vrrp.Conn
+	ann    netcfg.Announcer
+}
+
+// frontendsOf names the frontends that follow instance in (every frontend
+// for the solo instance).
+func frontendsOf(cfg *config.Config, in *config.Instance) []string {
+	var out []string
+	for _, f := range cfg.Frontends {
+		if in == nil || cfg.InstanceOf(f) == in {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+func garpOf(in *config.Instance) garpSettings {
+	if in == nil {
+		return garpSettings{}
+	}
+	return garpSettings{repeat: in.GARPRepeat, interval: in.GARPInterval, refresh: in.GARPRefresh}
+}
+
+// openInstance opens the VRRP socket and the announcer of one instance and
+// builds its runner. The runner has not started: nothing is on the host yet
+// (a VIP left behind by a crashed run is removed by the machine's first
+// step).
+func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *config.Node, in *config.Instance) (*instance, error) {
+	ifname := in.InterfaceFor(node)
+	inst := &instance{name: in.Name, cfg: *in, ifname: ifname,
+		log: d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()}
+	for _, n := range cfg.Nodes {
+		if n.Name != node.Name {
+			inst.peers = append(inst.peers, n.Address)
+		}
+	}
+	var vips, managed []netip.Prefix
+	var addrs []netip.Addr
+	for _, p := range in.VIPs {
+		vips = append(vips, p)
+		addrs = append(addrs, p.Addr())
+		if !in.Owns(node, p) {
+			managed = append(managed, p)
+		}
+	}
+	// Without promote_secondaries, deleting the node's own address would
+	// take a same-subnet VIP with it.
+	if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "promote_secondaries"), "1"); err != nil {
+		inst.log.Warn().Err(err).Msg("could not set promote_secondaries")
+	}
+	// The VIPs pick the family. Adverts leave from the node's configured
+	// address, except over IPv6 multicast: there RFC 9568 section 5.1.2.1
+	// makes the source the interface's link-local address, and that is
+	// the primary address the election compares and self-detection
+	// matches.
+	v6 := addrs[0].Is6()
+	inst.src = node.Address
+	if v6 && !in.Unicast {
+		ll, err := d.os.LinkLocal(ifname)
+		if err != nil {
+			return nil, err
+		}
+		inst.src = ll
+	}
+	conn, err := d.os.ListenVRRP(netcfg.VRRPConfig{Interface: ifname, Source: inst.src, IPv6: v6, Unicast: in.Unicast, Peers: inst.peers})
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+	}
+	ann, err := d.os.NewAnnouncer(ifname)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+	}
+	inst.conn, inst.ann = conn, ann
+	inst.fx = &vipEffects{
+		log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, ifname: ifname,
+		vips: managed, announced: addrs, ann: ann,
+		frontends: frontendsOf(cfg, in), garp: garpOf(in),
+	}
+	inst.fx.onTransition = d.transitionFunc(inst)
+	mode := vrrp.ChecksumPseudoHeader
+	if in.Checksum == config.ChecksumRFC9568 {
+		mode = vrrp.ChecksumMessage
+	}
+	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+		Machine: vrrp.Config{
+			VRID:            in.VRID,
+			Priority:        in.PriorityOf(node),
+			AdvertInterval:  in.AdvertInterval,
+			Preempt:         in.Preempt,
+			PreemptDelay:    in.PreemptDelay,
+			Addr:            inst.src,
+			HoldUntilReady:  in.StartupHold && hasChecks(cfg),
+			StartupInterval: in.StartupInterval,
+			Version:         uint8(in.Version),
+			LowerPrioRounds: in.GARPLowerPrioRepeat,
+			LowerPrioEvery:  in.GARPLowerPrioDelay,
+		},
+		VIPs:     addrs,
+		Checksum: mode,
+		AuthPass: in.AuthPass,
+		Unicast:  in.Unicast,
+		Peers:    inst.peers,
+		Siblings: siblings(cfg, node, in),
+		Log:      inst.log,
+	}, conn, inst.fx)
+	if err != nil {
+		conn.Close()
+		ann.Close()
+		return nil, err
+	}
+	inst.runner = r
+	return inst, nil
+}
+
+// soloInstance is single-LB mode: no VRRP, every frontend always listens.
+// It runs the same runner and effects as a VRRP instance, with no socket.
+func (d *Daemon) soloInstance(ctx context.Context, cfg *config.Config) (*instance, error) {
+	inst := &instance{name: "single", solo: true, log: d.log.With().Str("component", "single").Logger()}
+	inst.fx = &vipEffects{log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, frontends: frontendsOf(cfg, nil)}
+	inst.fx.onTransition = d.transitionFunc(inst)
+	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+		Machine: vrrp.Config{VRID: 1, Priority: 255, AdvertInterval: time.Second, Solo: true},
+		Log:     inst.log,
+	}, nil, inst.fx)
+	if err != nil {
+		return nil, err
+	}
+	inst.runner = r
+	return inst, nil
+}
+
+// watch turns host events into runner events until ctx ends: a VIP removed
+// by someone else, the interface's link going down (the weight-0 tracker
+// that makes the node FAULT) and coming back (re-announce).
+func (d *Daemon) watch(ctx context.Context, inst *instance) {
+	if inst.solo {
+		return
+	}
+	go func() {
+		err := d.os.WatchVIPs(ctx, inst.ifname, inst.fx.vips, func(p netip.Prefix) {
+			// Our own removals are seen too; only a MASTER acts on it,
+			// and the runner logs when it does.
+			inst.log.Debug().Str("vip", p.String()).Msg("a VIP went from the interface")
+			inst.runner.VIPRemoved()
+		})
+		if err != nil && ctx.Err() == nil {
+			inst.log.Warn().Err(err).Msg("cannot watch the VIPs; a VIP removed by something else will not be noticed")
+		}
+	}()
+	go func() {
+		wasUp := true
+		err := d.os.WatchLink(ctx, inst.ifname, func(up bool) {
+			if !up && wasUp {
+				inst.log.Warn().Str("interface", inst.ifname).Msg("VRRP interface is down: FAULT until it is back")
+			}
+			d.trk.setLink(inst.ifname, up)
+			if up && !wasUp {
+				inst.runner.LinkUp()
+			}
+			wasUp = up
+		})
+		if err != nil && ctx.Err() == nil {
+			inst.log.Warn().Err(err).Msg("cannot watch the VRRP interface's link")
+		}
+	}()
+}
+
+// close releases the announcer; the runner closed its socket when Run
+// returned.
+func (inst *instance) close() {
+	if inst.ann != nil {
+		inst.ann.Close()
+	}
+}
+
+// siblings are the VRIDs of the node's other instances on the same link.
+func siblings(cfg *config.Config, node *config.Node, in *config.Instance) []uint8 {
+	var out []uint8
+	for i := range cfg.Instances {
+		o := &cfg.Instances[i]
+		if o.Name != in.Name && o.InterfaceFor(node) == in.InterfaceFor(node) {
+			out = append(out, o.VRID)
+		}
+	}
+	return out
+}
+
+func hasChecks(cfg *config.Config) bool {
+	for _, b := range cfg.Backends {
+		if b.Check.Type != config.CheckNone {
+			return true
+		}
+	}
+	for _, t := range cfg.Tracks {
+		if t.Type == config.TrackScript {
+			return true
+		}
+	}
+	return false
+}
