@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-ecmp demo fuzz soak vet fmt clean deps
+.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-storm bench-ecmp demo fuzz soak vet fmt clean deps
 
 all: build
 
@@ -42,13 +42,18 @@ unit:
 integration: deps
 	$(GO) test -count=1 -v -timeout 20m ./integration/
 
-bench: bench-failover bench-proxy
+bench: bench-failover bench-proxy bench-storm
 
 bench-failover: deps build
 	$(GO) run ./integration/benchfailover -reps 5 -out docs/benchmarks.md
 
 bench-proxy: deps build
-	$(GO) run ./integration/benchproxy -reps 3
+	$(GO) run ./integration/benchproxy -reps 5
+
+# A reconnect storm through the VIP of an HA pair (root): vipd against
+# keepalived + HAProxy; writes the "## Reconnect storm" section.
+bench-storm: deps build
+	$(GO) run ./integration/benchstorm -n 4000 -reps 5 -out docs/benchmarks.md
 
 # ECMP rehash through an FRR router when an LB leaves or joins (docs/bgp.md).
 bench-ecmp: deps

@@ -19,11 +19,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/vipd/vipd/integration/lab"
@@ -120,11 +117,11 @@ func main() {
 					break
 				}
 				name := fmt.Sprintf("rep%d %s %s", r, c.Name, sigName(f))
-				t := newTB(name, root)
+				t := lab.NewBench(name, root)
 				var rr result
-				t.run(func() { rr = runOne(t, c, f, *steady) })
+				t.Run(func() { rr = runOne(t, c, f, *steady) })
 				if t.Failed() {
-					rr.Err = t.firstErr()
+					rr.Err = t.FirstErr()
 				}
 				res[key(c, f)] = append(res[key(c, f)], rr)
 				fmt.Fprintf(os.Stderr, "%-60s gap %6s failed %3d takeover %6s dual %d/%d %s\n", name,
@@ -157,7 +154,7 @@ func sigName(s syscall.Signal) string {
 // runOne builds a lab, elects lb1 (150) over lb2 (100), samples the VIP's
 // holders in steady state, starts the client prober, signals the master
 // and measures the longest run of failed connects.
-func runOne(t *tb, c config, fault syscall.Signal, steady time.Duration) result {
+func runOne(t *lab.Bench, c config, fault syscall.Signal, steady time.Duration) result {
 	var r result
 	l := lab.NewLab(t)
 	lb1, lb2, client, cp := l.AddHost("lb1", 11), l.AddHost("lb2", 12), l.AddHost("client", 100), l.AddHost("cp1", 21)
@@ -277,7 +274,7 @@ func backendMain() int {
 }
 
 // startBackend runs backendMain in h's namespace (this binary re-executed).
-func startBackend(t *tb, h *lab.Host) {
+func startBackend(t *lab.Bench, h *lab.Host) {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +307,7 @@ func startBackend(t *tb, h *lab.Host) {
 }
 
 // awaitProbe waits for a successful connect that started after since.
-func awaitProbe(t *tb, pr *lab.Prober, since time.Time) {
+func awaitProbe(t *lab.Bench, pr *lab.Prober, since time.Time) {
 	err := lab.WaitFor(10*time.Second, func() error {
 		ss := pr.Samples()
 		for i := len(ss) - 1; i >= 0 && !ss[i].At.Before(since); i-- {
@@ -325,111 +322,7 @@ func awaitProbe(t *tb, pr *lab.Prober, since time.Time) {
 	}
 }
 
-// ---- a testing.TB for the lab outside `go test` ----
-
-type tb struct {
-	testing.TB // nil: methods the lab does not use panic
-	name       string
-	root       string
-	mu         sync.Mutex
-	cleanups   []func()
-	failed     bool
-	skipped    bool
-	errs       []string
-}
-
-func newTB(name, root string) *tb {
-	return &tb{name: name, root: root}
-}
-
-// run calls f on its own goroutine (Fatal ends it with runtime.Goexit, as
-// in a test) and then runs the cleanups, last registered first.
-func (t *tb) run(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
-	t.mu.Lock()
-	cs := t.cleanups
-	t.cleanups = nil
-	t.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
-	}
-}
-
-func (t *tb) Helper()      {}
-func (t *tb) Name() string { return t.name }
-func (t *tb) Cleanup(f func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.cleanups = append(t.cleanups, f)
-}
-func (t *tb) TempDir() string {
-	d, err := os.MkdirTemp(t.root, "t")
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-func (t *tb) Log(a ...any)            { fmt.Fprintln(os.Stderr, append([]any{t.name + ":"}, a...)...) }
-func (t *tb) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, t.name+": "+f+"\n", a...) }
-func (t *tb) Error(a ...any)          { t.fail(fmt.Sprint(a...)) }
-func (t *tb) Errorf(f string, a ...any) {
-	t.fail(fmt.Sprintf(f, a...))
-}
-func (t *tb) Fatal(a ...any)            { t.fail(fmt.Sprint(a...)); runtime.Goexit() }
-func (t *tb) Fatalf(f string, a ...any) { t.fail(fmt.Sprintf(f, a...)); runtime.Goexit() }
-func (t *tb) Fail()                     { t.fail("failed") }
-func (t *tb) FailNow()                  { t.fail("failed"); runtime.Goexit() }
-func (t *tb) Failed() bool              { t.mu.Lock(); defer t.mu.Unlock(); return t.failed }
-func (t *tb) Skip(a ...any)             { t.skip(fmt.Sprint(a...)) }
-func (t *tb) Skipf(f string, a ...any)  { t.skip(fmt.Sprintf(f, a...)) }
-func (t *tb) SkipNow()                  { t.skip("skipped") }
-func (t *tb) Skipped() bool             { return t.skipped }
-
-func (t *tb) skip(msg string) {
-	t.fail("skipped: " + msg)
-	t.skipped = true
-	runtime.Goexit()
-}
-
-func (t *tb) fail(msg string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failed = true
-	t.errs = append(t.errs, msg)
-	fmt.Fprintf(os.Stderr, "%s: %s\n", t.name, msg)
-}
-
-func (t *tb) firstErr() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.errs) == 0 {
-		return ""
-	}
-	s := t.errs[0]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
-}
-
 // ---- report ----
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%s ms", commas(int(d.Round(time.Millisecond)/time.Millisecond)))
@@ -468,22 +361,19 @@ func summarize(rs []result) summary {
 		s.failedMax = max(s.failedMax, r.Failed)
 		s.gapMax = max(s.gapMax, r.Gap)
 	}
-	s.gapMed, s.takeMed = median(gaps), median(takes)
+	s.gapMed, s.takeMed = lab.Median(gaps), lab.Median(takes)
 	return s
 }
 
 func report(res map[string][]result, key func(config, syscall.Signal) string, reps int, took time.Duration) string {
 	var b strings.Builder
-	kernel, _ := exec.Command("uname", "-r").Output()
-	kav, _ := exec.Command(lab.KeepalivedBin, "--version").CombinedOutput()
-	hav, _ := exec.Command(lab.HAProxyBin, "-v").Output()
-	first := func(b []byte) string { return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]) }
+	kernel, kav, hav := lab.Versions()
 
 	b.WriteString("## Failover\n\n")
 	fmt.Fprintf(&b, "Command (as root, in the repository): `go run ./integration/benchfailover %s`  \n", strings.Join(os.Args[1:], " "))
 	fmt.Fprintf(&b, "Date: %s; machine: %d CPUs (nproc), kernel %s, %s; %s, %s; whole run %s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), strings.TrimSpace(string(kernel)),
-		runtime.Version(), first(kav), first(hav), took.Round(time.Second))
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), kernel,
+		runtime.Version(), kav, hav, took.Round(time.Second))
 	b.WriteString(`Setup: network namespaces on a bridge: two LB hosts (lb1 priority 150, lb2
 100), a stand-in control plane behind them, and a client namespace that opens
 a TCP connection to VIP:6443 every 10 ms. vipd serves VIP:6443 with its own

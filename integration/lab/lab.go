@@ -48,7 +48,9 @@ type Host struct {
 // run as root touches no namespace.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
+	// testing.Short panics outside a test binary: the benchmark programs
+	// (integration/bench*) drive the lab through a Bench.
+	if testing.Testing() && testing.Short() {
 		t.Skip("SKIP: needs root and network namespaces; -short skips it")
 	}
 	if os.Geteuid() != 0 {

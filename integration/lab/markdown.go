@@ -21,29 +21,16 @@ func WriteSection(path, heading, section string) error {
 	if text == "" {
 		text = "# Benchmarks\n\n"
 	}
-	lines := strings.SplitAfter(text, "\n")
-	start, end := -1, len(lines)
-	for i, ln := range lines {
-		if start < 0 && strings.TrimSpace(ln) == heading {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(ln, "## ") {
-			end = i
-			break
-		}
-	}
 	section = strings.TrimRight(section, "\n") + "\n\n"
-	var out string
-	if start < 0 {
+	out, ok := ReplaceSection(text, heading, section)
+	if !ok {
+		lines := strings.SplitAfter(text, "\n")
 		idx := slices.IndexFunc(lines, func(s string) bool { return strings.TrimSpace(s) == "## Proxy" })
 		if idx < 0 {
 			out = strings.TrimRight(text, "\n") + "\n\n" + section
 		} else {
 			out = strings.Join(lines[:idx], "") + section + strings.Join(lines[idx:], "")
 		}
-	} else {
-		out = strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
 	}
 	if !strings.Contains(out, "\n## Proxy") {
 		out = strings.TrimRight(out, "\n") + "\n\n## Proxy\n\n(see integration/benchproxy)\n"
