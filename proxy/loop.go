@@ -291,6 +291,7 @@ func (l *loop) shutdown() {
 	for _, p := range l.free {
 		unix.Close(p.r)
 		unix.Close(p.w)
+		l.p.pipes.Add(-1)
 	}
 	l.free = nil
 }

@@ -209,10 +209,14 @@ func (l *loop) getPipe() *pipe {
 		l.free = l.free[:n-1]
 		return p
 	}
+	if max := l.p.maxPipes.Load(); max > 0 && l.p.pipes.Load() >= max {
+		return nil // at the bound: the caller copies
+	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return nil
 	}
+	l.p.pipes.Add(1)
 	p := &pipe{r: fds[0], w: fds[1], cap: 1 << 16}
 	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
 		p.cap = n
@@ -227,4 +231,5 @@ func (l *loop) putPipe(p *pipe) {
 	}
 	sysClose(p.r)
 	sysClose(p.w)
+	l.p.pipes.Add(-1)
 }

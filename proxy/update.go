@@ -45,6 +45,11 @@ func (p *Proxy) Update(cfg Config) error {
 // unchanged. It does not bind new addresses. p.mu is held.
 func (p *Proxy) apply(cfg Config) {
 	p.maxConn.Store(int64(cfg.MaxConn))
+	maxPipes := cfg.MaxPipes
+	if maxPipes == 0 {
+		maxPipes = cfg.MaxConn / 2
+	}
+	p.maxPipes.Store(int64(maxPipes))
 	backends := make(map[string]*backend, len(cfg.Backends))
 	for _, bc := range cfg.Backends {
 		b := p.backends[bc.Name]
