@@ -27,14 +27,14 @@ type Proxy struct {
 	// first (time.AfterFunc); it times drains, and tests replace it.
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
-	active   atomic.Int64 // open connections
-	slots    atomic.Int64 // active plus acceptors' reservations, for the limit
-	maxConn  atomic.Int64
+	active  atomic.Int64 // open connections
+	slots   atomic.Int64 // active plus acceptors' reservations, for the limit
+	maxConn atomic.Int64
 	// pipes counts the splice pipes open, pooled ones included; maxPipes
 	// bounds it (0: none).
 	pipes, maxPipes atomic.Int64
-	idleMin  atomic.Int64 // the shortest idle timeout of any frontend, ns; 0: none
-	nextLoop atomic.Uint32
+	idleMin         atomic.Int64 // the shortest idle timeout of any frontend, ns; 0: none
+	nextLoop        atomic.Uint32
 	// slotWaiters has bit i set while loop i has a listener it stopped
 	// accepting from at a connection limit; unadmit wakes it.
 	slotWaiters atomic.Uint32
