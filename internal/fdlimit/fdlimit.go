@@ -10,7 +10,8 @@
 //	maxconn = (RLIMIT_NOFILE - reserved) / 3
 //	reserved = 48 + 3 x loops + binds + 2 x checks + 3 x scripts + control + http
 //
-// where 48 covers the process itself (stdio, the Go runtime's poller,
+// (a connection's two sockets, and at most half a splice pipe of two
+// descriptors: proxy.Config.MaxPipes defaults to maxconn/2), where 48 covers the process itself (stdio, the Go runtime's poller,
 // VRRP and ARP sockets, netlink watchers, status beacons, the notify
 // socket, a running hook, config and certificate reads); loops is the
 // proxy's event loops (GOMAXPROCS, at most 8) with an epoll fd, an eventfd
