@@ -30,6 +30,16 @@
 //   - The order of effects: listeners before the VIP before the announcement
 //     when becoming MASTER; VIP, listeners, then open connections when
 //     leaving.
+//   - VRRPv2 (RFC 3768) per instance, for running beside keepalived's
+//     default: its timers, whole-second intervals, message-only checksum
+//     and keepalived's simple text password (auth type 1), which is no
+//     security (RFC 3768 says so) but lets the nodes join while migrating.
+//   - A configured node that speaks the other version is followed, never
+//     elected against: a BACKUP does not preempt it, a MASTER yields to
+//     it, and its priority 0 hands over as usual (AdvertReceived's
+//     OtherVersion). The two cannot hear each other; this keeps one
+//     MASTER, reports the mismatch, and makes a switch of version one
+//     node at a time a planned handover.
 //
 // The advertisement codec (Advertisement, MarshalAdvertisement, and
 // checksums with or without the IPv4 pseudo-header, as keepalived and RFC
@@ -39,10 +49,11 @@
 //
 // # What it does not implement
 //
-//   - Sending VRRPv2. Version 2 adverts are decoded, so a keepalived peer
-//     still on VRRPv2 is visible, but the Runner only sends version 3.
-//   - Authentication (removed from VRRP in RFC 3768 and absent from
-//     version 3); VRRPv2 authentication data is only carried through.
+//   - Authentication other than VRRPv2's simple text password: IP
+//     Authentication Header (keepalived's auth_type AH) is dropped and
+//     reported, and VRRPv3 has none.
+//   - Sending both versions at once (RFC 5798 section 8.4's optional
+//     mixed mode).
 //   - Virtual MAC addresses: the VIP is a secondary address on the host's
 //     own interface, claimed with gratuitous ARP or unsolicited neighbour
 //     advertisements.

@@ -383,6 +383,8 @@ func (m *Machine) advert(now time.Time, adv AdvertReceived) []Action {
 		return nil // our own echo, or nothing the codec would have passed
 	}
 	switch {
+	case m.state == StateBackup && adv.OtherVersion:
+		return m.followOther(now, adv)
 	case m.state == StateBackup:
 		return m.backupAdvert(now, adv)
 	case m.state == StateMaster && m.leaving != leaveNone:
@@ -391,10 +393,40 @@ func (m *Machine) advert(now time.Time, adv AdvertReceived) []Action {
 		}
 		return m.finishLeave(now, fmt.Sprintf("%s: new master %s heard (advert priority %d)",
 			m.leaving, adv.From, adv.Priority), &adv)
+	case m.state == StateMaster && adv.OtherVersion:
+		return m.yieldToOther(now, adv)
 	case m.state == StateMaster:
 		return m.masterAdvert(now, adv)
 	}
 	return nil // INIT and FAULT take no part
+}
+
+// followOther is a BACKUP hearing a configured node that speaks the other
+// VRRP version (vipd's rule; RFC 5798 section 8.4 leaves mixed versions to
+// the implementation). It cannot hear us, so preempting it would make two
+// MASTERs: we follow it whatever the priorities, and take over Skew_Time
+// after its priority 0, as from a master of our own version.
+func (m *Machine) followOther(now time.Time, adv AdvertReceived) []Action {
+	if adv.Priority == 0 {
+		return m.backupAdvert(now, adv)
+	}
+	m.lowerSince = time.Time{}
+	m.accept(now, adv)
+	return nil
+}
+
+// yieldToOther is a MASTER hearing a configured node of the other VRRP
+// version that is MASTER too (vipd's rule). It cannot hear us and will
+// never yield, so we do, whatever the priorities: one MASTER and a
+// problem in status rather than a split brain. The address owner keeps
+// its address. A priority 0 from it needs no answer: we hold the VIP.
+func (m *Machine) yieldToOther(now time.Time, adv AdvertReceived) []Action {
+	if adv.Priority == 0 || m.owner() {
+		return nil
+	}
+	acts := m.leaveMaster(StateBackup, fmt.Sprintf("%s is MASTER too and speaks the other VRRP version (it cannot hear this node): following it", adv.From))
+	m.accept(now, adv)
+	return acts
 }
 
 // backupAdvert is RFC 9568 section 6.4.2 on receiving an ADVERTISEMENT.

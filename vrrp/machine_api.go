@@ -80,6 +80,13 @@ type AdvertReceived struct {
 	From     netip.Addr
 	Priority uint8
 	Interval time.Duration
+	// OtherVersion marks an advert of the other VRRP version from one of
+	// the configured nodes (a keepalived still on VRRPv2, a node half way
+	// through a switch to VRRPv3). That router cannot hear us, so the
+	// election cannot run; rather than become a second MASTER, the
+	// machine follows it: a BACKUP never preempts it, a MASTER yields to
+	// it, and its priority 0 (it is leaving) is the cue to take over.
+	OtherVersion bool
 }
 
 // TimerFired is delivered when the deadline returned by Deadline passes.

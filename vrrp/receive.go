@@ -33,6 +33,11 @@ const (
 	// NoticeInterval: a VRRPv2 peer advertises another interval; RFC 3768
 	// uses its own and keeps the field for troubleshooting.
 	NoticeInterval Notice = "interval"
+	// NoticeVersion: a configured node speaks the other VRRP version. Its
+	// advert cannot join the election, but the machine follows it (see
+	// AdvertReceived.OtherVersion) instead of becoming a second MASTER.
+	// From a router that is not a configured node it is a drop.
+	NoticeVersion Notice = "version"
 )
 
 // dropSibling marks an advert of another instance of this node; it is
@@ -77,6 +82,10 @@ type Verdict struct {
 	// Peer is set once the packet is a VRRP advert for our VRID from
 	// someone else: from then on it is accounted to its sender.
 	Peer bool
+	// OtherVersion: an accepted advert of the other VRRP version from a
+	// configured node, to be followed, never elected against
+	// (AdvertReceived.OtherVersion).
+	OtherVersion bool
 }
 
 // Problem is something wrong with a sender's adverts: what is seen, and
@@ -158,7 +167,7 @@ func (r *Runner) readLoop(ctx context.Context) {
 			r.mu.Unlock()
 		}
 		r.received.Add(1)
-		ev := AdvertReceived{From: src, Priority: v.Advert.Priority, Interval: v.Advert.MaxAdvertInterval}
+		ev := AdvertReceived{From: src, Priority: v.Advert.Priority, Interval: v.Advert.MaxAdvertInterval, OtherVersion: v.OtherVersion}
 		select {
 		case r.pkts <- received{ev: ev, at: now, from: src}:
 		case <-ctx.Done():
@@ -203,7 +212,14 @@ func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
 	if v.Advert.Version != want {
 		v.Reason = DropVersion
 		v.Problem = Problem{fmt.Sprintf("peer %s speaks VRRPv%d", src, v.Advert.Version), fmt.Sprintf("set version = %d to join it", v.Advert.Version)}
-		return v
+		if !slices.Contains(c.cfg.Peers, src) {
+			return v
+		}
+		// A configured node: followed, never elected against (its own
+		// version's checksum and family must still hold; its password,
+		// if any, cannot be checked against a VRRPv3 config).
+		v.Reason, v.OtherVersion, v.Notice = "", true, NoticeVersion
+		v.Problem.Fix += " (meanwhile this node follows it and never preempts it)"
 	}
 	mode, err := VerifyChecksum(b, src, dst)
 	if err != nil {
@@ -213,6 +229,12 @@ func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
 		return v
 	}
 	v.Checksum = mode
+	if v.OtherVersion {
+		if len(c.cfg.VIPs) > 0 && v.Advert.Addresses[0].Is4() != c.cfg.VIPs[0].Is4() {
+			v.Reason = DropFamily
+		}
+		return v
+	}
 	if want == 2 {
 		if reason, problem := c.checkAuth(&v.Advert, src); reason != "" {
 			v.Reason, v.Problem = reason, problem

@@ -207,6 +207,7 @@ func TestRunnerReceiveChecks(t *testing.T) {
 	tests := []struct {
 		name    string
 		unicast bool
+		node    bool  // the sender is a configured node (multicast)
 		version uint8 // the instance's; 0 = 3
 		pass    string
 		adv     Advertisement
@@ -235,6 +236,12 @@ func TestRunnerReceiveChecks(t *testing.T) {
 			drop: DropVersion, problem: "peer 10.0.0.2 speaks VRRPv2; set version = 2 to join it"},
 		{name: "v3 advert on a v2 instance", version: 2, adv: Advertisement{Priority: 200}, src: peerAddr, ttl: 255,
 			drop: DropVersion, problem: "peer 10.0.0.2 speaks VRRPv3; set version = 3 to join it"},
+		{name: "v2 advert from a configured node on a v3 instance", node: true, adv: Advertisement{Version: 2, Priority: 200}, src: peerAddr, ttl: 255,
+			notice: NoticeVersion, problem: "peer 10.0.0.2 speaks VRRPv2; set version = 2 to join it (meanwhile this node follows it"},
+		{name: "v3 advert from a configured unicast peer on a v2 instance", unicast: true, version: 2, pass: "k8sPASS", adv: Advertisement{Priority: 200}, src: peerAddr, ttl: 255,
+			notice: NoticeVersion, problem: "peer 10.0.0.2 speaks VRRPv3; set version = 3 to join it"},
+		{name: "v2 advert from a configured node with a bad checksum", node: true, raw: corrupt(t, Advertisement{Version: 2, Type: 1, VRID: 51, Priority: 200, MaxAdvertInterval: time.Second, Addresses: v4}),
+			src: peerAddr, ttl: 255, drop: DropChecksum, problem: "checksum matches no form"},
 		{name: "v2 right password", version: 2, pass: "k8sPASS", adv: Advertisement{Version: 2, Priority: 200, AuthType: authPass, AuthData: pass8("k8sPASS")}, src: peerAddr, ttl: 255},
 		{name: "v2 wrong password", version: 2, pass: "k8sPASS", adv: Advertisement{Version: 2, Priority: 200, AuthType: authPass, AuthData: pass8("guess")}, src: peerAddr, ttl: 255,
 			drop: DropAuth, problem: "sends a different auth_pass"},
@@ -255,7 +262,7 @@ func TestRunnerReceiveChecks(t *testing.T) {
 				cfg := runnerConfig(100)
 				cfg.Unicast, cfg.AuthPass = tt.unicast, tt.pass
 				cfg.Siblings = []uint8{53}
-				if tt.unicast {
+				if tt.unicast || tt.node {
 					cfg.Peers = []netip.Addr{peerAddr}
 				}
 				if tt.version != 0 {
@@ -652,4 +659,35 @@ func TestRunnerHostEvents(t *testing.T) {
 			t.Errorf("link up (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// vipd's rule (see AdvertReceived.OtherVersion): a VRRPv3 instance beside
+// a configured node still on VRRPv2 follows it for as long as it is heard,
+// even at a lower priority, instead of becoming a second MASTER; the same
+// adverts from a router that is not a configured node are dropped, and the
+// instance takes over after Master_Down_Interval.
+func TestRunnerFollowsOtherVersionNode(t *testing.T) {
+	for _, configured := range []bool{true, false} {
+		t.Run(fmt.Sprintf("configured %v", configured), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := runnerConfig(150)
+				if configured {
+					cfg.Peers = []netip.Addr{peerAddr}
+				}
+				tr := startRunner(t, cfg)
+				for i := 0; i < 10; i++ {
+					tr.inject(t, Advertisement{Version: 2, Priority: 100}, peerAddr, 255)
+					time.Sleep(time.Second)
+					synctest.Wait()
+				}
+				st := tr.Status()
+				switch {
+				case configured && (st.State != StateBackup || st.MasterAddr != peerAddr || st.Notices[NoticeVersion] != 10):
+					t.Errorf("state %v behind %v, notices %v; want BACKUP following %v, 10 version notices", st.State, st.MasterAddr, st.Notices, peerAddr)
+				case !configured && (st.State != StateMaster || st.Drops[DropVersion] != 10):
+					t.Errorf("state %v, drops %v; want MASTER, 10 version drops", st.State, st.Drops)
+				}
+			})
+		})
+	}
 }
