@@ -300,13 +300,13 @@ func TestDoctor(t *testing.T) {
 			[]string{fmt.Sprintf("nothing heard from lb2 (%s) in 1.5s: no VRRP advert, no status beacon (UDP 9601)", lb2.Addr)}, "set unicast = true on every node"})
 
 		// The same node, lb2, running keepalived with VRRPv2 in vipd's
-		// place: its adverts are heard, and dropped.
+		// place: its adverts are heard, and cannot join an election.
 		k := l.StartKeepalived(t, lb2, "lb2-v2", lab.KeepalivedOptions{VRID: 51, VIP: vip, Priority: 200, Version: 2})
 		k.AwaitLog("Entering MASTER STATE", 0, 10*time.Second)
 		defer k.Kill()
 		r, code = runDoctor(t, lb1, cfg1, "lb1")
 		expect(t, "lb2 on VRRPv2", r, code, 2, want{doctor.CheckVRRP, doctor.SevError,
-			[]string{fmt.Sprintf("peer %s speaks VRRPv2: this node drops its adverts", lb2.Addr)}, "set version = 2 to join it"})
+			[]string{fmt.Sprintf("peer %s speaks VRRPv2: neither node hears the other, so there is no election", lb2.Addr)}, "set version = 2 to join it"})
 	})
 
 	t.Run("beside a running vipd", func(t *testing.T) {

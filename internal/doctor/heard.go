@@ -62,6 +62,12 @@ func peerAdvertFindings(in Instance, who string, h *heard) []Finding {
 			fmt.Sprintf("adverts from %s arrive with TTL %d, not 255: it is a routed hop away (or something on the path rewrites the TTL), and VRRP over multicast drops them (RFC 9568 section 7.1), so both nodes become MASTER", who, h.ttl),
 			"put the nodes on one segment, or set unicast = true on every node (unicast adverts may cross a router)"))
 		return out
+	case v.OtherVersion:
+		// The runner follows a configured node of the other version
+		// (vrrp.AdvertReceived.OtherVersion): one MASTER, but no election.
+		out = append(out, finding(CheckVRRP, SevError, in.Name,
+			v.Problem.Seen+": neither node hears the other, so there is no election: this node follows it whatever the priorities and takes over only when it stops (half way through a switch of version, that is expected)", v.Problem.Fix))
+		return out
 	case v.Reason != "" && v.Problem.Seen != "":
 		out = append(out, finding(CheckVRRP, SevError, in.Name,
 			v.Problem.Seen+": this node drops its adverts, so both nodes become MASTER", v.Problem.Fix))

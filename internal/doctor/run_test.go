@@ -191,7 +191,7 @@ func TestRunFindings(t *testing.T) {
 	for _, s := range []string{
 		"ERROR    listener: frontend \"kubernetes\": cannot listen on 10.0.0.100:6443",
 		"         fix: run kube-apiserver with --bind-address=<node IP>",
-		"ERROR    vrrp (api): peer 10.0.0.12 speaks VRRPv2: this node drops its adverts",
+		"ERROR    vrrp (api): peer 10.0.0.12 speaks VRRPv2: neither node hears the other, so there is no election",
 		"ERROR    vrrp (api): router 10.0.0.40 on vrid 51 is not one of the [[node]]s",
 		"ERROR    vip-conflict (api): VIP 10.0.0.100 is answered (ARP probe, RFC 5227) by 02:00:00:00:00:40",
 		"WARNING  backends: kube-apiserver/cp1 (10.0.0.31:6443): the https check fails from this node: connection refused",
