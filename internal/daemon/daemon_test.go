@@ -520,3 +520,25 @@ func TestDaemonInterfaceSysctls(t *testing.T) {
 		}
 	})
 }
+
+// A VRRPv2 pair (version = 2, auth_pass) elects like a VRRPv3 one; the
+// backup names the master's checksum "rfc3768", the only VRRPv2 form (not
+// "rfc9568", which is a VRRPv3 setting), as the instance's own does.
+func TestDaemonVersion2Pair(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		cfg := strings.Replace(baseConfig(""), `advert_interval = "100ms"`, "version = 2\nauth_pass = \"k8sPASS\"\nadvert_interval = \"1s\"", 1)
+		n1 := startNode(t, b, "lb1", cfg)
+		settle(5 * time.Second)
+		n1.mustState("MASTER")
+		n2 := startNode(t, b, "lb2", cfg)
+		settle(5 * time.Second)
+		n2.mustState("BACKUP")
+		in := n2.d.Status().Instances[0]
+		if in.Version != 2 || in.Checksum != "rfc3768" || len(in.Senders) != 1 || in.Senders[0].Version != 2 ||
+			in.Senders[0].Checksum != "rfc3768" || len(in.Problems) != 0 {
+			t.Errorf("backup status: version %d checksum %q senders %+v problems %q; want version 2, rfc3768 for both, no problem",
+				in.Version, in.Checksum, in.Senders, in.Problems)
+		}
+	})
+}

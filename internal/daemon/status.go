@@ -117,7 +117,10 @@ func (d *Daemon) instanceStatus(inst *instance, reason string, names map[string]
 			Addr: s.Addr.String(), Name: names[s.Addr.String()], Version: int(s.Version), Priority: int(s.Priority),
 			Interval: ms(s.Interval), LastSeen: s.LastSeen, Count: s.Count, Dropped: s.Dropped, Problem: s.Problem,
 		}
-		if s.Checksum != 0 {
+		switch {
+		case s.Checksum != 0 && s.Version == 2:
+			cs.Checksum = "rfc3768" // the message alone: the only VRRPv2 form
+		case s.Checksum != 0:
 			cs.Checksum = s.Checksum.String()
 		}
 		for _, a := range s.VIPs {
