@@ -91,6 +91,12 @@ func (e *vipEffects) AddVIP() error {
 
 // Announce starts a burst of rounds rounds (0: the configured burst) and
 // then the periodic refresh, replacing any burst still running.
+//
+// The first round goes out here, on the runner's goroutine, before the
+// advert the machine sends next: the old master lets go of the VIP when it
+// hears that advert, and a client that has not yet heard where the VIP
+// went would send its SYNs to a host that no longer holds it. The rest of
+// the burst and the refresh run in the background.
 func (e *vipEffects) Announce(rounds int) {
 	if e.ann == nil || len(e.announced) == 0 {
 		return
@@ -100,13 +106,28 @@ func (e *vipEffects) Announce(rounds int) {
 	if rounds <= 0 {
 		rounds = g.repeat
 	}
+	for _, ip := range e.announced {
+		if err := e.ann.Announce(ip); err != nil {
+			e.log.Warn().Err(err).Str("vip", ip.String()).Msg("gratuitous ARP")
+			break
+		}
+	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.stopAnnounc = cancel
 	e.announcing.Add(1)
 	go func() {
 		defer e.announcing.Done()
-		if err := e.os.Burst(ctx, e.ann, e.announced, rounds, g.interval); err != nil && ctx.Err() == nil {
-			e.log.Warn().Err(err).Msg("gratuitous ARP burst")
+		if rounds > 1 {
+			t := time.NewTimer(g.interval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if err := e.os.Burst(ctx, e.ann, e.announced, rounds-1, g.interval); err != nil && ctx.Err() == nil {
+				e.log.Warn().Err(err).Msg("gratuitous ARP burst")
+			}
 		}
 		if g.refresh <= 0 {
 			return
