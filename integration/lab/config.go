@@ -25,6 +25,8 @@ type PairOptions struct {
 	Preempt        *bool
 	PreemptDelay   string
 	Checksum       string
+	Version        int    // [vrrp] version; 0 leaves vipd's default (3)
+	AuthPass       string // [vrrp] auth_pass (VRRPv2 PASS)
 	Extra          string // appended verbatim (tracks, frontends, backends)
 	// Backends are stand-in control planes; when empty, the frontend
 	// forwards to a port nobody listens on (connect success to the VIP is
@@ -67,6 +69,12 @@ func (l *Lab) WriteConfig(t testing.TB, o PairOptions, nodes []LBNode) string {
 	}
 	if o.Checksum != "" {
 		fmt.Fprintf(&b, "checksum = %q\n", o.Checksum)
+	}
+	if o.Version != 0 {
+		fmt.Fprintf(&b, "version = %d\n", o.Version)
+	}
+	if o.AuthPass != "" {
+		fmt.Fprintf(&b, "auth_pass = %q\n", o.AuthPass)
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\npriority = %d\n", n.Name, n.Host.Addr, n.Priority)

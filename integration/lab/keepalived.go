@@ -36,7 +36,12 @@ type KeepalivedOptions struct {
 	AdvertInt string // advert_int, seconds: "1" (default), "0.1"
 	Version   int    // vrrp_version, default 3
 	NoPreempt bool
-	Extra     string // appended verbatim inside vrrp_instance
+	AuthPass  string // authentication { auth_type PASS auth_pass ... } (VRRPv2)
+	// UnicastSrc and UnicastPeers switch the instance to unicast
+	// (unicast_src_ip, unicast_peer { }).
+	UnicastSrc   netip.Addr
+	UnicastPeers []netip.Addr
+	Extra        string // appended verbatim inside vrrp_instance
 }
 
 // Proc is a foreground daemon (keepalived, HAProxy) run in a host's
@@ -80,6 +85,16 @@ func KeepalivedConfig(name string, o KeepalivedOptions) string {
 		b.WriteString("    nopreempt\n")
 	}
 	fmt.Fprintf(&b, "    virtual_ipaddress {\n        %s/32 dev eth0\n    }\n", o.VIP)
+	if o.AuthPass != "" {
+		fmt.Fprintf(&b, "    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n", o.AuthPass)
+	}
+	if o.UnicastSrc.IsValid() {
+		fmt.Fprintf(&b, "    unicast_src_ip %s\n    unicast_peer {\n", o.UnicastSrc)
+		for _, p := range o.UnicastPeers {
+			fmt.Fprintf(&b, "        %s\n", p)
+		}
+		b.WriteString("    }\n")
+	}
 	b.WriteString(o.Extra)
 	b.WriteString("}\n")
 	return b.String()
@@ -92,13 +107,22 @@ func KeepalivedConfig(name string, o KeepalivedOptions) string {
 //	  -f CONF -p PID -r VRRP_PID -c CHECKERS_PID -i NAME
 func (l *Lab) StartKeepalived(t testing.TB, h *Host, name string, o KeepalivedOptions) *Keepalived {
 	t.Helper()
+	k := l.StartKeepalivedConf(t, h, name, KeepalivedConfig(name, o))
+	k.Opts = o
+	return k
+}
+
+// StartKeepalivedConf is StartKeepalived with a keepalived.conf written
+// by the caller (vrrp_script, several instances, a guide's file as is).
+func (l *Lab) StartKeepalivedConf(t testing.TB, h *Host, name, conf string) *Keepalived {
+	t.Helper()
 	dir := filepath.Join(l.Dir(), "keepalived-"+name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	k := &Keepalived{Config: filepath.Join(dir, "keepalived.conf"), PidFile: filepath.Join(dir, "keepalived.pid"),
-		VRRPPidFile: filepath.Join(dir, "vrrp.pid"), Opts: o}
-	if err := os.WriteFile(k.Config, []byte(KeepalivedConfig(name, o)), 0o644); err != nil {
+		VRRPPidFile: filepath.Join(dir, "vrrp.pid")}
+	if err := os.WriteFile(k.Config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	k.Proc = &Proc{t: t, Host: h, Name: name, LogPath: filepath.Join(dir, "keepalived.log"),
