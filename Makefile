@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-storm bench-ecmp demo fuzz soak vet fmt clean deps
+.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-storm bench-ecmp bench-migration demo fuzz soak vet fmt clean deps
 
 all: build
 
@@ -65,6 +65,11 @@ bench-ecmp: deps
 .PHONY: bench-bgp
 bench-bgp: deps
 	VIPD_BENCH_BGP=1 VIPD_BENCH_OUT=$(CURDIR)/docs/benchmarks.md $(GO) test -count=1 -v -timeout 30m -run '^TestBGPBench$$' ./integration/
+
+# The rolling migration from keepalived + HAProxy, both topologies, both
+# VRRP modes, with crash rehearsals at VRRPv2 and VRRPv3 (docs/migration.md).
+bench-migration: deps
+	VIPD_BENCH_MIGRATION=1 $(GO) test -count=1 -v -timeout 15m -run '^TestMigrationRolling$$' ./integration/
 
 demo: deps build
 	@sh examples/demo/demo.sh

@@ -272,46 +272,28 @@ backend talos-api
 	return cfg
 }
 
-// importedConfig is the vipd config `vipd import --keepalived
-// NAME=keepalived-NAME.conf ... --haproxy haproxy.cfg` writes for these
-// files (its comments left out), written by hand until the importer is
-// on this branch.
-func (m *migLab) importedConfig() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[vrrp]\nname = \"VI_1\"\nvrid = %d\ninterface = \"eth0\"\nvips = [\"%s/24\"]\nversion = 2\nauth_pass = %q\nadvert_interval = \"1s\"\n",
-		migVRID, m.vip, migPass)
-	if m.unicast {
-		b.WriteString("unicast = true\n")
-	}
+// importConfig runs `vipd import` on the nodes' keepalived.conf files and
+// the haproxy.cfg they run (the step 1 of the runbook) and returns its
+// output, which every node then uses unchanged. Without unicast_src_ip
+// (multicast) the nodes' addresses come from --address.
+func (m *migLab) importConfig(t *testing.T) string {
+	t.Helper()
+	args := []string{"import"}
 	for _, h := range m.lbs() {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = \"%s\"\npriority = %d\n", h.Name, h.Addr, m.priority(h.Name))
-	}
-	if m.top.onCPs {
-		// The API check through the local HAProxy becomes a backends
-		// tracker with the same weight.
-		b.WriteString("\n[[track]]\nname = \"chk_lb\"\ntype = \"backends\"\nfrontend = \"kubernetes-api\"\nweight = -60\n")
-	}
-	b.WriteString("\n[global]\nmaxconn = 4000\n")
-	apiPort := 6443
-	if m.top.onCPs {
-		apiPort = int(m.top.port)
-	}
-	fmt.Fprintf(&b, "\n[[frontend]]\nname = \"kubernetes-api\"\nport = %d\nbackend = \"kubernetes-api\"\nbalance = \"leastconn\"\nconnect_timeout = \"5s\"\nidle_timeout = \"1h\"\n", apiPort)
-	if !m.top.onCPs {
-		b.WriteString("\n[[frontend]]\nname = \"talos-api\"\nport = 50000\nbackend = \"talos-api\"\nbalance = \"leastconn\"\nconnect_timeout = \"5s\"\nidle_timeout = \"1h\"\n")
-	}
-	servers := func(port int) string {
-		var s []string
-		for _, h := range m.cps {
-			s = append(s, fmt.Sprintf("  { name = %q, address = \"%s:%d\" },", h.Name, h.Addr, port))
+		args = append(args, "--keepalived", h.Name+"="+m.ka[h.Name].Config)
+		if !m.unicast {
+			args = append(args, "--address", h.Name+"="+h.Addr.String())
 		}
-		return strings.Join(s, "\n")
 	}
-	fmt.Fprintf(&b, "\n[[backend]]\nname = \"kubernetes-api\"\nservers = [\n%s\n]\ncheck = { type = \"https\", path = \"/readyz\", interval = \"2s\", rise = 2, fall = 3, insecure_skip_verify = true }\n", servers(6443))
-	if !m.top.onCPs {
-		fmt.Fprintf(&b, "\n[[backend]]\nname = \"talos-api\"\nservers = [\n%s\n]\ncheck = { type = \"tcp\" }\n", servers(50000))
+	args = append(args, "--haproxy", filepath.Join(filepath.Dir(m.ha[m.master()].LogPath), "haproxy.cfg"))
+	cmd := exec.Command(lab.Bin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("vipd %s: %v\n%s\n%s", strings.Join(args, " "), err, stderr.String(), stdout.String())
 	}
-	return b.String()
+	t.Logf("vipd %s\n%s", strings.Join(args, " "), stderr.String())
+	return stdout.String()
 }
 
 // startKeepalived starts HAProxy and keepalived on every node and waits
@@ -402,6 +384,16 @@ func (m *migLab) step(t *testing.T, name, leads string, do func(s *migStep)) *mi
 	s.streamsCut = m.renewStreams(t, s.from)
 	m.steps = append(m.steps, s)
 	return s
+}
+
+// showStatus logs `vipd status` on a node, as the operator reads it.
+func (m *migLab) showStatus(t *testing.T, name string) {
+	t.Helper()
+	out, err := vipdCLI(m.vipd[name], "status")
+	if err != nil {
+		t.Fatalf("vipd status on %s: %v\n%s", name, err, out)
+	}
+	t.Logf("vipd status on %s:\n%s", name, out)
 }
 
 // diagnose says what the VIP, the client and every vipd did since from.
@@ -585,7 +577,10 @@ func (m *migLab) run(t *testing.T, bench bool) {
 	})
 
 	// 1. Import the keepalived.conf files and haproxy.cfg.
-	imported := m.importedConfig()
+	imported := m.importConfig(t)
+	if bench {
+		t.Logf("the imported config:\n%s", imported)
+	}
 
 	// 2. Each BACKUP, lowest priority first: stop keepalived and HAProxy,
 	// start vipd. It follows the keepalived MASTER; nothing moves.
@@ -600,6 +595,9 @@ func (m *migLab) run(t *testing.T, bench bool) {
 			// flap beside keepalived's 1 s adverts.
 			steadyFor(4 * time.Second)
 			m.awaitFollowing(t, name, master, "")
+			if bench {
+				m.showStatus(t, name)
+			}
 		})
 	}
 
@@ -641,6 +639,9 @@ func (m *migLab) run(t *testing.T, bench bool) {
 			m.awaitFollowing(t, name, master, "speaks VRRPv2; set version = 2 to join it")
 			steadyFor(4 * time.Second) // past the Down_Interval of the master's 1 s adverts
 			m.awaitFollowing(t, name, master, "speaks VRRPv2; set version = 2 to join it")
+			if bench {
+				m.showStatus(t, name)
+			}
 		})
 	}
 	m.step(t, fmt.Sprintf("6. %s: restart vipd with version 3: hands over, then preempts", master), "vipd", func(s *migStep) {
