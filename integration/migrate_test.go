@@ -506,7 +506,11 @@ func (m *migLab) table() string {
 		if s.note != "" {
 			name += " (" + s.note + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d |\n", name, leads, s.failed, ms(s.gap), ms(s.overlap), ms(s.unheld), s.streamsCut)
+		streams := "—" // no banner service to hold streams on (the API port only)
+		if m.top.banner {
+			streams = fmt.Sprint(s.streamsCut)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", name, leads, s.failed, ms(s.gap), ms(s.overlap), ms(s.unheld), streams)
 	}
 	return b.String()
 }
