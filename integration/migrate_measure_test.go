@@ -26,12 +26,15 @@ type migStep struct {
 	from, to time.Time
 	note     string
 
-	failed     int
-	gap        time.Duration
-	overlap    time.Duration // longest time with two VIP holders
-	unheld     time.Duration // longest time with none
-	streamsCut int
-	errs       []string // what the failed connects said (at most 3)
+	failed int
+	// split counts the failed connects whose handshake the VIP's move cut
+	// in two (see splitHandshake); moves counts the VIP's moves.
+	split, moves int
+	gap          time.Duration
+	overlap      time.Duration // longest time with two VIP holders
+	unheld       time.Duration // longest time with none
+	streamsCut   int
+	errs         []string // what the failed connects said (at most 3)
 }
 
 // step runs one step of the runbook and records its window; settle waits
@@ -46,15 +49,7 @@ func (m *migLab) step(t *testing.T, name, leads string, do func(s *migStep)) *mi
 		if h := m.watch.Holders(time.Now()); len(h) != 1 {
 			return fmt.Errorf("VIP held by %v", h)
 		}
-		for _, p := range slices.Backward(m.pr.Samples()) {
-			if p.At.Before(settled) {
-				break
-			}
-			if p.OK {
-				return nil
-			}
-		}
-		return fmt.Errorf("no client connect got through since %s", settled.Format(time.StampMilli))
+		return m.gotThrough(settled)
 	})
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, m.diagnose(s.from))
@@ -63,6 +58,17 @@ func (m *migLab) step(t *testing.T, name, leads string, do func(s *migStep)) *mi
 	s.streamsCut = m.renewStreams(t, s.from)
 	m.steps = append(m.steps, s)
 	return s
+}
+
+// gotThrough says whether a client connect started at or after since got
+// through (the concurrent prober writes its samples as they end).
+func (m *migLab) gotThrough(since time.Time) error {
+	for _, p := range m.pr.Samples() {
+		if p.OK && !p.At.Before(since) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no client connect got through since %s", since.Format(time.StampMilli))
 }
 
 // diagnose says what the VIP, the client and every vipd did since from.
@@ -101,7 +107,10 @@ func (m *migLab) renewStreams(t *testing.T, from time.Time) int {
 			if len(ev) == 0 {
 				return fmt.Errorf("stream %d: no events", i)
 			}
-			if last := ev[len(ev)-1]; last.What != "closed" && last.What != "error" && !last.At.After(now) {
+			// An echo read just before the end can be recorded after it.
+			_, closed := h.Has("closed")
+			_, failed := h.Has("error")
+			if last := ev[len(ev)-1]; !closed && !failed && !last.At.After(now) {
 				return fmt.Errorf("stream %d: nothing since %s: %+v", i, now.Format(time.StampMilli), ev)
 			}
 		}
@@ -145,6 +154,7 @@ func (m *migLab) renewStreams(t *testing.T, from time.Time) int {
 // measure fills in every step's figures from the prober's samples and the
 // address events.
 func (m *migLab) measure(samples []lab.ProbeSample) {
+	slices.SortFunc(samples, func(a, b lab.ProbeSample) int { return a.At.Compare(b.At) })
 	for _, s := range m.steps {
 		var in []lab.ProbeSample
 		for _, p := range samples {
@@ -153,7 +163,17 @@ func (m *migLab) measure(samples []lab.ProbeSample) {
 			}
 		}
 		s.gap, s.failed = lab.Gap(in)
+		var adds []time.Time
+		for _, e := range m.watch.Events() {
+			if e.Held && !e.At.Before(s.from) && !e.At.After(s.to) {
+				adds = append(adds, e.At)
+			}
+		}
+		s.moves = len(adds)
 		for _, p := range in {
+			if !p.OK && splitHandshake(p, adds) {
+				s.split++
+			}
 			if !p.OK && !slices.Contains(s.errs, p.Err) && len(s.errs) < 3 {
 				s.errs = append(s.errs, p.Err)
 			}
@@ -161,6 +181,28 @@ func (m *migLab) measure(samples []lab.ProbeSample) {
 		s.overlap = lab.Longest(m.watch.Spans(s.from, s.to, func(n int) bool { return n >= 2 }))
 		s.unheld = lab.Longest(m.watch.Spans(s.from, s.to, func(n int) bool { return n == 0 }))
 	}
+}
+
+// splitHandshake reports whether a failed connect is one whose handshake
+// the VIP's move cut in two: the SYN went to the old holder, the client
+// learnt the new holder's MAC from its gratuitous ARP before sending the
+// final ACK, and the new holder, which never saw the SYN, answered that
+// ACK with a reset ("connect: connection reset by peer") within a
+// millisecond of adding the VIP. Traced with nft in the client's namespace
+// (the reset comes from the new holder's MAC): about 1 connect in 100
+// started during a handover's round trip, 3 in 240 handovers at 100
+// connects/s. It is the same for any L2 VIP without connection sync,
+// keepalived's included; it is not a gap, and counts apart from one.
+func splitHandshake(p lab.ProbeSample, adds []time.Time) bool {
+	if !strings.HasSuffix(p.Err, "connect: connection reset by peer") {
+		return false
+	}
+	for _, at := range adds {
+		if d := at.Sub(p.At); d > -5*time.Millisecond && d < 5*time.Millisecond {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *migLab) table() string {
@@ -179,7 +221,11 @@ func (m *migLab) table() string {
 		if m.top.banner {
 			streams = fmt.Sprint(s.streamsCut)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", name, leads, s.failed, ms(s.gap), ms(s.overlap), ms(s.unheld), streams)
+		failed := fmt.Sprint(s.failed)
+		if s.split > 0 {
+			failed += fmt.Sprintf(" (%d a split handshake)", s.split)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", name, leads, failed, ms(s.gap), ms(s.overlap), ms(s.unheld), streams)
 	}
 	return b.String()
 }

@@ -282,8 +282,10 @@ func (m *migLab) startKeepalived(t *testing.T) {
 	}
 	lab.AwaitHolder(t, m.vip, m.hosts[m.master()], 5*time.Second, m.lbs()...)
 	m.watch = lab.WatchVIP(t, m.vip, m.lbs()...)
-	m.pr = lab.StartProber(t, m.client, m.target(), m.top.banner)
-	waitProbeOK(t, m.pr)
+	m.pr = lab.StartProberConcurrent(t, m.client, m.target(), m.top.banner)
+	if err := lab.WaitFor(5*time.Second, func() error { return m.gotThrough(time.Time{}) }); err != nil {
+		t.Fatal(err)
+	}
 	m.renewStreams(t, time.Now())
 }
 

@@ -171,16 +171,16 @@ func (m *migLab) run(t *testing.T, bench bool) {
 		noKeepalivedErrors(t, k, 0)
 	}
 	// keepalived's graceful stop is the yardstick for the step where
-	// keepalived leaves, judged on the kernel's address events (the time
-	// nobody holds the VIP) plus the Skew_Time difference the priorities
-	// predict: on the LB hosts the import drops the +2 of the `killall -0
-	// haproxy` track script, so vipd's successor waits (256-100)/256 s
-	// where keepalived's (102) waited (256-102)/256 s, 7.8 ms less; and
-	// 50 ms for timer and scheduling jitter on a busy 2-core machine
-	// (measured: vipd 0-13 ms behind keepalived). The client's figures
-	// are judged at the prober's resolution: a connect that fails takes
-	// its 200 ms timeout (+ two 10 ms probe periods), so the gap moves in
-	// steps of about 200 ms, and one failed connect more.
+	// keepalived leaves: the time nobody holds the VIP (the kernel's
+	// address events), and the client's failed connects and gap (an
+	// attempt every 10 ms), each no worse than keepalived's plus the
+	// Skew_Time difference the priorities predict and a jitter allowance.
+	// On the LB hosts the import drops the +2 of the `killall -0 haproxy`
+	// track script, so vipd's successor (100) waits (256-100)/256 s where
+	// keepalived's (102) waited (256-102)/256 s: 7.8 ms longer. The
+	// allowance is 50 ms of timer and scheduling jitter on a busy 2-core
+	// machine (measured: vipd 0-13 ms behind keepalived), that is five
+	// more failed attempts, and one 10 ms tick on the gap.
 	kaSucc := m.priority(succ)
 	if !m.top.onCPs {
 		kaSucc += 2
@@ -196,11 +196,15 @@ func (m *migLab) run(t *testing.T, bench bool) {
 				t.Errorf("%s: the VIP was not to move, but it was unheld %s, %d connects failed and %d streams were cut", s.name, s.unheld, s.failed, s.streamsCut)
 			}
 		case "vipd":
-			if s.failed > 0 || s.unheld > 0 {
-				t.Errorf("%s: %d failed connects (gap %s), VIP unheld %s; a planned vipd handover must cost none", s.name, s.failed, s.gap, s.unheld)
+			// A handshake the move cut in two (splitHandshake) is not a
+			// gap: at most one per move, and said in the table.
+			if s.failed > s.split || s.split > s.moves || s.unheld > 0 {
+				t.Errorf("%s: %d failed connects (%d split handshakes in %d moves; gap %s), VIP unheld %s; a planned vipd handover must cost none",
+					s.name, s.failed, s.split, s.moves, s.gap, s.unheld)
 			}
 		case "keepalived":
-			if s.unheld > base.unheld+skewDiff+50*time.Millisecond || s.failed > base.failed+1 || s.gap > base.gap+220*time.Millisecond {
+			slack := skewDiff + 50*time.Millisecond
+			if s.unheld > base.unheld+slack || s.failed > base.failed+int(slack/(10*time.Millisecond))+1 || s.gap > base.gap+slack+10*time.Millisecond {
 				t.Errorf("%s: VIP unheld %s, %d failed connects, gap %s; keepalived's own graceful stop: %s, %d, %s (+%s Skew_Time for the priorities)",
 					s.name, s.unheld, s.failed, s.gap, base.unheld, base.failed, base.gap, skewDiff)
 			}

@@ -78,6 +78,7 @@ func probeMain() int {
 		limit = 2 * time.Minute
 	}
 	readLine := os.Getenv("VIPD_PROBE_READ") == "1"
+	concurrent := os.Getenv("VIPD_PROBE_CONCURRENT") == "1"
 	out, err := os.Create(os.Getenv("VIPD_PROBE_OUT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -89,35 +90,67 @@ func probeMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	enc := json.NewEncoder(w)
+	// Concurrent: every tick starts an attempt whatever the earlier ones
+	// are doing (at most 100 in flight), so an outage shows as one failed
+	// attempt per tick rather than one per connect timeout.
+	results := make(chan ProbeSample, 128)
+	inflight := make(chan struct{}, 100)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for s := range results {
+			enc.Encode(s)
+		}
+	}()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	end := time.Now().Add(limit)
+	var wg sync.WaitGroup
 	for n := 0; n < 1_000_000 && time.Now().Before(end); n++ {
-		s := ProbeSample{At: time.Now()}
-		c, err := net.DialTimeout("tcp", target, 200*time.Millisecond)
-		if err == nil {
-			s.OK = true
-			if readLine {
-				c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-				line, rerr := bufio.NewReader(c).ReadString('\n')
-				if rerr != nil {
-					s.OK, s.Err = false, "read: "+rerr.Error()
-				}
-				s.Who = strings.TrimSpace(line)
-			}
-			c.Close()
+		if concurrent {
+			inflight <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results <- probeOnce(target, readLine)
+				<-inflight
+			}()
 		} else {
-			s.Err = err.Error()
+			results <- probeOnce(target, readLine)
 		}
-		s.Ms = float64(time.Since(s.At).Microseconds()) / 1000
-		enc.Encode(s)
 		select {
 		case <-ctx.Done():
-			return 0
+			n = 1_000_000
 		case <-t.C:
 		}
 	}
+	wg.Wait()
+	close(results)
+	<-written
 	return 0
+}
+
+// probeOnce is one attempt: connect (200 ms timeout), and with readLine
+// read the first line (500 ms).
+func probeOnce(target string, readLine bool) ProbeSample {
+	s := ProbeSample{At: time.Now()}
+	c, err := net.DialTimeout("tcp", target, 200*time.Millisecond)
+	if err == nil {
+		s.OK = true
+		if readLine {
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			line, rerr := bufio.NewReader(c).ReadString('\n')
+			if rerr != nil {
+				s.OK, s.Err = false, "read: "+rerr.Error()
+			}
+			s.Who = strings.TrimSpace(line)
+		}
+		c.Close()
+	} else {
+		s.Err = err.Error()
+	}
+	s.Ms = float64(time.Since(s.At).Microseconds()) / 1000
+	return s
 }
 
 // Prober is a running prober process in a host namespace.
@@ -128,8 +161,23 @@ type Prober struct {
 	done chan struct{}
 }
 
-// StartProber connects to target every 10 ms from host until Stop.
+// StartProber connects to target every 10 ms from host until Stop, one
+// attempt at a time.
 func StartProber(t testing.TB, h *Host, target netip.AddrPort, readLine bool) *Prober {
+	t.Helper()
+	return startProber(t, h, target, readLine, false)
+}
+
+// StartProberConcurrent starts an attempt every 10 ms whatever the earlier
+// ones are doing: an outage of d shows as about d/10ms failed attempts,
+// to the tick, instead of one per connect timeout. Its samples are in
+// the order the attempts ended; sort them by At.
+func StartProberConcurrent(t testing.TB, h *Host, target netip.AddrPort, readLine bool) *Prober {
+	t.Helper()
+	return startProber(t, h, target, readLine, true)
+}
+
+func startProber(t testing.TB, h *Host, target netip.AddrPort, readLine, concurrent bool) *Prober {
 	t.Helper()
 	self, _ := os.Executable()
 	p := &Prober{t: t, out: filepath.Join(t.TempDir(), "probe.jsonl"), done: make(chan struct{})}
@@ -137,6 +185,9 @@ func StartProber(t testing.TB, h *Host, target netip.AddrPort, readLine bool) *P
 	p.cmd.Env = append(os.Environ(), "VIPD_TEST_HELPER=probe", "VIPD_PROBE_TARGET="+target.String(), "VIPD_PROBE_OUT="+p.out)
 	if readLine {
 		p.cmd.Env = append(p.cmd.Env, "VIPD_PROBE_READ=1")
+	}
+	if concurrent {
+		p.cmd.Env = append(p.cmd.Env, "VIPD_PROBE_CONCURRENT=1")
 	}
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
