@@ -35,10 +35,11 @@ const v2Pass = "k8sPASS"
 var kaVRRPErr = regexp.MustCompile(`(?i)wrong version|invalid|passwd|auth(entication)? type|received a \d+ auth|checksum|interval mismatch|unexpected ip number|packet too|not present in MASTER|not a unicast peer|icast packet but received`)
 
 // v2Lab is a keepalived host (.11), a vipd host (.12) and a third host
-// (.66) that sends adverts with a wrong password. In unicast mode the
-// third host is a [[node]] of vipd's, so that its adverts get past the
-// peer filter to the password check (keepalived does not filter unicast
-// sources unless told to).
+// (.66) that sends adverts with a wrong password: a third node of vipd's
+// config with a stale password (in unicast mode its adverts get past the
+// peer filter to the password check that way; keepalived does not filter
+// unicast sources unless told to). A router that is not a [[node]] is
+// reported as a foreign router first, whatever it sends.
 type v2Lab struct {
 	*kaLab
 	evil    *lab.Host
@@ -68,10 +69,7 @@ func (k *v2Lab) keepalived(t *testing.T, prio int) *lab.Keepalived {
 // as the import of that keepalived.conf writes it.
 func (k *v2Lab) vipd(t *testing.T, prio, kaPrio int) *lab.Node {
 	t.Helper()
-	nodes := []lab.LBNode{lab.N("vp", k.vp, prio), lab.N("ka", k.ka, kaPrio)}
-	if k.unicast {
-		nodes = append(nodes, lab.N("evil", k.evil, 1))
-	}
+	nodes := []lab.LBNode{lab.N("vp", k.vp, prio), lab.N("ka", k.ka, kaPrio), lab.N("evil", k.evil, 1)}
 	o := lab.PairOptions{VIP: k.vip, AdvertInterval: "1s", Version: 2, AuthPass: v2Pass, Unicast: k.unicast}
 	return k.startNode(t, o, nodes)
 }
