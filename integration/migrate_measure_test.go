@@ -189,10 +189,9 @@ func (m *migLab) measure(samples []lab.ProbeSample) {
 // final ACK, and the new holder, which never saw the SYN, answered that
 // ACK with a reset ("connect: connection reset by peer") within a
 // millisecond of adding the VIP (traced with nft in the client's
-// namespace: the reset comes from the new holder's MAC). 5 in 860
-// handovers cost one at 100 connects/s. It is the same for any L2 VIP
-// without connection sync, keepalived's included; it is not a gap, and
-// counts apart from one.
+// namespace: the reset comes from the new holder's MAC). It is rare, the
+// same for any L2 VIP without connection sync, keepalived's included; it
+// is not a gap, and counts apart from one.
 func splitHandshake(p lab.ProbeSample, adds []time.Time) bool {
 	if !strings.HasSuffix(p.Err, "connect: connection reset by peer") {
 		return false
