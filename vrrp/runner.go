@@ -121,6 +121,7 @@ type mailbox struct {
 	vipRemoved bool
 	linkUp     bool
 	relisten   bool
+	gone       []MasterGone // one per sender, the latest reason wins
 	leave      *leaveRequest
 }
 
@@ -276,6 +277,9 @@ func (r *Runner) drain(now time.Time) bool {
 	if box.relisten {
 		step(Relisten{})
 	}
+	for _, g := range box.gone {
+		step(g)
+	}
 	if req := box.leave; req != nil {
 		switch {
 		case stopped || r.m.Status().Stopped:
@@ -423,6 +427,28 @@ func (r *Runner) LinkUp() { r.post(func(b *mailbox) { b.linkUp = true }) }
 
 // Relisten says the instance's frontends changed: a MASTER binds them.
 func (r *Runner) Relisten() { r.post(func(b *mailbox) { b.relisten = true }) }
+
+// MasterGone says the vipd process at from (an advert source) is gone
+// while its host lives; a BACKUP following it takes over after GoneSkew.
+// It never blocks and is never lost: one slot per sender, bounded by
+// maxGoneSlots (the peers of a node are a handful).
+func (r *Runner) MasterGone(from netip.Addr, reason string) {
+	r.post(func(b *mailbox) {
+		for i := range b.gone {
+			if b.gone[i].From == from {
+				b.gone[i].Reason = reason
+				return
+			}
+		}
+		if len(b.gone) < maxGoneSlots {
+			b.gone = append(b.gone, MasterGone{From: from, Reason: reason})
+		}
+	})
+}
+
+// maxGoneSlots bounds the mailbox: more distinct senders than this in one
+// wakeup cannot be peers of one instance.
+const maxGoneSlots = 64
 
 // Leave hands the VIP over (a drill). It returns ErrNotMaster on a backup,
 // ErrStopped once stopped, and an error if a drill is already being

@@ -653,3 +653,31 @@ func TestRunnerHostEvents(t *testing.T) {
 		}
 	})
 }
+
+// MasterGone reaches the machine through the mailbox without blocking: a
+// backup following the master takes over GoneSkew later, with the reason.
+// Posted many times before the runner wakes (one per liveness signal), it
+// is one slot per sender, the latest reason kept.
+func TestRunnerMasterGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := startRunner(t, runnerConfig(100))
+		tr.inject(t, Advertisement{Priority: 200}, peerAddr, 255)
+		start := time.Now()
+		for i := range 1000 {
+			tr.MasterGone(peerAddr, fmt.Sprintf("signal %d", i))
+		}
+		tr.MasterGone(strange, "not our master")
+		synctest.Wait()
+		tr.mustState(t, StateBackup)
+		time.Sleep(GoneSkew(3, 100, time.Second))
+		synctest.Wait()
+		tr.mustState(t, StateMaster)
+		st := tr.Status()
+		if took := st.LastTransition.Sub(start); took != GoneSkew(3, 100, time.Second) {
+			t.Errorf("took over after %v, want GoneSkew %v", took, GoneSkew(3, 100, time.Second))
+		}
+		if !strings.Contains(st.LastReason, "signal 999") {
+			t.Errorf("reason %q, want the latest signal's", st.LastReason)
+		}
+	})
+}
