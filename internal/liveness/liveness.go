@@ -154,7 +154,21 @@ func (l *Liveness) Run(ctx context.Context) error {
 			defer wg.Done()
 			serveEcho(pc, l.cfg.Self.Name, func(a netip.Addr) bool { return l.peers[a] != nil })
 		}()
-		defer func() { ln.Close(); pc.Close(); wg.Wait() }()
+		defer func() {
+			ln.Close()
+			pc.Close()
+			wg.Wait()
+			// Accepted while stopping, never served: closed on purpose too.
+			for _, p := range l.order {
+				select {
+				case c := <-p.incoming:
+					c.SetWriteDeadline(time.Now().Add(writeTimeout))
+					writeMsg(c, message{T: "bye", Reason: "stopping"})
+					c.Close()
+				default:
+				}
+			}
+		}()
 	}
 	var peers sync.WaitGroup
 	for _, p := range l.order {

@@ -205,8 +205,8 @@ func TestRealGoodbye(t *testing.T) {
 	if g, why := r1.calls(); len(g) != 0 {
 		t.Fatalf("a planned stop was reported as a crash: %v", why)
 	}
-	if st := l1.Status()[0]; st.LastEnd != "goodbye: stopping (SIGTERM)" {
-		t.Errorf("lb1 saw %q", st.LastEnd)
+	if st := l1.Status()[0]; st.Goodbyes != 1 {
+		t.Errorf("lb1 saw %+v, want one goodbye", st)
 	}
 }
 
