@@ -350,6 +350,7 @@ func TestByeAndStop(t *testing.T) {
 		f2 := h2.up(t)
 		h2.cancel()
 		<-h2.done
+		<-f2.done
 		if got := f2.received(); len(got) != 1 || got[0] != "bye:stopping" {
 			t.Errorf("stop without Bye: peer got %v, want a goodbye", got)
 		}
