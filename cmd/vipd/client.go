@@ -125,13 +125,16 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintln(w)
 	}
 	if len(st.Peers) > 0 {
-		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN")
+		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN\tLIVENESS")
 		for _, p := range st.Peers {
 			seen := time.Since(p.LastSeen).Round(time.Millisecond).String() + " ago"
 			if !p.Fresh {
 				seen += " (stale)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\n", p.Name, p.Addr, p.State, p.EffectivePriority, p.Ready, seen)
+			if p.LastSeen.IsZero() {
+				seen = "never"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\t%s\n", p.Name, p.Addr, orDash(p.State), p.EffectivePriority, p.Ready, seen, p.Liveness)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)

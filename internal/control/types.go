@@ -136,6 +136,50 @@ type Peer struct {
 	// Instances are the peer's instances; State, EffectivePriority and
 	// Ready above are its first one's.
 	Instances []PeerInstance `json:"instances,omitempty"`
+	// Liveness is this node's liveness connection to the peer (crash
+	// detection within milliseconds); absent when liveness_port = 0.
+	Liveness *PeerLiveness `json:"liveness,omitempty"`
+}
+
+// String words the liveness for a person: "up", "down: connection
+// refused", "off: ...", "not a vipd (never said hello)".
+func (l *PeerLiveness) String() string {
+	switch {
+	case l == nil:
+		return "-"
+	case l.State == "up", l.State == "off":
+		return l.State
+	case !l.Speaks && l.DialError != "":
+		return "down: no vipd answers (" + l.DialError + ")"
+	case l.DialError != "":
+		return "down: " + l.DialError
+	}
+	return "down"
+}
+
+// PeerLiveness is the state of the liveness connection to one peer.
+type PeerLiveness struct {
+	// State is "up" (a crash of the peer's vipd would be seen at once),
+	// "down" (reconnecting: the RFC timers alone until it is up) or "off"
+	// (this node could not listen).
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitempty"`
+	// Speaks is set once the peer completed a hello (a keepalived host
+	// never does).
+	Speaks    bool      `json:"speaks"`
+	DialError string    `json:"dial_error,omitempty"`
+	LastEnd   string    `json:"last_end,omitempty"`
+	LastEndAt time.Time `json:"last_end_at,omitempty"`
+	// Problem is what an operator must fix (a firewall cutting the port).
+	Problem string `json:"problem,omitempty"`
+	// Counters since this node started: connections that came up, ends
+	// after a goodbye, crashes confirmed, ends the peer's vipd outlived
+	// (a reset by a firewall), and ends nobody confirmed.
+	Ups           uint64 `json:"ups"`
+	Goodbyes      uint64 `json:"goodbyes"`
+	Crashes       uint64 `json:"crashes"`
+	AliveAfterEnd uint64 `json:"alive_after_end"`
+	Unconfirmed   uint64 `json:"unconfirmed"`
 }
 
 // PeerInstance is one instance of a peer.

@@ -44,6 +44,7 @@ type Daemon struct {
 	health  *healthChecks
 	links   *linkTrackers
 	peers   *peerTable
+	live    Liveness // nil: liveness_port = 0 or no peer; set by Run before up
 	changes *changes
 	drills  *drills
 
@@ -158,6 +159,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer closeAll()
 	d.insts = insts
+	d.live = d.newLiveness(cfg, node, insts)
 	for _, inst := range insts {
 		if !inst.solo {
 			d.trk.attach(inst.name, inst.runner)
@@ -167,8 +169,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// A stop requested at any moment, during start-up too, reaches every
 	// runner; a runner stopped before it ran never starts.
+	// The peers are told first that our liveness connections close on
+	// purpose: a planned stop is never taken for a crash.
 	select {
 	case <-d.stop:
+		d.byeLiveness("stopping")
 		for _, inst := range insts {
 			inst.runner.Stop()
 		}
@@ -177,6 +182,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-d.stop:
+			d.byeLiveness("stopping")
 			for _, inst := range insts {
 				inst.runner.Stop()
 			}
@@ -203,6 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if cfg.VRRP != nil {
 		g.Go(func() error { return d.runBeacon(gctx) })
+		g.Go(func() error { return d.runLiveness(gctx) })
 	}
 	d.links.start(gctx, cfg)
 	var runners sync.WaitGroup

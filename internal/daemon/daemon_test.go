@@ -12,6 +12,8 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/liveness"
+	"github.com/vipd/vipd/vrrp"
 )
 
 // Two daemons on the bus: the master holds the VIP, listens and announced;
@@ -502,3 +504,61 @@ check = { type = "none" }
 }
 
 var nopLog = zerologNop()
+
+// A confirmed crash of the master's process (liveness) reaches every
+// instance's runner as a MasterGone event for each advert source the peer
+// named: the backup takes over after GoneSkew, not Master_Down_Interval,
+// and says why. The node's liveness gets its goodbye before a stop, and
+// status shows each peer's liveness and its problem.
+func TestDaemonLivenessWiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		cfg := strings.Replace(baseConfig(""), "status_port = 0\n", "status_port = 0\nliveness_port = 9602\n", 1)
+		n1 := startNode(t, b, "lb1", cfg)
+		settle(time.Second)
+		n2 := startNode(t, b, "lb2", cfg)
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n2.mustState("BACKUP")
+		if n2.live == nil || n2.live.cfg.Port != 9602 || len(n2.live.cfg.Peers) != 1 || n2.live.cfg.Peers[0].Name != "lb1" {
+			t.Fatalf("liveness config %+v", n2.live)
+		}
+		if src := n2.live.cfg.Sources(); len(src) != 1 || src[0] != netip.MustParseAddr("10.99.0.12") {
+			t.Errorf("hello sources %v", src)
+		}
+		st := n2.d.Status()
+		if len(st.Peers) != 1 || st.Peers[0].Liveness == nil || st.Peers[0].Liveness.State != "up" ||
+			!strings.Contains(strings.Join(st.Instances[0].Problems, "|"), "liveness: test problem") {
+			t.Errorf("status peers %+v problems %v", st.Peers, st.Instances[0].Problems)
+		}
+
+		n1.d.Shutdown()
+		synctest.Wait()
+		if got := n1.live.said(); len(got) != 1 || got[0] != "stopping" {
+			t.Errorf("lb1's goodbye %v, want one before the handover", got)
+		}
+		settle(time.Second)
+		n2.mustState("MASTER")
+
+		// lb1 back as the master; then its process "dies".
+		n1 = startNode(t, b, "lb1", cfg)
+		settle(2 * time.Second)
+		n1.mustState("MASTER")
+		n2.mustState("BACKUP")
+		n1.cancel()
+		start := time.Now()
+		n2.live.cfg.Gone(liveness.Node{Name: "lb1", Addr: netip.MustParseAddr("10.99.0.11")},
+			[]netip.Addr{netip.MustParseAddr("10.99.0.11")}, "liveness: test")
+		synctest.Wait()
+		n2.mustState("BACKUP")
+		settle(vrrp.GoneSkew(3, 100, 100*time.Millisecond))
+		n2.mustState("MASTER")
+		in := n2.d.Status().Instances[0]
+		if took := in.LastTransition.Sub(start); took != vrrp.GoneSkew(3, 100, 100*time.Millisecond) {
+			t.Errorf("took over after %v", took)
+		}
+		if !strings.Contains(in.LastReason, "10.99.0.11's vipd is gone (liveness: test)") {
+			t.Errorf("reason %q", in.LastReason)
+		}
+	})
+}

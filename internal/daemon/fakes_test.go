@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -276,6 +277,7 @@ type testNode struct {
 	ann   *fakeAnnouncer
 	px    *fakeProxy
 	addr  netip.Addr
+	live  *fakeLiveness
 	// link feeds interface trackers (any interface but eth0); own feeds
 	// the VRRP interface's own link; vipGone tells the VIP watcher.
 	link, own chan bool
@@ -385,6 +387,10 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
 		Probe: b.probe,
+		NewLiveness: func(cfg liveness.Config) Liveness {
+			n.live = &fakeLiveness{cfg: cfg}
+			return n.live
+		},
 	}
 	b.mu.Lock()
 	b.nodes = append(b.nodes, n)
@@ -465,6 +471,33 @@ func (n *testNode) transitions() int {
 		return 0
 	}
 	return st.Instances[0].Transitions
+}
+
+// fakeLiveness records what the daemon asked of its liveness connections;
+// tests call its config's Gone as a confirmed crash would.
+type fakeLiveness struct {
+	cfg  liveness.Config
+	mu   sync.Mutex
+	byes []string
+}
+
+func (f *fakeLiveness) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeLiveness) Bye(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byes = append(f.byes, reason)
+}
+func (f *fakeLiveness) said() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.byes...)
+}
+func (f *fakeLiveness) Status() []liveness.PeerStatus {
+	var out []liveness.PeerStatus
+	for _, p := range f.cfg.Peers {
+		out = append(out, liveness.PeerStatus{Name: p.Name, Addr: p.Addr.String(), State: "up", Speaks: true, Problem: "test problem"})
+	}
+	return out
 }
 
 func zerologNop() zerolog.Logger { return zerolog.Nop() }

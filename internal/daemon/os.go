@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -33,7 +34,20 @@ type OS struct {
 	// Probe connects to target once, as a client would (the drill's
 	// probe), bounded by 100 ms.
 	Probe func(ctx context.Context, target netip.AddrPort) error
+	// NewLiveness builds the liveness connections to the peers
+	// (liveness.New over real sockets).
+	NewLiveness func(cfg liveness.Config) Liveness
 }
+
+// Liveness is what the daemon needs of the liveness connections
+// (*liveness.Liveness).
+type Liveness interface {
+	Run(ctx context.Context) error
+	Bye(reason string)
+	Status() []liveness.PeerStatus
+}
+
+var _ Liveness = (*liveness.Liveness)(nil)
 
 // Proxy is what the daemon needs of the proxy (*proxy.Proxy).
 type Proxy interface {
@@ -97,6 +111,9 @@ func (o *OS) fill() error {
 			}
 			return err
 		}
+	}
+	if o.NewLiveness == nil {
+		o.NewLiveness = func(cfg liveness.Config) Liveness { return liveness.New(cfg) }
 	}
 	if o.ListenControl == nil {
 		o.ListenControl = control.Listen

@@ -172,3 +172,31 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestPageLiveness: the node table says whether a crash of each peer's
+// vipd would be seen at once, and names a problem (a firewall) in red.
+func TestPageLiveness(t *testing.T) {
+	now := time.Now()
+	src := httpSource{status: func() control.Status {
+		st := fakeStatus(now)
+		st.Peers = []control.Peer{
+			{Name: "lb2", Addr: "10.0.0.12", State: "BACKUP", Fresh: true, LastSeen: now,
+				Liveness: &control.PeerLiveness{State: "up", Speaks: true, Since: now.Add(-3 * time.Minute)}},
+			{Name: "lb3", Addr: "10.0.0.13", Fresh: false,
+				Liveness: &control.PeerLiveness{State: "down", Speaks: true, DialError: "connection refused", Problem: "lb3 refuses tcp/9602 while its vipd answers on udp/9602: a firewall rejects tcp/9602",
+					LastEnd: "reset (RST) without a goodbye", LastEndAt: now.Add(-5 * time.Second)}},
+		}
+		return st
+	}}
+	page := getPage(t, src, "/")
+	text := visibleText(page)
+	for _, want := range []string{"Liveness", "up 3m00s", "down: connection refused · last end 5.0s ago: reset (RST) without a goodbye",
+		"a firewall rejects tcp/9602"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page lacks %q\n%s", want, text)
+		}
+	}
+	if !strings.Contains(page, `<span class="problem">lb3 refuses`) {
+		t.Errorf("the liveness problem is not marked as one")
+	}
+}
