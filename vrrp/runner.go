@@ -87,7 +87,6 @@ type Runner struct {
 	fx   Effects
 	m    *Machine
 	log  zerolog.Logger
-	dsts []netip.Addr
 	auth [v2AuthDataLen]byte
 
 	pkts chan received // from readLoop
@@ -170,14 +169,6 @@ func NewRunner(cfg RunnerConfig, conn Conn, fx Effects) (*Runner, error) {
 		lastLog: make(map[DropReason]time.Time),
 	}
 	copy(r.auth[:], cfg.AuthPass)
-	switch {
-	case cfg.Unicast:
-		r.dsts = cfg.Peers
-	case len(cfg.VIPs) > 0 && cfg.VIPs[0].Is6():
-		r.dsts = []netip.Addr{IPv6Group}
-	default:
-		r.dsts = []netip.Addr{IPv4Group}
-	}
 	r.snap.MachineStatus = m.Status()
 	return r, nil
 }
@@ -362,35 +353,76 @@ func (r *Runner) send(prio uint8) {
 	if r.conn == nil {
 		return
 	}
-	adv := Advertisement{
-		Version:           r.cfg.Machine.Version,
-		Type:              TypeAdvertisement,
-		VRID:              r.cfg.Machine.VRID,
-		Priority:          prio,
-		MaxAdvertInterval: r.cfg.Machine.AdvertInterval,
-		Addresses:         r.cfg.VIPs,
+	pkts, err := r.cfg.Adverts(prio)
+	if err != nil {
+		r.log.Error().Err(err).Msg("encode advert")
+		return
 	}
-	if adv.Version == 2 && r.cfg.AuthPass != "" {
-		adv.AuthType, adv.AuthData = authPass, r.auth
-	}
-	for _, dst := range r.dsts {
-		b, err := MarshalAdvertisement(&adv, r.cfg.Machine.Addr, dst, r.cfg.Checksum)
-		if err != nil {
-			r.log.Error().Err(err).Msg("encode advert")
-			return
-		}
-		if err := r.conn.WriteTo(b, dst); err != nil {
+	for _, p := range pkts {
+		if err := r.conn.WriteTo(p.B, p.Dst); err != nil {
 			// An interface that is down fails every advert: log the
 			// first and then once a minute, with the count.
 			r.sendErrs++
 			if now := time.Now(); now.Sub(r.sendErrLogged) > time.Minute {
-				r.log.Warn().Err(err).Str("dst", dst.String()).Uint64("failed_sends", r.sendErrs).Msg("send advert (logged once a minute)")
+				r.log.Warn().Err(err).Str("dst", p.Dst.String()).Uint64("failed_sends", r.sendErrs).Msg("send advert (logged once a minute)")
 				r.sendErrLogged = now
 			}
 			continue
 		}
 		r.sent.Add(1)
 	}
+}
+
+// Packet is one encoded advert and where it goes.
+type Packet struct {
+	Dst netip.Addr
+	B   []byte
+}
+
+// Adverts encodes the instance's advert with prio for every destination
+// (the group, or each unicast peer), as its runner sends it. `vipd
+// cleanup` sends the priority-0 advert of a crashed master with it.
+func (cfg RunnerConfig) Adverts(prio uint8) ([]Packet, error) {
+	version := cfg.Machine.Version
+	if version == 0 {
+		version = 3
+	}
+	mode := cfg.Checksum
+	if mode == 0 {
+		mode = ChecksumPseudoHeader
+	}
+	adv := Advertisement{
+		Version:           version,
+		Type:              TypeAdvertisement,
+		VRID:              cfg.Machine.VRID,
+		Priority:          prio,
+		MaxAdvertInterval: cfg.Machine.AdvertInterval,
+		Addresses:         cfg.VIPs,
+	}
+	if version == 2 && cfg.AuthPass != "" {
+		adv.AuthType = authPass
+		copy(adv.AuthData[:], cfg.AuthPass)
+	}
+	var out []Packet
+	for _, dst := range cfg.destinations() {
+		b, err := MarshalAdvertisement(&adv, cfg.Machine.Addr, dst, mode)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Packet{Dst: dst, B: b})
+	}
+	return out, nil
+}
+
+// destinations are the unicast peers, or the group of the VIPs' family.
+func (cfg RunnerConfig) destinations() []netip.Addr {
+	switch {
+	case cfg.Unicast:
+		return cfg.Peers
+	case len(cfg.VIPs) > 0 && cfg.VIPs[0].Is6():
+		return []netip.Addr{IPv6Group}
+	}
+	return []netip.Addr{IPv4Group}
 }
 
 // post puts something in the mailbox and wakes the runner.

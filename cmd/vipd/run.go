@@ -28,6 +28,9 @@ Usage:
                                           hand the VIP to a backup and measure the gap
   vipd server  drain|maint|ready BACKEND/SERVER
   vipd reload                             re-read the config (same as SIGHUP)
+  vipd cleanup -c FILE [--node NAME]      after vipd ended (systemd ExecStopPost): remove this
+                                          node's VIPs if no live vipd holds them, once another
+                                          router is master
   vipd version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdServer(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
+	case "cleanup":
+		return cmdCleanup(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vipd %s\n", daemon.Version)
 		return 0
@@ -209,5 +214,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		mode = fmt.Sprintf("%d nodes, %s", len(cfg.Nodes), strings.Join(parts, "; "))
 	}
 	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\n", cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks))
+	return 0
+}
+
+func cmdCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "/etc/vipd/vipd.toml", "config file")
+	node := fs.String("node", "", "this node's [[node]] name (default: by hostname, then by local address)")
+	if _, err := parse(fs, args); err != nil {
+		return 2
+	}
+	err := daemon.Cleanup(ctx, daemon.CleanupOptions{ConfigPath: *cfgPath, NodeName: *node, Out: stdout, Log: newLogger(stderr, "warn", "auto")})
+	if err != nil {
+		fmt.Fprintf(stderr, "vipd cleanup: %v\n", err)
+		return 1
+	}
 	return 0
 }
