@@ -196,3 +196,38 @@ func TestLivenessThreeNodes(t *testing.T) {
 		t.Errorf("lb3 follows %s, want lb2", in3.MasterAddr)
 	}
 }
+
+// TestCleanupAfterCrash: systemd's ExecStopPost after a SIGKILL: `vipd
+// cleanup` in the dead master's namespace removes the VIP the crash left,
+// only once lb2 holds it (make before break), and a second run, or one
+// beside a live vipd, changes nothing.
+func TestCleanupAfterCrash(t *testing.T) {
+	p := newPairLab(t, lab.PairOptions{}, 150, 100)
+	p.n1.AwaitState("MASTER", 5*time.Second)
+	p.n2.AwaitState("BACKUP", 2*time.Second)
+	awaitLivenessUp(t, p.n2, "lb1")
+	out, err := p.lb1.Exec(t.Context(), lab.Bin, "cleanup", "-c", p.n1.Config, "--node", "lb1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "a live vipd (node lb1) answers") || !p.lb1.HasAddr(p.vip) {
+		t.Fatalf("cleanup beside a live vipd: %v\n%s", err, out)
+	}
+	killed := time.Now()
+	p.n1.Stop(syscall.SIGKILL, 5*time.Second)
+	reaped := time.Since(killed)
+	out, err = p.lb1.Exec(t.Context(), lab.Bin, "cleanup", "-c", p.n1.Config, "--node", "lb1").CombinedOutput()
+	done := time.Since(killed)
+	if err != nil {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+	took := lastTransitionTo(t, p.n2, "MASTER").Sub(killed)
+	t.Logf("SIGKILL; reaped after %s; lb2 MASTER after %s; cleanup done (VIP removed) after %s:\n%s", reaped.Round(time.Millisecond), took.Round(time.Millisecond), done.Round(time.Millisecond), out)
+	if p.lb1.HasAddr(p.vip) || !p.lb2.HasAddr(p.vip) {
+		t.Errorf("after cleanup: lb1 holds the VIP %v, lb2 %v", p.lb1.HasAddr(p.vip), p.lb2.HasAddr(p.vip))
+	}
+	if !strings.Contains(string(out), "is master (heard after") || !strings.Contains(string(out), "removed "+p.vip.String()+"/32 from eth0") {
+		t.Errorf("cleanup did not wait for the new master before removing the VIP:\n%s", out)
+	}
+	out, err = p.lb1.Exec(t.Context(), lab.Bin, "cleanup", "-c", p.n1.Config, "--node", "lb1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nothing to do") {
+		t.Errorf("a second cleanup: %v\n%s", err, out)
+	}
+}
