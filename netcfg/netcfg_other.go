@@ -95,3 +95,6 @@ func (*VRRPConn) SetReadDeadline(t time.Time) error {
 
 // Close does nothing: there is no socket.
 func (*VRRPConn) Close() error { return nil }
+
+// NeighMAC is only implemented on Linux; elsewhere it knows no neighbour.
+func NeighMAC(ifname string, addr netip.Addr) string { return "" }

@@ -211,6 +211,16 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if res.Resumed {
 		fmt.Fprintln(stdout, "  no backup took over within Down_Interval: this node resumed as MASTER without dropping the VIP")
 	}
+	if len(res.Marks) > 0 {
+		fmt.Fprintln(stdout, "  timeline (ms from the fault; -o json has every probe):")
+		for _, m := range res.Marks {
+			who := ""
+			if m.Node != "" {
+				who = " (" + m.Node + ")"
+			}
+			fmt.Fprintf(stdout, "  %8.1f  %s%s\n", m.TMs, m.What, who)
+		}
+	}
 	return 0
 }
 

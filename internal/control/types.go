@@ -226,6 +226,26 @@ type DrillResult struct {
 	// Resumed is set when no backup took over a planned handover and this
 	// node resumed as MASTER without dropping the VIP.
 	Resumed bool `json:"resumed,omitempty"`
+	// Samples are the probe attempts, from shortly before the fault to the
+	// first success after the takeover; Marks are what happened meanwhile
+	// (the fault, each node's transitions, the new master heard, the first
+	// success). Times are milliseconds from the fault (At).
+	Samples []DrillSample `json:"samples,omitempty"`
+	Marks   []DrillMark   `json:"marks,omitempty"`
+}
+
+// DrillSample is one probe attempt of a drill.
+type DrillSample struct {
+	TMs    float64 `json:"t_ms"`
+	Result string  `json:"result"`         // "ok", "refused", "timeout" or "error"
+	Node   string  `json:"node,omitempty"` // who answered: a node name, or a MAC address nobody claims
+}
+
+// DrillMark is one event of a drill.
+type DrillMark struct {
+	TMs  float64 `json:"t_ms"`
+	Node string  `json:"node,omitempty"`
+	What string  `json:"what"` // "fault", "MASTER → BACKUP", "new master heard", "first success", ...
 }
 
 // ServerRequest changes a server's administrative state.

@@ -562,3 +562,49 @@ func TestDaemonLivenessWiring(t *testing.T) {
 		}
 	})
 }
+
+// A drill records its probe timeline: each attempt (time from the fault,
+// ok/refused/timeout, who answered) from shortly before the fault to the
+// first success, and the marks fault → this node's transition → new
+// master heard → first success. A hard drill drops the VIP at once, so
+// the probes are refused until lb2 takes over after Master_Down_Interval.
+func TestDaemonDrillTimeline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		res, err := n1.d.Drill(context.Background(), control.DrillRequest{Force: true, Hard: true, Hold: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Samples) < 10 || res.Samples[0].TMs > -50 || res.Samples[0].Result != "ok" || res.Samples[0].Node != "lb1" {
+			t.Fatalf("samples %+v, want ok from lb1 before the fault", res.Samples[:min(3, len(res.Samples))])
+		}
+		var refused int
+		for _, s := range res.Samples {
+			if s.Result == "refused" {
+				refused++
+				if s.TMs < 0 || s.TMs > res.TakeoverMs+10 {
+					t.Errorf("refused at %v ms, outside the outage (takeover %v ms)", s.TMs, res.TakeoverMs)
+				}
+			}
+		}
+		last := res.Samples[len(res.Samples)-1]
+		if refused == 0 || last.Result != "ok" || last.Node != "lb2" {
+			t.Errorf("%d refused; last sample %+v, want ok from lb2", refused, last)
+		}
+		var what []string
+		for _, m := range res.Marks {
+			what = append(what, m.What+"@"+m.Node)
+		}
+		want := []string{"fault: hard leave (crash rehearsal)@lb1", "MASTER → BACKUP@lb1", "new master heard@lb2 (10.99.0.12)", "first success@lb2"}
+		if strings.Join(what, " | ") != strings.Join(want, " | ") {
+			t.Errorf("marks %q, want %q", what, want)
+		}
+		if st := n1.d.Status(); st.LastDrill == nil || len(st.LastDrill.Samples) != len(res.Samples) {
+			t.Errorf("the status's last drill lacks the samples")
+		}
+	})
+}

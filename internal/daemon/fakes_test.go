@@ -69,6 +69,23 @@ func (b *bus) probe(_ context.Context, target netip.AddrPort) error {
 	return errors.New("connection refused")
 }
 
+// neighMAC is a neighbour table shared by the segment: a node's address,
+// or a VIP, maps to that node's "MAC" ("mac-lb2").
+func (b *bus) neighMAC(_ string, addr netip.Addr) string {
+	b.mu.Lock()
+	nodes := slices.Clone(b.nodes)
+	b.mu.Unlock()
+	for _, n := range nodes {
+		if n.addr == addr {
+			return "mac-" + n.name
+		}
+		if n.addrs.has(netip.PrefixFrom(addr, addr.BitLen()).String()) {
+			return "mac-" + n.name
+		}
+	}
+	return ""
+}
+
 type datagram struct {
 	b        []byte
 	src, dst netip.Addr
@@ -386,7 +403,8 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 		ListenControl: func(control.SocketOptions) (net.Listener, error) {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
-		Probe: b.probe,
+		Probe:    b.probe,
+		NeighMAC: b.neighMAC,
 		NewLiveness: func(cfg liveness.Config) Liveness {
 			n.live = &fakeLiveness{cfg: cfg}
 			return n.live

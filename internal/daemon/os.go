@@ -34,6 +34,10 @@ type OS struct {
 	// Probe connects to target once, as a client would (the drill's
 	// probe), bounded by 100 ms.
 	Probe func(ctx context.Context, target netip.AddrPort) error
+	// NeighMAC is the link-layer address the neighbour table maps an
+	// address to on an interface ("" for none): which host answered a
+	// drill's probe.
+	NeighMAC func(ifname string, addr netip.Addr) string
 	// NewLiveness builds the liveness connections to the peers
 	// (liveness.New over real sockets).
 	NewLiveness func(cfg liveness.Config) Liveness
@@ -111,6 +115,9 @@ func (o *OS) fill() error {
 			}
 			return err
 		}
+	}
+	if o.NeighMAC == nil {
+		o.NeighMAC = netcfg.NeighMAC
 	}
 	if o.NewLiveness == nil {
 		o.NewLiveness = func(cfg liveness.Config) Liveness { return liveness.New(cfg) }

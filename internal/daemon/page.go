@@ -127,6 +127,7 @@ type serverRow struct {
 type drillView struct {
 	D                                    control.DrillResult
 	Gap, Expected, Ago, Takeover, Probes string
+	Timeline                             *timelineView
 }
 
 func buildPage(st control.Status, self string, now time.Time, refresh int) pageData {
@@ -286,6 +287,7 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		if !d.At.IsZero() {
 			dv.Ago = d.At.Format("2006-01-02 15:04:05") + ", " + human(now.Sub(d.At)) + " ago"
 		}
+		dv.Timeline = buildTimeline(*d, st.Node)
 		p.Drill = dv
 	}
 	return p
