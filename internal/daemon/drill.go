@@ -202,19 +202,25 @@ wait:
 		deadline := time.NewTimer(2 * time.Second)
 		defer deadline.Stop()
 		var results []probeResult
+		// After the first success, attempts still in flight (a timeout
+		// takes 100 ms) get the time to report.
+		var tail <-chan time.Time
 	collect:
 		for {
 			select {
 			case p := <-probes:
 				results = append(results, p)
-				if p.ok() && (resumed || newMaster.IsValid() && p.at.After(t0.Add(takeover))) {
-					break collect
+				if tail == nil && p.ok() && (resumed || newMaster.IsValid() && p.at.After(t0.Add(takeover))) {
+					tail = time.After(probeTimeout + 20*time.Millisecond)
 				}
+			case <-tail:
+				break collect
 			case <-deadline.C:
 				break collect
 			}
 		}
 		stopProbe()
+		sort.Slice(results, func(i, j int) bool { return results[i].at.Before(results[j].at) })
 		res.Probes = len(results)
 		res.GapMs, res.Failed = gap(results)
 		res.Samples = samplesOf(results, t0)
@@ -251,27 +257,44 @@ type probeResult struct {
 
 func (p probeResult) ok() bool { return p.result == "ok" }
 
-// drillLeadIn is how long a drill probes before the fault.
-const drillLeadIn = 100 * time.Millisecond
+// drillLeadIn is how long a drill probes before the fault; probeTimeout
+// bounds one attempt (OS.Probe).
+const (
+	drillLeadIn  = 100 * time.Millisecond
+	probeTimeout = 100 * time.Millisecond
+)
 
-// probeLoop connects to target every 10 ms (each attempt bounded by
-// 100 ms) until ctx is done, and notes who answered each attempt.
+// probeLoop starts a connect to target every 10 ms (each bounded by
+// 100 ms, at most 16 at a time, so a timeout does not hide the attempts
+// after it) until ctx is done, and notes who answered each attempt.
+// Results arrive in completion order.
 func probeLoop(ctx context.Context, probe func(context.Context, netip.AddrPort) error, by func() string, target netip.AddrPort, out chan<- probeResult) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	slots := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for n := 0; n < 100000; n++ {
-		start := time.Now()
-		err := probe(ctx, target)
-		if ctx.Err() != nil {
-			return
-		}
-		r := probeResult{at: start, result: probeOutcome(err)}
-		if r.result == "ok" || r.result == "refused" {
-			r.by = by()
-		}
 		select {
-		case out <- r:
-		default:
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				start := time.Now()
+				err := probe(ctx, target)
+				if ctx.Err() != nil {
+					return
+				}
+				r := probeResult{at: start, result: probeOutcome(err)}
+				if r.result == "ok" || r.result == "refused" {
+					r.by = by()
+				}
+				select {
+				case out <- r:
+				default:
+				}
+			}()
+		default: // every slot waits on a timeout: skip this tick
 		}
 		select {
 		case <-ctx.Done():
@@ -305,8 +328,11 @@ func (d *Daemon) answeredBy(inst *instance, addr netip.Addr) func() string {
 			vip = p
 		}
 	}
+	var mu sync.Mutex
 	macs := map[string]string{} // filled as needed: peers' neighbour entries
 	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
 		if has, err := d.os.Addrs.HasVIP(inst.ifname, vip); err == nil && has {
 			return node.Name
 		}

@@ -109,7 +109,7 @@ func (o *OS) fill() error {
 	}
 	if o.Probe == nil {
 		o.Probe = func(ctx context.Context, target netip.AddrPort) error {
-			c, err := (&net.Dialer{Timeout: 100 * time.Millisecond}).DialContext(ctx, "tcp", target.String())
+			c, err := (&net.Dialer{Timeout: probeTimeout}).DialContext(ctx, "tcp", target.String())
 			if c != nil {
 				c.Close()
 			}
