@@ -25,6 +25,7 @@ type PairOptions struct {
 	Preempt        *bool
 	PreemptDelay   string
 	Checksum       string
+	VRRPExtra      string // appended verbatim inside [vrrp] (liveness_port = 0)
 	Extra          string // appended verbatim (tracks, frontends, backends)
 	// Backends are stand-in control planes; when empty, the frontend
 	// forwards to a port nobody listens on (connect success to the VIP is
@@ -59,6 +60,9 @@ func (l *Lab) WriteConfig(t testing.TB, o PairOptions, nodes []LBNode) string {
 	}
 	if o.Checksum != "" {
 		fmt.Fprintf(&b, "checksum = %q\n", o.Checksum)
+	}
+	if o.VRRPExtra != "" {
+		b.WriteString(strings.TrimRight(o.VRRPExtra, "\n") + "\n")
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\npriority = %d\n", n.Name, n.Host.Addr, n.Priority)
