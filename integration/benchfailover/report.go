@@ -180,8 +180,9 @@ Faults:
 Columns: gap: the longest run of failed attempts, from the first failed
 attempt's start to the next success's start; failed: attempts that failed;
 takeover: fault to lb2's first ARP for the VIP (its gratuitous ARP) as the
-monitor saw it; lb1 stops ARP: fault to the dead master's last ARP reply
-for the VIP ("never": it still answered at the end of the run); dual: steady-state
+monitor saw it; lb1 stops ARP (crash kinds): fault to the dead master's last
+ARP reply for the VIP ("never": it still answered at the end of the run);
+dual: steady-state
 samples (every 20 ms before the fault) in which both LB hosts had the VIP.
 OOM kill and panic have no keepalived rows of their own: an OOM kill is the
 kernel's SIGKILL, and a Go panic is vipd's own; keepalived's crash is its
@@ -202,7 +203,10 @@ SIGKILL row.
 				runs += fmt.Sprintf(" (+%d failed)", s.errs)
 			}
 			arp := "never"
-			if s.arpNever < s.n {
+			switch {
+			case !f.Crash:
+				arp = "—"
+			case s.arpNever < s.n:
 				arp = msText(s.arpMed) + " / " + msText(s.arpMax)
 				if s.arpNever > 0 {
 					arp += fmt.Sprintf(" (%d never)", s.arpNever)
