@@ -301,5 +301,33 @@ func (d *benchData) targets() string {
 		dual += r.Dual
 	}
 	fmt.Fprintf(&b, "- Dual VIP holders in steady state, every run: %d samples (target 0): %s.\n", dual, check(dual == 0))
+	b.WriteString(`
+Notes:
+
+- How a crash is replaced this fast: lb2's liveness connection to lb1 ends
+  with a FIN (the kernel closes the dead process's socket) and no goodbye;
+  lb1's host answers the UDP question with port unreachable; lb2 takes
+  over after GoneSkew = Skew_Time / 4 = 30.5 ms (priority 100, 200 ms
+  adverts), then the GARP moves the client. docs/behaviour.md has the rules.
+- Liveness off is not the RFC's 600–720 ms here: the unit's ExecStopPost
+  (` + "`vipd cleanup`" + `) sends the dead master's priority-0 advert, so lb2 takes
+  over after Skew_Time (121.9 ms). Without systemd's cleanup a crash with
+  liveness off costs Master_Down_Interval (600 ms median in the previous
+  run of this benchmark, 2026-11-23).
+- The cleanup removes lb1's VIP only once it hears lb2 advertise: the
+  client never meets a silently dropped SYN between the two.
+- OOM kill: the fault is the start of the leak; the kernel kills the
+  process about 30 ms later (the exit mark in its timeline).
+- restart: vipd hands over with priority 0 (make before break) and lb1
+  preempts back after its first check round; a failed attempt there is at
+  the preemption back, where lb2, yielding to the higher priority, closes
+  the connections it still serves (docs/behaviour.md, order of effects).
+  keepalived removes the VIP as it stops, so its gap is Skew_Time.
+- SIGSTOP: the frozen process's kernel still answers ARP and completes
+  handshakes into the listen backlog, so a client sees connections that
+  never answer (the prober waits 300 ms for the banner); liveness cannot
+  tell a stopped process from a slow one and leaves it to the RFC timers,
+  by design.
+`)
 	return b.String()
 }
