@@ -462,8 +462,9 @@ func (r *Runner) Relisten() { r.post(func(b *mailbox) { b.relisten = true }) }
 
 // MasterGone says the vipd process at from (an advert source) is gone
 // while its host lives; a BACKUP following it takes over after GoneSkew.
-// It never blocks and is never lost: one slot per sender, bounded by
-// maxGoneSlots (the peers of a node are a handful).
+// It never blocks, and a peer's is never lost: one slot per sender (a
+// repeat keeps the slot), bounded by maxGoneSlots distinct senders per
+// wakeup; the peers of an instance are a handful.
 func (r *Runner) MasterGone(from netip.Addr, reason string) {
 	r.post(func(b *mailbox) {
 		for i := range b.gone {
