@@ -14,6 +14,16 @@
 //	s.Withdraw(vip, "backends: 0 of 3")  // and say why
 //	st := s.Status()                     // sessions and prefixes
 //
+// # The announcement state machine
+//
+// Announcer decides, per VIP, when it is announced, drained and withdrawn
+// and in which order the host effects happen (listen, put the VIP on the
+// host, announce; drain, then withdraw, remove the VIP, unlisten, close
+// connections; end the sessions once nothing is announced on a stop). It
+// is a pure value fed events with the time (backends verdicts, operator
+// drain, stop, hard stop, drill, timers, failed effects, session counts)
+// that returns actions and one deadline, like vrrp.Machine.
+//
 // # What it implements
 //
 //   - eBGP and iBGP sessions (the peer's ASN decides), IPv4 and IPv6
@@ -50,7 +60,8 @@
 //     per process at a time: GoBGP keeps its route selection options in
 //     package variables that every server's start writes (the race
 //     detector sees two servers starting side by side race on them).
-//   - Health gating: the caller decides when a prefix is announced (the
-//     proxy listens on it and its backends are healthy); this package only
-//     carries the decision to the routers.
+//   - Health gating itself: Announcer decides from the verdicts it is fed
+//     (the daemon computes them from its health checks) and the daemon's
+//     runner carries its actions out; the Speaker only carries the
+//     decision to the routers.
 package bgp

@@ -40,6 +40,7 @@ type Speaker struct {
 	running  bool
 	prefixes map[netip.Prefix]*prefixState
 	peers    map[netip.Addr]*peerRecord
+	changed  chan struct{} // closed when a session changes state
 }
 
 // peerRecord is what the watcher learned about one session.
@@ -61,6 +62,7 @@ func New(cfg Config, log zerolog.Logger) (*Speaker, error) {
 		cfg: c, log: log, now: time.Now,
 		prefixes: map[netip.Prefix]*prefixState{},
 		peers:    map[netip.Addr]*peerRecord{},
+		changed:  make(chan struct{}),
 	}
 	for _, p := range c.Peers {
 		s.peers[p.Address] = &peerRecord{state: StateIdle}
@@ -172,6 +174,8 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) 
 	if reason != "" {
 		r.lastError = reason
 	}
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
 
 	e := s.log.Info()
@@ -183,6 +187,15 @@ func (s *Speaker) onPeer(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) 
 		e = e.Str("reason", reason)
 	}
 	e.Msg("BGP session " + state)
+}
+
+// Changed returns a channel that is closed the next time a session
+// changes state (established, down, ...); take a fresh one after each
+// wakeup. The daemon counts the established sessions then.
+func (s *Speaker) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // Announce sends prefix to the routers with attrs, or updates the

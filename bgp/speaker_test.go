@@ -186,6 +186,7 @@ func TestSpeakerAnnounceDrainWithdraw(t *testing.T) {
 	if st := s.Status(); st.Running || st.Prefixes[0].State != Announced || st.Prefixes[0].Reason != NoSession {
 		t.Fatalf("before Run: %+v", st)
 	}
+	changed := s.Changed()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -215,6 +216,11 @@ func TestSpeakerAnnounceDrainWithdraw(t *testing.T) {
 		}
 		return nil
 	})
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed was not closed when the session came up")
+	}
 
 	// Drain: the same prefix, now with graceful-shutdown and the worst MED.
 	if err := s.Drain(vip, "drain self"); err != nil {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"syscall"
 	"time"
+
+	"github.com/vipd/vipd/internal/safetext"
 )
 
 // Defaults for a [Checker]'s zero fields: HAProxy's inter 2s, timeout 1s,
@@ -188,6 +190,9 @@ func probeOnce(ctx context.Context, clock Clock, timeout time.Duration, p Probe)
 	at := clock.Now()
 	r := p(pctx)
 	r.At = at
+	// Detail carries text from the server (a body's last line, an x509
+	// subject): no control characters reach a terminal or a log.
+	r.Detail = safetext.Clean(r.Detail)
 	if r.OK {
 		r.Err = nil
 		return r

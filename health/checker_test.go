@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -408,5 +411,25 @@ func TestCheckerIgnoresLocalFDExhaustion(t *testing.T) {
 		if !strings.Contains(ev.Result.Detail, "not counted") {
 			t.Errorf("detail %q does not say the result was not counted", ev.Result.Detail)
 		}
+	}
+}
+
+// TestCheckerCleansDetail: a backend's answer reaches the status as text
+// without control characters: its escape sequences made a DOWN server
+// show as UP in `vipd status` (issue 9, defect 9).
+func TestCheckerCleansDetail(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "[-]etcd failed\n\x1b[1A\x1b[2K\x1b[32mcp1 UP\x1b[0m\r\x07")
+	}))
+	defer srv.Close()
+	out := make(chan health.Event)
+	startChecker(t, &health.Checker{Name: "c", Probe: mustProbe(t, health.Spec{Type: "http", Addr: srv.Listener.Addr().String(), Path: "/readyz"}), Interval: time.Hour, Timeout: time.Second}, out)
+	ev := recv(t, out)
+	if ev.Status != health.Down || strings.ContainsAny(ev.Result.Detail, "\x1b\r\a") {
+		t.Errorf("%v %q: want DOWN without control characters", ev.Status, ev.Result.Detail)
+	}
+	if !strings.Contains(ev.Result.Detail, "HTTP 500: ") || !strings.Contains(ev.Result.Detail, "cp1 UP") {
+		t.Errorf("detail %q lost the server's text", ev.Result.Detail)
 	}
 }

@@ -30,6 +30,12 @@ backend = "talos"
 `
 
 func newCPLab(t *testing.T, extra string, perNode func(string) string) *cpLab {
+	return newCPLabWith(t, extra, perNode, nil)
+}
+
+// newCPLabWith is newCPLab with setup called on each vipd node before it
+// starts (lab.PairOptions.Setup).
+func newCPLabWith(t *testing.T, extra string, perNode func(string) string, setup func(*lab.Node)) *cpLab {
 	l := lab.NewLab(t)
 	c := &cpLab{Lab: l, lb1: l.AddHost("lb1", 11), lb2: l.AddHost("lb2", 12), client: l.AddHost("client", 100), vip: l.Addr(10)}
 	var hosts []*lab.Host
@@ -50,7 +56,7 @@ func newCPLab(t *testing.T, extra string, perNode func(string) string) *cpLab {
 	}
 	talos := talosFrontend + fmt.Sprintf("\n[[backend]]\nname = \"talos\"\nservers = [%s]\ncheck = { type = \"tcp\", interval = \"300ms\", timeout = \"200ms\", rise = 2, fall = 2 }\ndrain_timeout = \"3s\"\n", strings.Join(talosServers, ", "))
 	check := fmt.Sprintf(`{ type = "https", path = "/readyz", ca = %q, interval = "300ms", timeout = "200ms", rise = 2, fall = 2 }`, c.pki.CA)
-	ns := l.StartNodes(t, lab.PairOptions{VIP: c.vip, Backends: hosts, Check: check, Extra: talos + extra, PerNode: perNode},
+	ns := l.StartNodes(t, lab.PairOptions{VIP: c.vip, Backends: hosts, Check: check, Extra: talos + extra, PerNode: perNode, Setup: setup},
 		[]lab.LBNode{lab.N("lb1", c.lb1, 150), lab.N("lb2", c.lb2, 100)})
 	c.n1, c.n2 = ns[0], ns[1]
 	c.n1.AwaitState("MASTER", 5*time.Second)

@@ -95,9 +95,19 @@ func TestMasterKilled(t *testing.T) {
 // 10 ms sees no failed connection. The stopping node exits 0 and leaves no
 // VIP behind.
 func TestMasterTerminated(t *testing.T) {
-	p := newPairLab(t, lab.PairOptions{}, 150, 100)
+	masterTerminated(t, lab.PairOptions{}, nil)
+}
+
+// masterTerminated is TestMasterTerminated's scenario, for any binary
+// (o.Bin, o.User; the image test runs the binary from the image);
+// elected, when set, runs once lb1 is MASTER and lb2 BACKUP.
+func masterTerminated(t *testing.T, o lab.PairOptions, elected func(*pairLab)) {
+	p := newPairLab(t, o, 150, 100)
 	p.n1.AwaitState("MASTER", 5*time.Second)
 	p.n2.AwaitState("BACKUP", 2*time.Second)
+	if elected != nil {
+		elected(p)
+	}
 	pr := lab.StartProber(t, p.client, p.target(), false)
 	waitProbeOK(t, pr)
 	start := time.Now()

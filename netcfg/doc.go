@@ -39,6 +39,9 @@
 //     multicast adverts and drop its own packets. The IPv6 checksum (with
 //     the pseudo-header) is computed and verified in user space by package
 //     vrrp; IPV6_CHECKSUM is not set.
+//   - Probe: who holds an address on the segment, asked with nothing but
+//     probes (vipd doctor): RFC 5227 ARP probes (sender IP 0.0.0.0) for
+//     IPv4, neighbour solicitations from the link-local address for IPv6.
 //   - Sysctls, LocalAddrs and LinkLocal: small helpers.
 //
 // # Files
@@ -47,7 +50,8 @@
 // checks) in NAME.go and the Linux part in NAME_linux.go: addresses (VIPs
 // with netlink, LocalAddrs, LinkLocal), watch (the reconciling netlink
 // subscription behind WatchVIPs and WatchLink), announce (GARP frames,
-// unsolicited neighbour advertisements, Burst), vrrpconn (the VRRP socket
+// unsolicited neighbour advertisements, Burst), probe (ARP probes and
+// neighbour solicitations for vipd doctor), vrrpconn (the VRRP socket
 // and its per-family setup table) and sysctl. netcfg_other.go holds the
 // stubs for other operating systems.
 //

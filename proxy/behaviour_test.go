@@ -300,7 +300,7 @@ func TestUnlistenAndCloseConns(t *testing.T) {
 	if err := p.Listen(); err != nil {
 		t.Fatalf("second Listen: %v", err)
 	}
-	if !p.Listening() {
+	if !listening(p) {
 		t.Fatal("not listening")
 	}
 	addr := cfg.Frontends[0].Binds[0].String()
@@ -311,7 +311,7 @@ func TestUnlistenAndCloseConns(t *testing.T) {
 		cs = append(cs, c)
 	}
 	p.Unlisten()
-	if p.Listening() || p.Status().Frontends[0].Listening {
+	if listening(p) || p.Status().Frontends[0].Listening {
 		t.Fatal("still listening")
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -380,7 +380,7 @@ func TestListenColocationDiagnosis(t *testing.T) {
 			t.Errorf("message lacks %q: %s", want, msg)
 		}
 	}
-	if p.Listening() {
+	if listening(p) {
 		t.Error("Listening after a failed Listen")
 	}
 	// What it opened before failing was closed.
@@ -420,7 +420,7 @@ func TestProxyHeaderV2Golden(t *testing.T) {
 		{"[::ffff:10.0.0.1]:1", "10.0.0.2:2",
 			"0d0a0d0a000d0a515549540a" + "21" + "11" + "000c" + "0a000001" + "0a000002" + "0001" + "0002"},
 	} {
-		got := AppendProxyHeaderV2(nil, netip.MustParseAddrPort(tc.src), netip.MustParseAddrPort(tc.dst))
+		got := appendProxyHeaderV2(nil, netip.MustParseAddrPort(tc.src), netip.MustParseAddrPort(tc.dst))
 		if h := hex.EncodeToString(got); h != tc.want {
 			t.Errorf("%s -> %s:\n got %s\nwant %s", tc.src, tc.dst, h, tc.want)
 		}
@@ -442,7 +442,7 @@ func TestProxyProtocolEndToEnd(t *testing.T) {
 	c := dial(t, addr)
 	c.echo(t, "after the header")
 	b := <-hdr
-	want := AppendProxyHeaderV2(nil, netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(addr))
+	want := appendProxyHeaderV2(nil, netip.MustParseAddrPort(c.LocalAddr().String()), netip.MustParseAddrPort(addr))
 	if !bytes.Equal(b, want) {
 		t.Errorf("header\n got %x\nwant %x", b, want)
 	}
@@ -470,7 +470,7 @@ func TestUpdateKeepsConnections(t *testing.T) {
 	if err := p.Update(more); err != nil {
 		t.Fatal(err)
 	}
-	if p.Listening("f2") {
+	if listening(p, "f2") {
 		t.Error("an added frontend listens before Listen names it")
 	}
 	if err := p.Listen("f2"); err != nil {

@@ -116,6 +116,13 @@ type Config struct {
 	Backends  []BackendConfig
 	// MaxConn limits concurrent connections over all frontends (0 = unlimited).
 	MaxConn int
+	// MaxPipes bounds the splice pipes open at once, pooled ones
+	// included (HAProxy's maxpipes): each holds two file descriptors, so
+	// without a bound slow readers of bulk transfers could spend the
+	// descriptors a connection budget leaves for the control socket and
+	// checks. At the bound, bytes are copied instead. 0 means MaxConn/2,
+	// and no bound when MaxConn is 0 too.
+	MaxPipes int
 }
 
 // Errors.

@@ -54,9 +54,12 @@
 //     as HAProxy's threads do: one wake-up per event. (Parking the loop as
 //     a goroutine in the runtime poller on its epoll fd cost a second
 //     wake-up, the runtime's nested epoll then ours, plus a scheduler
-//     hand-off: twice HAProxy's ping-pong latency.) While a loop sleeps
-//     in the system call the runtime takes its P back, so other goroutines
-//     still run.
+//     hand-off: twice HAProxy's ping-pong latency.) While the loops run,
+//     GOMAXPROCS is one more than their number, so a P is always free for
+//     the daemon's other goroutines and sysmon does not take the P of a
+//     waiting loop every 20 µs (procs.go). Every other system call of a
+//     loop is on a non-blocking descriptor and made with RawSyscall, which
+//     keeps the P (sys.go).
 //   - Every listener is in every loop's epoll set with EPOLLEXCLUSIVE, so
 //     a new connection wakes one idle loop, which calls accept4 itself
 //     (batches of 32) and owns the connection: no acceptor goroutine, no
@@ -67,13 +70,26 @@
 //     two sockets: no goroutine, no buffer, no pipe. Small reads go through
 //     the loop's one shared 64 KiB buffer (recv then send; a short recv means
 //     the queue is drained, so no EAGAIN probe). A read that fills the buffer
-//     switches that direction to splice through a pipe from the loop's pool,
-//     zero-copy, until reads get small again; the pipe returns to the pool as
-//     soon as it is empty. Bytes are held only after a short write.
+//     switches that direction to splice through a 1 MiB pipe from the
+//     loop's pool, zero-copy, until reads get small again; the pipe returns
+//     to the pool as soon as it is empty. Bytes are held only after a short
+//     write.
 //   - Other goroutines (Listen, Unlisten, SetAdmin, Update, timers) talk to
 //     a loop through a locked queue and an eventfd; nothing else touches a
 //     connection, so there are no per-connection locks. Serve with a
 //     listener that is not TCP keeps a goroutine accepting for the loops.
+//
+// # Files
+//
+// One idea per file: proxy.go (the Proxy, Listen, Run), listen.go (listening
+// sockets, BindError), serve.go (Serve with listeners made elsewhere),
+// loop.go (the event loop: wake-ups, commands, epoll_wait), accept.go
+// (accepting and the connection limits), conn.go (connection setup and
+// close), pump.go (moving bytes), timers.go (connect and idle deadlines),
+// fdlimit.go (out of file descriptors), backend.go (servers and pickers),
+// proxyproto.go (the PROXY protocol header), admin.go, update.go and
+// status.go (the operator's and the daemon's calls), rawsock.go and sys.go
+// (raw system calls), procs.go (GOMAXPROCS while the loops run).
 //
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under

@@ -86,11 +86,11 @@ func (l *loop) reserve() bool {
 // fds, it closes the loop's spare to make room and tries once more.
 func (l *loop) serverSocket(family int) (int, error) {
 	for {
-		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err := sysSocket(family)
 		if err == nil || l.spare < 0 || (err != unix.EMFILE && err != unix.ENFILE) {
 			return fd, err
 		}
-		unix.Close(l.spare)
+		sysClose(l.spare)
 		l.spare = -1
 	}
 }

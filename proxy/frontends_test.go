@@ -27,8 +27,8 @@ func TestListenPerFrontend(t *testing.T) {
 	if err := p.Listen("f1"); err != nil {
 		t.Fatal(err)
 	}
-	if !p.Listening("f1") || p.Listening("f2") || p.Listening() {
-		t.Fatalf("listening: f1 %v f2 %v all %v; want only f1", p.Listening("f1"), p.Listening("f2"), p.Listening())
+	if !listening(p, "f1") || listening(p, "f2") || listening(p) {
+		t.Fatalf("listening: f1 %v f2 %v all %v; want only f1", listening(p, "f1"), listening(p, "f2"), listening(p))
 	}
 	if c, err := net.DialTimeout("tcp", bind2.String(), time.Second); err == nil {
 		c.Close()
@@ -98,7 +98,7 @@ func TestCheckBinds(t *testing.T) {
 			case tt.wantErr && be.Wildcard != tt.wildcard:
 				t.Errorf("Wildcard = %v, want %v (%v)", be.Wildcard, tt.wildcard, err)
 			}
-			if p.Listening() {
+			if listening(p) {
 				t.Error("CheckBinds left something listening")
 			}
 		})

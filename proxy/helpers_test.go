@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -34,6 +35,19 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// runProxy builds a proxy and starts Run; done is closed when Run returns.
+func runProxy(t *testing.T, cfg Config) (p *Proxy, cancel context.CancelFunc, done <-chan struct{}) {
+	t.Helper()
+	p, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan struct{})
+	go func() { p.Run(ctx); close(ch) }()
+	return p, cancel, ch
+}
+
 // startProxy builds and runs a proxy; it is stopped in t.Cleanup.
 func startProxy(t *testing.T, cfg Config, log zerolog.Logger) *Proxy {
 	t.Helper()
@@ -56,17 +70,27 @@ func startProxy(t *testing.T, cfg Config, log zerolog.Logger) *Proxy {
 }
 
 // serve runs p.Serve for frontend on a fresh 127.0.0.1:0 listener and
-// returns its address.
+// returns its address once every loop accepts from it.
 func serve(t *testing.T, p *Proxy, frontend string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	lns := func() (n int) {
+		for _, l := range p.loops {
+			l.do(func(l *loop) { n += len(l.lns) })
+		}
+		return n
+	}
+	before := lns()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Serve(ctx, frontend, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Connections queued before Serve took the socket over would not
+	// inherit its options.
+	waitFor(t, "Serve to take the listener over", func() bool { return lns() == before+len(p.loops) })
 	return ln.Addr().String()
 }
 
@@ -127,8 +151,23 @@ func deadPort(t *testing.T) netip.AddrPort {
 	return ap
 }
 
-// freePort returns a port free on 127.0.0.1 right now.
-func freePort(t *testing.T) uint16 { return deadPort(t).Port() }
+// freePort returns a port free on 127.0.0.1 right now, below the
+// ephemeral range (net.ipv4.ip_local_port_range, 32768 and up by
+// default): a port from that range can be taken before the test binds it
+// as the source port of any outgoing connection, the test's own included.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for range 100 {
+		port := uint16(10000 + rand.IntN(22000))
+		ln, err := net.Listen("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port).String())
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below 32000 after 100 tries")
+	return 0
+}
 
 type client struct {
 	net.Conn
@@ -198,6 +237,21 @@ func oneBackend(balance string, servers ...ServerConfig) Config {
 		Frontends: []FrontendConfig{{Name: "fe", Backend: "be"}},
 		Backends:  []BackendConfig{{Name: "be", Servers: servers, Balance: balance}},
 	}
+}
+
+// listening reports whether every named frontend (every one when none is
+// named) is listening: Listen named it and Unlisten has not since (what
+// Update consults before binding a frontend's new addresses).
+func listening(p *Proxy, frontends ...string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sel := p.selected(frontends)
+	for _, fe := range sel {
+		if !fe.listening {
+			return false
+		}
+	}
+	return len(sel) > 0
 }
 
 func serverStatus(p *Proxy, backend, server string) ServerStatus {

@@ -3,15 +3,10 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,10 +37,29 @@ func (e *BindError) Error() string {
 
 func (e *BindError) Unwrap() error { return e.Err }
 
+// inheritedOpts are set on a listening socket once, and every socket it
+// accepts inherits them: TCP keepalive (probes after 15 s idle, as Go's
+// net package) and TCP_NODELAY. Set per accept they would cost three
+// system calls per connection.
+var inheritedOpts = [][3]int{
+	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
+	{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+}
+
+// setOpts sets socket options, stopping at the first error.
+func setOpts(fd int, opts [][3]int) error {
+	for _, o := range opts {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			return fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
+		}
+	}
+	return nil
+}
+
 // listenFreebind opens a non-blocking listening socket on addr with
 // IP_FREEBIND, so the address need not exist on the host yet (no global
-// ip_nonlocal_bind). Accepted sockets inherit keepalive and TCP_NODELAY
-// from the listener, which saves three system calls per connection.
+// ip_nonlocal_bind), and the inheritedOpts.
 func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	a := addr.Addr().Unmap()
 	family := unix.AF_INET
@@ -63,19 +77,14 @@ func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 	opts := [][3]int{
 		{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
 		{unix.IPPROTO_IP, unix.IP_FREEBIND, 1},
-		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveIdle},
-		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 	}
 	if a.Is6() {
 		opts[1] = [3]int{unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1}
 		opts = append(opts, [3]int{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1})
 	}
-	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("setsockopt %d/%d: %w", o[0], o[1], err)
-		}
+	if err := setOpts(fd, append(opts, inheritedOpts...)); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	// IP_TRANSPARENT, inherited by accepted sockets, lets them keep
 	// sending from the VIP after it is removed: on leaving MASTER the VIP
@@ -204,210 +213,4 @@ func listeningIn(table string, match func(hexIP string, port uint16) bool) bool 
 		}
 	}
 	return false
-}
-
-// gate lets acceptors at a connection limit wait until a connection closes.
-type gate struct {
-	mu      sync.Mutex
-	ch      chan struct{}
-	waiters atomic.Int32
-}
-
-func (g *gate) arm() <-chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.waiters.Add(1)
-	if g.ch == nil {
-		g.ch = make(chan struct{})
-	}
-	return g.ch
-}
-
-func (g *gate) disarm() { g.waiters.Add(-1) }
-
-func (g *gate) signal() {
-	if g.waiters.Load() == 0 {
-		return
-	}
-	g.mu.Lock()
-	if g.ch != nil {
-		close(g.ch)
-		g.ch = nil
-	}
-	g.mu.Unlock()
-}
-
-// backoff is the delay after a temporary accept error (EMFILE, ENFILE,
-// ENOBUFS...): 5ms doubling to 1s, reset by a successful accept.
-type backoff struct{ d time.Duration }
-
-const (
-	backoffMin = 5 * time.Millisecond
-	backoffMax = time.Second
-)
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.d == 0:
-		b.d = backoffMin
-	case b.d < backoffMax:
-		b.d = min(2*b.d, backoffMax)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-func sleepDone(done <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		return false
-	}
-}
-
-type acceptFunc func() (int, netip.AddrPort, error)
-
-// netAccept accepts from any net.Listener and duplicates the connection's
-// fd (the slow path, for Serve with listeners that are not TCP).
-func netAccept(ln net.Listener) acceptFunc {
-	return func() (int, netip.AddrPort, error) {
-		c, err := ln.Accept()
-		if err != nil {
-			return -1, netip.AddrPort{}, err
-		}
-		defer c.Close()
-		sc, ok := c.(syscall.Conn)
-		if !ok {
-			return -1, netip.AddrPort{}, fmt.Errorf("proxy: %T has no file descriptor", c)
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return -1, netip.AddrPort{}, err
-		}
-		nfd := -1
-		var derr error
-		if err := rc.Control(func(fd uintptr) {
-			nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		}); err != nil {
-			return -1, netip.AddrPort{}, err
-		}
-		if derr != nil {
-			return -1, netip.AddrPort{}, derr
-		}
-		unix.SetNonblock(nfd, true)
-		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-		return nfd, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-}
-
-// acceptLoop accepts on ln for fe until ln is closed or done is closed. At
-// a connection limit it stops calling accept, so new connections wait in
-// the kernel backlog. Accept errors are backed off, never fatal. It is the
-// slow path, for Serve with a listener that is not TCP; TCP listeners are
-// accepted from inside the event loops.
-func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}) {
-	var bo backoff
-	for {
-		if !p.admit(fe, done) {
-			return
-		}
-		fd, sa, err := accept()
-		if err != nil {
-			p.unadmit(fe)
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if errors.Is(err, unix.ECONNABORTED) {
-				continue
-			}
-			d := bo.next()
-			if ok, held := p.acceptWarn.allow(int64(time.Since(p.epoch))); ok {
-				p.log.Warn().Err(err).Str("frontend", fe.name).Dur("backoff", d).Int("repeated", held).Msg("accept failed, backing off")
-			}
-			if !p.sleep(done, d) {
-				return
-			}
-			continue
-		}
-		bo.reset()
-		fe.total.Add(1)
-		fe.active.Add(1)
-		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
-		if !p.dispatch(c) {
-			c.closeUnadopted(p)
-		}
-	}
-}
-
-// admit reserves a connection slot under the global and frontend limits,
-// waiting for a close while at a limit. False when done is closed.
-func (p *Proxy) admit(fe *frontend, done <-chan struct{}) bool {
-	for {
-		if p.tryAdmit(fe) {
-			return true
-		}
-		ch := p.gate.arm()
-		if p.tryAdmit(fe) {
-			p.gate.disarm()
-			return true
-		}
-		select {
-		case <-ch:
-			p.gate.disarm()
-		case <-done:
-			p.gate.disarm()
-			return false
-		}
-	}
-}
-
-func (p *Proxy) tryAdmit(fe *frontend) bool {
-	// A mutex, not optimistic increments: a transient over-count would make
-	// another acceptor wait with nobody left to wake it.
-	p.admitMu.Lock()
-	defer p.admitMu.Unlock()
-	if m := p.maxConn.Load(); m > 0 && p.slots.Load() >= m {
-		return false
-	}
-	if m := fe.maxConn.Load(); m > 0 && fe.slots.Load() >= m {
-		return false
-	}
-	p.slots.Add(1)
-	fe.slots.Add(1)
-	return true
-}
-
-func (p *Proxy) unadmit(fe *frontend) {
-	fe.slots.Add(-1)
-	p.slots.Add(-1)
-	p.gate.signal()
-	if p.slotWaiters.Load() != 0 {
-		w := p.slotWaiters.Swap(0)
-		for i, l := range p.loops {
-			if w&(1<<i) != 0 {
-				l.slotFreed.Store(true)
-				l.kick()
-			}
-		}
-	}
-}
-
-// dispatch hands a new connection to a loop: round robin, but preferring a
-// loop that is awake, which saves the eventfd wake-up when one is busy.
-func (p *Proxy) dispatch(c *conn) bool {
-	n := uint32(len(p.loops))
-	start := p.nextLoop.Add(1)
-	for i := range n {
-		if p.loops[(start+i)%n].postAwake(c) {
-			return true
-		}
-	}
-	return p.loops[start%n].post(c)
 }

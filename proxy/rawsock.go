@@ -11,6 +11,7 @@ import (
 // Raw accept4 and connect: x/sys/unix's wrappers allocate a Sockaddr per
 // call and Accept4 adds a getsockopt(SO_PROTOCOL) to build it; the proxy
 // only needs the peer's address, and a server's sockaddr never changes.
+// Both are made with RawSyscall on non-blocking sockets (see sys.go).
 
 // rawSockaddr is a prebuilt sockaddr_in or sockaddr_in6.
 type rawSockaddr struct {
@@ -39,7 +40,7 @@ func newRawSockaddr(ap netip.AddrPort) rawSockaddr {
 
 // connectRaw starts a connect of fd to sa.
 func connectRaw(fd int, sa *rawSockaddr) error {
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.buf)), uintptr(sa.len))
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.buf)), uintptr(sa.len))
 	if e != 0 {
 		return e
 	}
@@ -51,7 +52,7 @@ func connectRaw(fd int, sa *rawSockaddr) error {
 func accept4(fd int) (int, netip.AddrPort, error) {
 	var rsa unix.RawSockaddrAny
 	l := uint32(unix.SizeofSockaddrAny)
-	nfd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
+	nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
 		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, netip.AddrPort{}, e

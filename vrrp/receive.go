@@ -59,16 +59,67 @@ type Sender struct {
 	Problem string
 }
 
-// verdict is the outcome of the receive checks for one packet.
-type verdict struct {
-	adv     Advertisement
-	mode    ChecksumMode
-	reason  DropReason // "": accepted
-	notice  Notice
-	problem string
-	// peer is set once the packet is a VRRP advert for our VRID from
+// Verdict is the outcome of the receive checks for one packet.
+type Verdict struct {
+	// Advert is the decoded advert, valid once the packet decoded.
+	Advert Advertisement
+	// Checksum is the form the advert's checksum was computed in (valid
+	// when accepted).
+	Checksum ChecksumMode
+	// Reason says why the packet is dropped; "" when it is accepted.
+	Reason DropReason
+	// Notice names something odd about an accepted advert.
+	Notice Notice
+	// Problem says, in words an operator can act on, what keeps this
+	// sender's adverts from counting or what is odd about them, and what
+	// to do; zero when nothing.
+	Problem Problem
+	// Peer is set once the packet is a VRRP advert for our VRID from
 	// someone else: from then on it is accounted to its sender.
-	peer bool
+	Peer bool
+}
+
+// Problem is something wrong with a sender's adverts: what is seen, and
+// the fix. Status shows both in one sentence (String); vipd doctor shows
+// them apart.
+type Problem struct {
+	Seen, Fix string
+}
+
+// String is "seen; fix", or "" for no problem.
+func (p Problem) String() string {
+	switch {
+	case p.Seen == "":
+		return ""
+	case p.Fix == "":
+		return p.Seen
+	}
+	return p.Seen + "; " + p.Fix
+}
+
+// Sibling reports an advert of another instance of this node on the same
+// link: neither ours nor a drop.
+func (v Verdict) Sibling() bool { return v.Reason == dropSibling }
+
+// Checker applies a Runner's receive checks to packets read elsewhere:
+// `vipd doctor` listens on a socket of its own and must judge what it hears
+// exactly as the running instance would, with the same words.
+type Checker struct {
+	cfg  RunnerConfig
+	auth [v2AuthDataLen]byte
+}
+
+// NewChecker returns the checks a Runner built from cfg applies. Only the
+// receive side of cfg is used: Machine.Addr (self), Machine.VRID,
+// Machine.Version (0 means 3), Machine.AdvertInterval, Machine.Solo, VIPs,
+// AuthPass, Unicast, Peers and Siblings.
+func NewChecker(cfg RunnerConfig) *Checker {
+	if cfg.Machine.Version == 0 {
+		cfg.Machine.Version = 3
+	}
+	c := &Checker{cfg: cfg}
+	copy(c.auth[:], cfg.AuthPass)
+	return c
 }
 
 // readLoop validates packets and hands good adverts to Run. Drops are
@@ -89,25 +140,25 @@ func (r *Runner) readLoop(ctx context.Context) {
 			}
 			continue
 		}
-		v := r.check(buf[:n], src, dst, ttl)
+		v := r.checks.Check(buf[:n], src, dst, ttl)
 		now := time.Now()
-		if v.peer {
+		if v.Peer {
 			r.account(src, v, now)
 		}
-		if v.reason == dropSibling {
+		if v.Sibling() {
 			continue // a sibling instance's advert: not ours, not a drop
 		}
-		if v.reason != "" {
-			r.drop(v.reason, src)
+		if v.Reason != "" {
+			r.drop(v.Reason, src)
 			continue
 		}
-		if v.notice != "" {
+		if v.Notice != "" {
 			r.mu.Lock()
-			r.notices[v.notice]++
+			r.notices[v.Notice]++
 			r.mu.Unlock()
 		}
 		r.received.Add(1)
-		ev := AdvertReceived{From: src, Priority: v.adv.Priority, Interval: v.adv.MaxAdvertInterval}
+		ev := AdvertReceived{From: src, Priority: v.Advert.Priority, Interval: v.Advert.MaxAdvertInterval}
 		select {
 		case r.pkts <- received{ev: ev, at: now, from: src}:
 		case <-ctx.Done():
@@ -116,93 +167,110 @@ func (r *Runner) readLoop(ctx context.Context) {
 	}
 }
 
-// check applies the receive checks of RFC 9568 section 7.1 (RFC 3768
+// Check applies the receive checks of RFC 9568 section 7.1 (RFC 3768
 // section 7.1 for VRRPv2), in an order that attributes a mismatch to its
 // sender as soon as the packet is known to be an advert for our VRID.
-func (r *Runner) check(b []byte, src, dst netip.Addr, ttl int) verdict {
-	var v verdict
+func (c *Checker) Check(b []byte, src, dst netip.Addr, ttl int) Verdict {
+	var v Verdict
 	switch {
-	case src == r.cfg.Machine.Addr:
-		v.reason = DropSelf
+	case src == c.cfg.Machine.Addr:
+		v.Reason = DropSelf
 		return v
-	case !r.cfg.Unicast && ttl >= 0 && ttl != 255:
+	case !c.cfg.Unicast && ttl >= 0 && ttl != 255:
 		// "It MUST verify that the IP TTL is 255" is there to keep
 		// off-link senders out of a multicast group. A unicast peer may
 		// be a routed hop away (keepalived skips the check in unicast
 		// mode too), and the peer filter below does the keeping out.
-		v.reason = DropTTL
+		v.Reason = DropTTL
 		return v
-	case r.cfg.Unicast && !slices.Contains(r.cfg.Peers, src):
-		v.reason = DropPeer
-		return v
-	}
-	if err := v.adv.UnmarshalBinary(b); err != nil {
-		v.reason = Reason(err)
+	case c.cfg.Unicast && !slices.Contains(c.cfg.Peers, src):
+		v.Reason = DropPeer
 		return v
 	}
-	if v.adv.VRID != r.cfg.Machine.VRID {
-		v.reason = DropVRID
-		if slices.Contains(r.cfg.Siblings, v.adv.VRID) {
-			v.reason = dropSibling
+	if err := v.Advert.UnmarshalBinary(b); err != nil {
+		v.Reason = Reason(err)
+		return v
+	}
+	if v.Advert.VRID != c.cfg.Machine.VRID {
+		v.Reason = DropVRID
+		if slices.Contains(c.cfg.Siblings, v.Advert.VRID) {
+			v.Reason = dropSibling
 		}
 		return v
 	}
-	v.peer = true
-	want := r.cfg.Machine.Version
-	if v.adv.Version != want {
-		v.reason = DropVersion
-		v.problem = fmt.Sprintf("peer %s speaks VRRPv%d; set version = %d to join it", src, v.adv.Version, v.adv.Version)
+	v.Peer = true
+	want := c.cfg.Machine.Version
+	if v.Advert.Version != want {
+		v.Reason = DropVersion
+		v.Problem = Problem{fmt.Sprintf("peer %s speaks VRRPv%d", src, v.Advert.Version), fmt.Sprintf("set version = %d to join it", v.Advert.Version)}
 		return v
 	}
 	mode, err := VerifyChecksum(b, src, dst)
 	if err != nil {
-		v.reason = Reason(err)
-		v.problem = fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src)
+		v.Reason = Reason(err)
+		v.Problem = Problem{fmt.Sprintf("peer %s: its checksum matches no form vipd accepts (corrupted, or computed over other addresses)", src),
+			"make the peer send from the address it is configured with: NAT on the path, or a source address other than the one the packet carries, changes the pseudo-header the checksum covers"}
 		return v
 	}
-	v.mode = mode
+	v.Checksum = mode
 	if want == 2 {
-		if reason, problem := r.checkAuth(&v.adv, src); reason != "" {
-			v.reason, v.problem = reason, problem
+		if reason, problem := c.checkAuth(&v.Advert, src); reason != "" {
+			v.Reason, v.Problem = reason, problem
 			return v
 		}
 	}
-	if len(r.cfg.VIPs) > 0 && v.adv.Addresses[0].Is4() != r.cfg.VIPs[0].Is4() {
-		v.reason = DropFamily
-		v.problem = fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.adv.Addresses[0]), family(r.cfg.VIPs[0]))
+	if len(c.cfg.VIPs) > 0 && v.Advert.Addresses[0].Is4() != c.cfg.VIPs[0].Is4() {
+		v.Reason = DropFamily
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises %s addresses on this %s instance", src, family(v.Advert.Addresses[0]), family(c.cfg.VIPs[0])),
+			"give IPv4 and IPv6 VIPs instances (vrids) of their own, one family each, the same on every node"}
 		return v
 	}
-	if !sameSet(v.adv.Addresses, r.cfg.VIPs) && !r.cfg.Machine.Solo {
-		v.notice = NoticeAddrList
-		v.problem = fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?); the election goes on, but a VIP only one side lists is served only while that side is MASTER",
-			src, addrList(v.adv.Addresses), addrList(r.cfg.VIPs))
+	if !sameSet(v.Advert.Addresses, c.cfg.VIPs) && !c.cfg.Machine.Solo {
+		v.Notice = NoticeAddrList
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises %s, this node %s: the VIP lists differ (a config change rolling out?)",
+			src, addrList(v.Advert.Addresses), addrList(c.cfg.VIPs)),
+			"the election goes on, but a VIP only one side lists is served only while that side is MASTER: give every node the same vips"}
 	}
-	if want == 2 && v.adv.MaxAdvertInterval != r.cfg.Machine.AdvertInterval && v.notice == "" {
-		v.notice = NoticeInterval
-		v.problem = fmt.Sprintf("peer %s advertises every %v, this node every %v; VRRPv2 routers keep their own interval, so set the same advert_interval on both",
-			src, v.adv.MaxAdvertInterval, r.cfg.Machine.AdvertInterval)
+	if want == 2 && v.Advert.MaxAdvertInterval != c.cfg.Machine.AdvertInterval && v.Notice == "" {
+		v.Notice = NoticeInterval
+		v.Problem = Problem{fmt.Sprintf("peer %s advertises every %v, this node every %v", src, v.Advert.MaxAdvertInterval, c.cfg.Machine.AdvertInterval),
+			"VRRPv2 routers keep their own interval, so set the same advert_interval on both"}
 	}
 	return v
 }
 
 // checkAuth is RFC 2338 section 7.1 as keepalived applies it: the
 // authentication type must match ours, and with PASS the 8 bytes must.
-func (r *Runner) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, string) {
+func (c *Checker) checkAuth(adv *Advertisement, src netip.Addr) (DropReason, Problem) {
 	want := uint8(authNone)
-	if r.cfg.AuthPass != "" {
+	if c.cfg.AuthPass != "" {
 		want = authPass
 	}
 	switch {
 	case adv.AuthType == authAH:
-		return DropAuthType, fmt.Sprintf("peer %s uses auth_type AH, which vipd does not support; switch it to PASS or none", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s uses auth_type AH, which vipd does not support", src), "switch it to PASS or none"}
 	case adv.AuthType != want && want == authPass:
-		return DropAuthType, fmt.Sprintf("peer %s sends no password, this node has auth_pass set; set the same auth_pass on both (or none)", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s sends no password, this node has auth_pass set", src), "set the same auth_pass on both (or none)"}
 	case adv.AuthType != want:
-		return DropAuthType, fmt.Sprintf("peer %s uses auth_type PASS; set auth_pass to its password to join it", src)
-	case want == authPass && adv.AuthData != r.auth:
-		return DropAuth, fmt.Sprintf("peer %s sends a different auth_pass; set the same one on both", src)
+		return DropAuthType, Problem{fmt.Sprintf("peer %s uses auth_type PASS", src), "set auth_pass to its password to join it"}
+	case want == authPass && adv.AuthData != c.auth:
+		return DropAuth, Problem{fmt.Sprintf("peer %s sends a different auth_pass", src), "set the same one on both"}
 	}
-	return "", ""
+	return "", Problem{}
+}
+
+// ForeignProblem words a router heard on vrid that is none of the
+// configured nodes (known is false): two virtual routers share the VRID on
+// the segment, and each takes the other's adverts for its own election. It
+// returns no problem for a known node, and for an IPv6 link-local source, which
+// cannot be matched to a node's configured address (over IPv6 multicast
+// every node, vipd included, sends from its link-local address).
+func ForeignProblem(src netip.Addr, vrid uint8, known bool) Problem {
+	if known || src.IsLinkLocalUnicast() {
+		return Problem{}
+	}
+	return Problem{fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment", src, vrid),
+		"give one of them another vrid"}
 }
 
 func family(a netip.Addr) string {
@@ -234,7 +302,7 @@ func addrList(as []netip.Addr) string {
 
 // account records a packet in the sender table, and logs a sender's
 // problem once, when it first appears or changes.
-func (r *Runner) account(src netip.Addr, v verdict, now time.Time) {
+func (r *Runner) account(src netip.Addr, v Verdict, now time.Time) {
 	r.mu.Lock()
 	s := r.senders[src]
 	if s == nil {
@@ -244,21 +312,22 @@ func (r *Runner) account(src netip.Addr, v verdict, now time.Time) {
 		s = &Sender{Addr: src}
 		r.senders[src] = s
 	}
-	s.Version, s.Priority, s.Interval, s.LastSeen = v.adv.Version, v.adv.Priority, v.adv.MaxAdvertInterval, now
-	s.VIPs = v.adv.Addresses
-	if v.reason != "" {
+	s.Version, s.Priority, s.Interval, s.LastSeen = v.Advert.Version, v.Advert.Priority, v.Advert.MaxAdvertInterval, now
+	s.VIPs = v.Advert.Addresses
+	if v.Reason != "" {
 		s.Dropped++
 	} else {
 		s.Count++
-		s.Checksum = v.mode
+		s.Checksum = v.Checksum
 	}
-	changed := s.Problem != v.problem
-	s.Problem = v.problem
+	problem := v.Problem.String()
+	changed := s.Problem != problem
+	s.Problem = problem
 	r.mu.Unlock()
-	if changed && v.problem != "" {
-		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.reason)).Str("notice", string(v.notice)).Msg(v.problem)
+	if changed && problem != "" {
+		r.log.Warn().Str("peer", src.String()).Str("reason", string(v.Reason)).Str("notice", string(v.Notice)).Msg(problem)
 	}
-	if changed && v.problem == "" {
+	if changed && problem == "" {
 		r.log.Info().Str("peer", src.String()).Msg("peer's adverts are in order again")
 	}
 }

@@ -88,6 +88,8 @@ type Runner struct {
 	m    *Machine
 	log  zerolog.Logger
 	auth [v2AuthDataLen]byte
+	// checks are the receive checks (receive.go).
+	checks *Checker
 
 	pkts chan received // from readLoop
 	wake chan struct{} // 1-buffered: the mailbox has something
@@ -169,6 +171,7 @@ func NewRunner(cfg RunnerConfig, conn Conn, fx Effects) (*Runner, error) {
 		lastLog: make(map[DropReason]time.Time),
 	}
 	copy(r.auth[:], cfg.AuthPass)
+	r.checks = NewChecker(cfg)
 	r.snap.MachineStatus = m.Status()
 	return r, nil
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
@@ -82,7 +84,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // printStatus renders the status for a person at 3 a.m.: who holds the
 // VIP, why the priority is what it is, and which servers take traffic.
 func printStatus(w io.Writer, st control.Status) {
-	fmt.Fprintf(w, "node %s (%s mode), vipd %s, up %s\n\n", st.Node, st.Mode, st.Version, time.Since(st.Started).Round(time.Second))
+	fmt.Fprintf(w, "node %s (%s mode), vipd %s, up %s\n\n", q(st.Node), q(st.Mode), q(st.Version), time.Since(st.Started).Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Instances) > 0 {
 		fmt.Fprintln(tw, "INSTANCE\tVRID\tSTATE\tPRIORITY\tMASTER\tVIPS\tTRANSITIONS\tVERSION\tLAST CHANGE")
@@ -95,7 +97,7 @@ func printStatus(w io.Writer, st control.Status) {
 			if !in.LastTransition.IsZero() {
 				last = fmt.Sprintf("%s ago: %s", time.Since(in.LastTransition).Round(time.Second), in.LastReason)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\tv%d\t%s\n", in.Name, in.VRID, in.State, prio, orDash(in.MasterAddr), strings.Join(in.VIPs, ","), in.Transitions, in.Version, last)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\tv%d\t%s\n", q(in.Name), in.VRID, q(in.State), prio, q(orDash(in.MasterAddr)), q(strings.Join(in.VIPs, ",")), in.Transitions, in.Version, q(last))
 		}
 		tw.Flush()
 		for _, in := range st.Instances {
@@ -104,25 +106,39 @@ func printStatus(w io.Writer, st control.Status) {
 				pre = in.Name + ": "
 			}
 			if in.Fault != "" {
-				fmt.Fprintf(w, "%sFAULT: %s (retrying at %s)\n", pre, in.Fault, in.RetryAt.Format(time.TimeOnly))
+				fmt.Fprintf(w, "%sFAULT: %s (retrying at %s)\n", pre, q(in.Fault), in.RetryAt.Format(time.TimeOnly))
 			}
 			for _, p := range in.Problems {
-				fmt.Fprintf(w, "%sPROBLEM: %s\n", pre, p)
+				fmt.Fprintf(w, "%sPROBLEM: %s\n", pre, q(p))
 			}
 			if in.PriorityReason != "" {
-				fmt.Fprintf(w, "%spriority: %s\n", pre, in.PriorityReason)
+				fmt.Fprintf(w, "%spriority: %s\n", pre, q(in.PriorityReason))
 			}
 			var drops []string
 			for k, v := range in.Drops {
-				drops = append(drops, fmt.Sprintf("%s=%d", k, v))
+				drops = append(drops, fmt.Sprintf("%s=%d", q(k), v))
 			}
 			sort.Strings(drops)
 			fmt.Fprintf(w, "%sadverts: sent %d, received %d, dropped {%s}\n", pre, in.AdvertsSent, in.AdvertsReceived, strings.Join(drops, " "))
 			for _, s := range in.Senders {
-				fmt.Fprintf(w, "%sheard: %s v%d priority %d every %gms, checksum %s, %s ago\n", pre, s.Addr, s.Version, s.Priority, s.Interval, orDash(s.Checksum), time.Since(s.LastSeen).Round(time.Millisecond))
+				fmt.Fprintf(w, "%sheard: %s v%d priority %d every %gms, checksum %s, %s ago\n", pre, q(s.Addr), s.Version, s.Priority, s.Interval, q(orDash(s.Checksum)), time.Since(s.LastSeen).Round(time.Millisecond))
 			}
 		}
 		fmt.Fprintln(w)
+	}
+	for _, f := range st.Findings {
+		pre := ""
+		if f.Instance != "" && len(st.Instances) > 1 {
+			pre = f.Instance + ": "
+		}
+		fmt.Fprintf(w, "%s%s (%s): %s\n%s  fix: %s\n", pre, strings.ToUpper(f.Severity), f.Check, f.Seen, pre, f.Fix)
+	}
+	if len(st.Findings) > 0 {
+		fmt.Fprintln(w, "(vipd doctor checks more: the firewall, the segment, the backends)")
+		fmt.Fprintln(w)
+	}
+	if st.BGP != nil {
+		printBGP(w, st.BGP)
 	}
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN\tLIVENESS")
@@ -134,7 +150,11 @@ func printStatus(w io.Writer, st control.Status) {
 			if p.LastSeen.IsZero() {
 				seen = "never"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\t%s\n", p.Name, p.Addr, orDash(p.State), p.EffectivePriority, p.Ready, seen, p.Liveness)
+			state := "-"
+			if p.State != "" {
+				state = q(p.State)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\t%s\n", q(p.Name), q(p.Addr), state, p.EffectivePriority, p.Ready, seen, p.Liveness)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
@@ -142,27 +162,40 @@ func printStatus(w io.Writer, st control.Status) {
 	if len(st.Trackers) > 0 {
 		fmt.Fprintln(tw, "TRACKER\tTYPE\tWEIGHT\tHEALTHY\tDETAIL")
 		for _, t := range st.Trackers {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", t.Name, t.Type, t.Weight, t.Healthy, t.Detail)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", q(t.Name), q(t.Type), t.Weight, t.Healthy, q(t.Detail))
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(tw, "FRONTEND\tBIND\tLISTENING\tACTIVE\tTOTAL\tBACKEND\tHEALTHY")
 	for _, f := range st.Frontends {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%s\t%d\n", f.Name, strings.Join(f.Binds, ","), f.Listening, f.ActiveConns, f.TotalConns, f.Backend, f.Healthy)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%s\t%d\n", q(f.Name), q(strings.Join(f.Binds, ",")), f.Listening, f.ActiveConns, f.TotalConns, q(f.Backend), f.Healthy)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "BACKEND\tSERVER\tADDRESS\tSTATE\tACTIVE\tTOTAL\tLAST CHECK")
 	for _, b := range st.Backends {
 		for _, s := range b.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Name, s.Name, s.Addr, s.State, s.ActiveConns, s.TotalConns, orDash(s.LastCheck))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", q(b.Name), q(s.Name), q(s.Addr), q(s.State), s.ActiveConns, s.TotalConns, q(orDash(s.LastCheck)))
 		}
 	}
 	tw.Flush()
 	if d := st.LastDrill; d != nil {
-		fmt.Fprintf(w, "\nlast drill %s: %s -> %s, gap %.0f ms (timers predict %.0f ms)\n", d.At.Format(time.RFC3339), d.From, d.To, d.GapMs, d.ExpectedMs)
+		fmt.Fprintf(w, "\nlast drill %s: %s -> %s, gap %.0f ms (timers predict %.0f ms)\n", d.At.Format(time.RFC3339), q(d.From), q(d.To), d.GapMs, d.ExpectedMs)
 	}
+}
+
+// q shows text from the daemon, which may carry a peer's or a backend's
+// words, as it is when it is plain printable text, and Go-quoted (control
+// characters escaped) otherwise: nothing from the network can move the
+// cursor or recolour a cell, and a tab cannot shift the columns.
+func q(s string) string {
+	for _, r := range s {
+		if r == '\t' || !unicode.IsPrint(r) && r != ' ' {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }
 
 func orDash(s string) string {
@@ -179,13 +212,14 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	instance := fs.String("instance", "", "the VRRP instance to drill (default: the one this node is MASTER of)")
 	hold := fs.Duration("hold", 10*time.Second, "how long this node refrains from taking the VIP back")
 	force := fs.Bool("force", false, "drill even when no healthy backup is known")
+	bgpMode := fs.Bool("bgp", false, "drill the BGP announcement (automatic on a node without VRRP)")
 	out := fs.String("o", "text", "output: text or json")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 || pos[0] != "failover" {
-		fmt.Fprintln(stderr, "usage: vipd drill failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]")
+		fmt.Fprintln(stderr, "usage: vipd drill failover [--instance NAME] [--hard] [--hold 10s] [--force] [--bgp] [-o json]")
 		return 2
 	}
 	path, err := sock()
@@ -194,12 +228,16 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Instance: *instance, Hard: *hard, Hold: *hold, Force: *force})
+	res, err := control.NewClient(path).Drill(ctx, control.DrillRequest{Instance: *instance, Hard: *hard, Hold: *hold, Force: *force, BGP: *bgpMode})
 	if err != nil {
 		return fail(stderr, err)
 	}
 	if *out == "json" {
 		printJSON(stdout, res)
+		return 0
+	}
+	if res.Mode == "bgp" {
+		printBGPDrill(stdout, res)
 		return 0
 	}
 	kind := "planned handover (priority 0, make before break)"

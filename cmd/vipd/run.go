@@ -7,31 +7,54 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/vipd/vipd/internal/child"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
+	"github.com/vipd/vipd/internal/fdlimit"
+	"github.com/vipd/vipd/internal/verify"
 )
 
 const usage = `vipd: one stable, highly available endpoint for a control plane.
 
 Usage:
   vipd run     -c FILE [--node NAME]      run the daemon (VRRP + proxy + checks)
-  vipd check   -c FILE [--node NAME]      validate a config file and print warnings
+  vipd check   -c FILE [--node NAME] [--user USER]
+                                          validate a config file and what it names
+                                          (certificates, commands, socket group),
+                                          as USER when given
   vipd status  [-o json|table]            show this node: VRRP, frontends, servers
-  vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [-o json]
+  vipd drill   failover [--instance NAME] [--hard] [--hold 10s] [--force] [--bgp] [-o json]
                                           hand the VIP to a backup and measure the gap
+  vipd drain   self [--undo] [-o json]    BGP mode: withdraw this node's VIPs the planned way
+                                          (GRACEFUL_SHUTDOWN, drain_time, withdraw) until --undo
   vipd server  drain|maint|ready BACKEND/SERVER
+                                          take a server out of rotation, or back in
   vipd reload                             re-read the config (same as SIGHUP)
+  vipd import  --keepalived NAME=FILE [--keepalived NAME=FILE]... [--haproxy FILE] [--address NAME=IP]...
+                                          translate keepalived.conf + haproxy.cfg into a vipd
+                                          TOML on stdout; what is not carried over goes to stderr
+  vipd manifest static-pod|talos -c FILE [--image REF]
+                                          print a static pod / Talos patch (YAML)
+  vipd completion bash|zsh                print a shell completion script
+  vipd doctor  -c FILE [--node NAME] [--listen 5s] [-o json]
+                                          preflight this node: interface, sysctls, firewall,
+                                          VIP conflicts, VRRP heard, peers, listeners, backends;
+                                          exit 0 ok, 1 warnings, 2 errors
   vipd cleanup -c FILE [--node NAME]      after vipd ended (systemd ExecStopPost): remove this
                                           node's VIPs if no live vipd holds them, once another
                                           router is master
-  vipd version
+  vipd version                            print the version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
 (default /run/vipd/vipd.sock).
@@ -56,14 +79,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDrill(ctx, rest, stdout, stderr)
 	case "server":
 		return cmdServer(ctx, rest, stdout, stderr)
+	case "drain":
+		return cmdDrain(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
 	case "cleanup":
 		return cmdCleanup(ctx, rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
+	case "manifest":
+		return cmdManifest(rest, stdout, stderr)
+	case "completion":
+		return cmdCompletion(rest, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "vipd %s\n", daemon.Version)
 		return 0
 	case "help", "-h", "--help":
+		if len(rest) == 1 && rest[0] == "man" {
+			writeManPage(stdout, loadCLIDoc()) // the package's vipd(1)
+			return 0
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -130,6 +167,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		level = *logLevel
 	}
 	log := newLogger(stderr, level, format)
+	if code := prepare(*cfgPath, log, stderr); code != 0 {
+		return code
+	}
 	d, err := daemon.New(daemon.Options{ConfigPath: *cfgPath, NodeName: *node, Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "vipd: %v\n", err)
@@ -181,19 +221,50 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
+// prepare readies the process before the daemon is built: the soft
+// RLIMIT_NOFILE up to the hard limit (the default connection limit is
+// computed from it), no ambient capabilities for what vipd starts, and
+// what `vipd check` verifies. A file that fails verification stops vipd
+// here, as it stops ExecStartPre.
+func prepare(cfgPath string, log zerolog.Logger, stderr io.Writer) int {
+	if _, err := fdlimit.Raise(); err != nil {
+		log.Warn().Err(err).Msg("could not raise the soft RLIMIT_NOFILE to the hard limit")
+	}
+	if err := child.DropAmbient(); err != nil {
+		// Hooks and scripts are still started from a cleared thread.
+		log.Debug().Err(err).Msg("ambient capabilities not cleared process-wide")
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return 0 // daemon.New reports it
+	}
+	if err := verify.Config(cfg, verify.Options{Warn: func(w string) { log.Warn().Msg(w) }}); err != nil {
+		fmt.Fprintf(stderr, "vipd: %v\n", err)
+		return 1
+	}
+	b := fdlimit.ForConfig(cfg)
+	log.Info().Uint64("nofile", b.NoFile).Int("reserved", b.Reserved).Int("maxconn", b.Limit()).Msg("file descriptors: " + b.String())
+	if w := b.Warning(); w != "" {
+		log.Warn().Msg(w)
+	}
+	return 0
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("c", "/etc/vipd/vipd.toml", "config file")
 	node := fs.String("node", "", "check that this node name exists")
+	as := fs.String("user", "", "check as this user (needs root), as the unit's ExecStartPre does under User=vipd")
 	if _, err := parse(fs, args); err != nil {
 		return 2
 	}
+	if *as != "" {
+		return checkAs(*as, *cfgPath, *node, stdout, stderr)
+	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "error: %s\n", line)
-		}
+		printErrors(stderr, err)
 		return 1
 	}
 	if *node != "" {
@@ -205,6 +276,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
+	if err := verify.Config(cfg, verify.Options{Warn: func(w string) { fmt.Fprintf(stdout, "warning: %s\n", w) }}); err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	b := fdlimit.ForConfig(cfg)
+	if w := b.Warning(); w != "" {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	mode := "single LB (no [vrrp]): frontends always listen"
 	if cfg.VRRP != nil {
 		var parts []string
@@ -213,7 +292,62 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		mode = fmt.Sprintf("%d nodes, %s", len(cfg.Nodes), strings.Join(parts, "; "))
 	}
-	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\n", cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks))
+	if b := cfg.BGP; b != nil {
+		announce := fmt.Sprintf("BGP AS %d announcing %d VIPs to %d routers", b.ASN, len(b.VIPs), len(b.Peers))
+		if cfg.VRRP == nil {
+			mode = announce
+		} else {
+			mode += "; " + announce
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok: %s; %d frontends, %d backends, %d trackers\nfile descriptors (this shell's limit; the unit sets LimitNOFILE=): %s\n",
+		cfg.Path, mode, len(cfg.Frontends), len(cfg.Backends), len(cfg.Tracks), b)
+	return 0
+}
+
+// checkAs runs `vipd check` again as another user: what the daemon's user
+// can read is what counts (a root-only key passes a check run as root).
+func checkAs(name, cfgPath, node string, stdout, stderr io.Writer) int {
+	u, err := user.Lookup(name)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: --user %s: %v\n", name, err)
+		return 1
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	var groups []uint32
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if n, err := strconv.Atoi(id); err == nil {
+				groups = append(groups, uint32(n))
+			}
+		}
+	}
+	if os.Geteuid() != 0 {
+		if os.Geteuid() == uid {
+			return cmdCheck([]string{"-c", cfgPath, "--node", node}, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "error: --user %s: only root can check as another user\n", name)
+		return 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	abs, _ := filepath.Abs(cfgPath)
+	cmd := exec.Command(self, "check", "-c", abs, "--node", node)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(stderr, "error: check as %s: %v\n", name, err)
+		return 1
+	}
 	return 0
 }
 

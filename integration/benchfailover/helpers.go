@@ -63,7 +63,7 @@ type helper struct {
 	out  string
 }
 
-func startHelper(t *tb, h *lab.Host, out string, env ...string) *helper {
+func startHelper(t *lab.Bench, h *lab.Host, out string, env ...string) *helper {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func (hp *helper) stop() {
 }
 
 // startBackend runs backendMain in h's namespace.
-func startBackend(t *tb, h *lab.Host) {
+func startBackend(t *lab.Bench, h *lab.Host) {
 	startHelper(t, h, "", "VIPD_BENCH_BACKEND=1")
 	if err := lab.WaitFor(5*time.Second, func() error {
 		c, err := exec.Command("ip", "netns", "exec", h.NS, "ss", "-Htln", "sport = :6443").Output()
@@ -189,7 +189,7 @@ type prober struct {
 	*helper
 }
 
-func startProbe(t *tb, h *lab.Host, target netip.AddrPort) *prober {
+func startProbe(t *lab.Bench, h *lab.Host, target netip.AddrPort) *prober {
 	out := filepath.Join(t.TempDir(), "probe.jsonl")
 	return &prober{startHelper(t, h, out, "VIPD_BENCH_PROBE="+target.String(), "VIPD_BENCH_OUT="+out)}
 }
@@ -321,7 +321,7 @@ func arpMain() int {
 
 type arpMon struct{ *helper }
 
-func startARP(t *tb, h *lab.Host, vip netip.Addr) *arpMon {
+func startARP(t *lab.Bench, h *lab.Host, vip netip.Addr) *arpMon {
 	out := filepath.Join(t.TempDir(), "arp.jsonl")
 	return &arpMon{startHelper(t, h, out, "VIPD_BENCH_ARP="+vip.String(), "VIPD_BENCH_OUT="+out)}
 }

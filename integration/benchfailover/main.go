@@ -161,11 +161,11 @@ func main() {
 					break
 				}
 				name := fmt.Sprintf("rep%d %s %s", r, f.Name, c.Short)
-				t := newTB(name, root)
+				t := lab.NewBench(name, root)
 				var rr result
-				t.run(func() { rr = runOne(t, c, f, *steady) })
+				t.Run(func() { rr = runOne(t, c, f, *steady) })
 				if t.Failed() {
-					rr.Err = t.firstErr()
+					rr.Err = t.FirstErr()
 				}
 				rr.Config, rr.Fault, rr.Rep = c.Name, f.Name, r
 				d.Runs = append(d.Runs, rr)
@@ -194,7 +194,7 @@ func finish(d *benchData, out, plots string) {
 	md := report(d, plots)
 	fmt.Println(md)
 	if out != "" {
-		if err := writeSection(out, md); err != nil {
+		if err := lab.WriteSection(out, "## Failover", md); err != nil {
 			fatal(err)
 		}
 		fmt.Fprintln(os.Stderr, "wrote", out)

@@ -85,7 +85,7 @@ func arpText(r result) string {
 // runOne builds a lab, elects lb1 (150) over lb2 (100), samples the VIP's
 // holders in steady state, starts the client prober and the ARP monitor,
 // injects the fault at a random phase and measures.
-func runOne(t *tb, c config, f fault, steady time.Duration) result {
+func runOne(t *lab.Bench, c config, f fault, steady time.Duration) result {
 	var r result
 	l := lab.NewLab(t)
 	lb1, lb2, client, cp, mon := l.AddHost("lb1", 11), l.AddHost("lb2", 12), l.AddHost("client", 100), l.AddHost("cp1", 21), l.AddHost("mon", 99)
@@ -340,7 +340,7 @@ func realBin() string {
 	return lab.Bin
 }
 
-func macOf(t *tb, h *lab.Host) string {
+func macOf(t *lab.Bench, h *lab.Host) string {
 	out, err := exec.Command("ip", "netns", "exec", h.NS, "cat", "/sys/class/net/eth0/address").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func macOf(t *tb, h *lab.Host) string {
 }
 
 // awaitLiveness waits until lb2's liveness connection to lb1 is up.
-func awaitLiveness(t *tb, n *lab.Node) {
+func awaitLiveness(t *lab.Bench, n *lab.Node) {
 	err := lab.WaitFor(5*time.Second, func() error {
 		st, err := n.Status()
 		if err != nil {
@@ -374,7 +374,7 @@ type memCgroup struct {
 	v2  bool
 }
 
-func newMemCgroup(t *tb, name string) *memCgroup {
+func newMemCgroup(t *lab.Bench, name string) *memCgroup {
 	var cg memCgroup
 	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(b), "memory") {
 		os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0o644)

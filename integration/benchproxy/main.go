@@ -4,7 +4,7 @@
 // descriptors per idle connection. Backends, HAProxy and the vipd proxy each
 // run in their own process so CPU and memory are measured per process.
 //
-//	go run ./integration/benchproxy -reps 3
+//	go run ./integration/benchproxy -reps 5
 package main
 
 import (
@@ -39,13 +39,14 @@ func main() {
 	role := flag.String("role", "", "internal: backend | proxy")
 	cfgFile := flag.String("config", "", "internal: proxy config (JSON)")
 	ports := flag.String("ports", "", "internal: sink,echo ports for the backend")
-	reps := flag.Int("reps", 3, "repetitions of each measurement per target")
+	reps := flag.Int("reps", 5, "repetitions of each measurement per target")
 	dur := flag.Duration("dur", 1500*time.Millisecond, "duration of each timed measurement")
 	idle := flag.Int("idle", 5000, "idle connections for the memory measurement")
 	haproxy := flag.String("haproxy", "/usr/sbin/haproxy", "HAProxy binary")
 	threads := flag.Int("threads", 2, "HAProxy nbthread and the vipd proxy's GOMAXPROCS (event loops)")
 	only := flag.String("only", "", "comma-separated subset of bulk,rate,pp,idle (default all)")
 	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
+	perfDir := flag.String("perf", "", "also record each proxy with `perf record -g` (kernel included) during the counted connection run, into this directory (go build the benchmark first: perf report needs the binary that ran)")
 	flag.Parse()
 	raiseNofile()
 	var err error
@@ -55,7 +56,7 @@ func main() {
 	case "proxy":
 		err = runProxy(*cfgFile)
 	case "":
-		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads,
+		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir,
 			only: splitSet(*only), targets: splitSet(*targetsFlag)})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
@@ -71,6 +72,7 @@ type benchOpts struct {
 	dur                 time.Duration
 	haproxy             string
 	only, targets       map[string]bool
+	perf                string
 }
 
 func (o benchOpts) want(m string) bool { return len(o.only) == 0 || o.only[m] }
@@ -428,12 +430,24 @@ backend echo
 				}
 			}
 			if o.want("rate") {
-				r := connRate(t, dur)
+				r := connRate(t, dur, false)
 				add(t.name, "rate", r.rate)
 				add(t.name, "rate_p50", r.p50)
 				add(t.name, "rate_p99", r.p99)
 				if t.proc != nil {
 					add(t.name, "cpu", r.cpuPerConn)
+					var stopRec func()
+					if o.perf != "" {
+						stopRec = perfRecord(t.proc.pid(), filepath.Join(o.perf, fmt.Sprintf("%s-rep%d.data", t.name, rep+1)))
+					}
+					c := connRate(t, dur/3, true)
+					if stopRec != nil {
+						stopRec()
+					}
+					if c.syscalls > 0 {
+						add(t.name, "syscalls", c.syscalls)
+						add(t.name, "switches", c.switches)
+					}
 				}
 			}
 			if o.want("pp") {
@@ -502,17 +516,84 @@ func bulk(addr string, n int, dur time.Duration) float64 {
 	return float64(total.Load()) * 8 / time.Since(start).Seconds() / 1e9
 }
 
-type rateResult struct{ rate, p50, p99, cpuPerConn float64 }
+type rateResult struct {
+	rate, p50, p99, cpuPerConn float64
+	syscalls, switches         float64 // per connection, from perf stat; 0 without perf
+}
+
+// perfRecord samples pid's stacks, kernel included, into file until the
+// returned function is called (nothing when perf is missing).
+func perfRecord(pid int, file string) (stop func()) {
+	cmd := exec.Command("perf", "record", "-q", "-g", "-e", "cpu-clock", "-p", strconv.Itoa(pid), "-o", file)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "perf record:", err)
+		return func() {}
+	}
+	time.Sleep(100 * time.Millisecond) // let perf attach
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}
+}
+
+// perfStat counts a process's system calls and context switches (perf
+// stat, software events: no hardware counters needed) until the returned
+// function is called; ok is false when perf is missing or fails.
+func perfStat(pid int) (stop func() (syscalls, switches float64, ok bool)) {
+	f, err := os.CreateTemp("", "perfstat")
+	if err != nil {
+		return func() (float64, float64, bool) { return 0, 0, false }
+	}
+	f.Close()
+	cmd := exec.Command("perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,context-switches", "-p", strconv.Itoa(pid), "-o", f.Name())
+	if cmd.Start() != nil {
+		os.Remove(f.Name())
+		return func() (float64, float64, bool) { return 0, 0, false }
+	}
+	time.Sleep(100 * time.Millisecond) // let perf attach
+	return func() (float64, float64, bool) {
+		defer os.Remove(f.Name())
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		b, _ := os.ReadFile(f.Name())
+		var sc, cs float64
+		var nsc, ncs bool
+		for _, line := range strings.Split(string(b), "\n") {
+			fs := strings.Split(line, ",")
+			if len(fs) < 3 {
+				continue
+			}
+			v, err := strconv.ParseFloat(fs[0], 64)
+			if err != nil {
+				continue
+			}
+			switch {
+			case strings.Contains(fs[2], "sys_enter"):
+				sc, nsc = v, true
+			case strings.Contains(fs[2], "context-switches"):
+				cs, ncs = v, true
+			}
+		}
+		return sc, cs, nsc && ncs
+	}
+}
 
 // connRate opens, uses (1 byte each way) and closes connections from 32
-// workers for dur.
-func connRate(t target, dur time.Duration) rateResult {
+// workers for dur. With count, the proxy's system calls and context
+// switches are counted (perf's tracepoint slows every system call a
+// little, so a counted run is not a timed one).
+func connRate(t target, dur time.Duration, count bool) rateResult {
 	const workers = 32
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
 	var cpu0 int64
+	stopStat := func() (float64, float64, bool) { return 0, 0, false }
 	if t.proc != nil {
+		if count {
+			stopStat = perfStat(t.proc.pid())
+		}
 		cpu0 = cpuTicks(t.proc.pid())
 	}
 	start := time.Now()
@@ -545,6 +626,9 @@ func connRate(t target, dur time.Duration) rateResult {
 	r := rateResult{rate: float64(len(lat)) / el.Seconds()}
 	if t.proc != nil && len(lat) > 0 {
 		r.cpuPerConn = float64(cpuTicks(t.proc.pid())-cpu0) * 1e4 / float64(len(lat)) // ticks are 10ms
+	}
+	if sc, cs, ok := stopStat(); ok && len(lat) > 0 {
+		r.syscalls, r.switches = sc/float64(len(lat)), cs/float64(len(lat))
 	}
 	r.p50, r.p99 = pct(lat)
 	return r
@@ -654,6 +738,8 @@ func printTable(res map[string]map[string][]float64, reps int, dur time.Duration
 		{"rate_p50", "connect+1B echo latency p50", "µs", true},
 		{"rate_p99", "connect+1B echo latency p99", "µs", true},
 		{"cpu", "proxy CPU per connection", "µs", true},
+		{"syscalls", "proxy system calls per connection", "calls", true},
+		{"switches", "proxy context switches per connection", "switches", true},
 		{"pp_p50", "ping-pong 64B RTT p50", "µs", true},
 		{"pp_p99", "ping-pong 64B RTT p99", "µs", true},
 		{"rss", fmt.Sprintf("proxy RSS per idle conn (%d)", idle), "bytes", true},
@@ -704,4 +790,49 @@ func printTable(res map[string]map[string][]float64, reps int, dur time.Duration
 	qh, _ := f("haproxy", "pp_p99")
 	qv, _ := f("vipd", "pp_p99")
 	fmt.Printf("\nAdded ping-pong latency vs direct: haproxy p50 %+.1f µs p99 %+.1f µs; vipd p50 %+.1f µs p99 %+.1f µs\n", ph-pd, qh-qd, pv-pd, qv-qd)
+	printTargets(res, f)
+}
+
+// sameRep is the median over repetitions of a[i]/b[i]: each ratio is
+// taken between measurements of one repetition, a few seconds apart, so
+// a machine whose load drifts over the run moves both sides of it.
+func sameRep(a, b []float64) (float64, bool) {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return median(rs), len(rs) > 0
+}
+
+// printTargets judges issue 15's targets: same-repetition ratios, with
+// the ratio of the medians beside them.
+func printTargets(res map[string]map[string][]float64, f func(t, k string) (float64, bool)) {
+	fmt.Printf("\nTargets (issue 15; median of the per-repetition ratios, ratio of the medians in brackets):\n\n")
+	verdict := func(ok bool) string { return map[bool]string{true: "met", false: "**not met**"}[ok] }
+	judge := func(label, k, vs string, want float64, atLeast bool) {
+		r, ok := sameRep(res["vipd"][k], res[vs][k])
+		v, vok := f("vipd", k)
+		o, ook := f(vs, k)
+		if !ok || !vok || !ook || o == 0 {
+			return
+		}
+		cmp := "≤"
+		met := r <= want
+		if atLeast {
+			cmp, met = "≥", r >= want
+		}
+		fmt.Printf("- %s: vipd/%s **%.2fx** (%.2fx), target %s %.2fx: %s.\n", label, vs, r, v/o, cmp, want, verdict(met))
+	}
+	judge("new connections per second", "rate", "haproxy", 1.15, true)
+	judge("proxy CPU per connection", "cpu", "haproxy", 0.90, false)
+	judge("one bulk stream", "bulk1", "direct", 0.60, true)
+	// Before issue 15 (docs/benchmarks.md, 2026-11-23, quiet machine):
+	// 8 streams at 0.44x a direct connection.
+	judge("8 bulk streams (0.44x before)", "bulk8", "direct", 0.44, true)
+	if v, ok := f("vipd", "rss"); ok {
+		fd, _ := f("vipd", "fds")
+		fmt.Printf("- memory per idle connection: %.0f B, %.2f fds, target ≤ 200 B and 2 fds: %s.\n", v, fd, verdict(v <= 200 && fd <= 2.05))
+	}
 }

@@ -36,6 +36,14 @@ type PairOptions struct {
 	HTTP     string // [http] listen
 	// PerNode, when set, adds text to one node's copy of the config.
 	PerNode func(name string) string
+	// Bin is the vipd binary the nodes run; default the one under test
+	// (Bin). User, when not 0, runs them as that uid/gid with only the
+	// binary's file capabilities (RunAs), as the container image does.
+	Bin  string
+	User int
+	// Setup, when set, is called with each node before it starts (to set
+	// its Env or NoFile).
+	Setup func(*Node)
 }
 
 // WriteConfig renders a config shared by every node and returns its path.
@@ -100,6 +108,13 @@ func (l *Lab) StartNodes(t testing.TB, o PairOptions, nodes []LBNode) []*Node {
 	t.Helper()
 	base := l.WriteConfig(t, o, nodes)
 	data, _ := os.ReadFile(base)
+	bin := o.Bin
+	if bin == "" {
+		bin = Bin
+	}
+	if o.User != 0 {
+		l.shareDir(o.User)
+	}
 	var out []*Node
 	for _, n := range nodes {
 		sock := filepath.Join(l.Dir(), n.Name+".sock")
@@ -111,7 +126,7 @@ func (l *Lab) StartNodes(t testing.TB, o PairOptions, nodes []LBNode) []*Node {
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, l.StartNode(n.Host, n.Name, cfg, sock))
+		out = append(out, l.startNode(n.Host, n.Name, cfg, sock, bin, o.User, o.Setup))
 	}
 	return out
 }

@@ -61,6 +61,9 @@ type ProbeSample struct {
 	Err string    `json:"err,omitempty"`
 	// Who answered (the first line the server sent), when read.
 	Who string `json:"who,omitempty"`
+	// Ms is how long the attempt took: the connect, and with readLine the
+	// first line too (a proxied connection's whole way to the server).
+	Ms float64 `json:"ms"`
 }
 
 func probeMain() int {
@@ -105,6 +108,7 @@ func probeMain() int {
 		} else {
 			s.Err = err.Error()
 		}
+		s.Ms = float64(time.Since(s.At).Microseconds()) / 1000
 		enc.Encode(s)
 		select {
 		case <-ctx.Done():

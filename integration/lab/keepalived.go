@@ -116,18 +116,7 @@ func (l *Lab) StartKeepalived(t testing.TB, h *Host, name string, o KeepalivedOp
 // needs to bind the VIP while it does not hold it.
 func (l *Lab) StartHAProxy(t testing.TB, h *Host, name string, bind, server netip.AddrPort) *Proc {
 	t.Helper()
-	if _, err := os.Stat(HAProxyBin); err != nil {
-		t.Skipf("SKIP: needs HAProxy (%s)", HAProxyBin)
-	}
-	if out, err := exec.Command("ip", "netns", "exec", h.NS, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl ip_nonlocal_bind in %s: %v: %s", h.NS, err, out)
-	}
-	dir := filepath.Join(l.Dir(), "haproxy-"+name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "haproxy.cfg")
-	body := fmt.Sprintf(`global
+	return l.StartHAProxyConfig(t, h, name, fmt.Sprintf(`global
     maxconn 4096
 
 defaults
@@ -142,7 +131,24 @@ frontend k8s
 
 backend apiservers
     server cp1 %s
-`, bind, server)
+`, bind, server))
+}
+
+// StartHAProxyConfig runs HAProxy in h's namespace with the configuration
+// body, after setting net.ipv4.ip_nonlocal_bind=1 there (see StartHAProxy).
+func (l *Lab) StartHAProxyConfig(t testing.TB, h *Host, name, body string) *Proc {
+	t.Helper()
+	if _, err := os.Stat(HAProxyBin); err != nil {
+		t.Skipf("SKIP: needs HAProxy (%s)", HAProxyBin)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", h.NS, "sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl ip_nonlocal_bind in %s: %v: %s", h.NS, err, out)
+	}
+	dir := filepath.Join(l.Dir(), "haproxy-"+name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

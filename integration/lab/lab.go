@@ -48,7 +48,9 @@ type Host struct {
 // run as root touches no namespace.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
+	// testing.Short panics outside a test binary: the benchmark programs
+	// (integration/bench*) drive the lab through a Bench.
+	if testing.Testing() && testing.Short() {
 		t.Skip("SKIP: needs root and network namespaces; -short skips it")
 	}
 	if os.Geteuid() != 0 {
@@ -194,16 +196,67 @@ type Node struct {
 	cmd     *exec.Cmd
 	done    chan error
 	client  *control.Client
+	bin     string   // the vipd binary
+	wrap    []string // argv prefix between `ip netns exec NS` and bin
+	// Env is added to the process's environment (NOTIFY_SOCKET for a
+	// stand-in of systemd's notify socket, for example).
+	Env []string
+	// NoFile, when not 0, starts the process under
+	// `prlimit --nofile=NoFile` (soft and hard).
+	NoFile uint64
 }
 
 // StartNode runs `vipd run -c cfg --node name` in host's namespace.
 func (l *Lab) StartNode(h *Host, name, cfgPath, socket string) *Node {
 	l.t.Helper()
+	return l.startNode(h, name, cfgPath, socket, Bin, 0, nil)
+}
+
+// startNode starts bin as a node; with a non-zero user it runs as that
+// uid/gid with no capabilities but the binary's file capabilities, as a
+// container runtime starts a non-root container (see RunAs); setup may
+// set Env or NoFile first.
+func (l *Lab) startNode(h *Host, name, cfgPath, socket, bin string, user int, setup func(*Node)) *Node {
+	l.t.Helper()
 	n := &Node{t: l.t, Host: h, Name: name, Config: cfgPath, Socket: socket,
-		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket)}
+		LogPath: filepath.Join(l.dir, name+".log"), client: control.NewClient(socket), bin: bin}
+	if user != 0 {
+		n.wrap = RunAs(user)
+	}
+	if setup != nil {
+		setup(n)
+	}
 	n.Start()
 	l.t.Cleanup(func() { n.Kill() })
 	return n
+}
+
+// NetCaps are the capabilities vipd needs (the image's file capabilities
+// and the pod's securityContext add them).
+const NetCaps = "net_admin,net_raw,net_bind_service"
+
+// RunAs is the argv prefix that starts a program as uid/gid user with
+// the bounding set limited to NetCaps and no inheritable or ambient
+// capabilities: after exec the program has only what its file
+// capabilities grant within that bound, as in a non-root container.
+func RunAs(user int) []string {
+	id := fmt.Sprint(user)
+	return []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all,+" + strings.ReplaceAll(NetCaps, ",", ",+"), "--"}
+}
+
+// shareDir lets user create its control socket in the lab directory and
+// reach the configs there (t.TempDir makes its directories 0700).
+func (l *Lab) shareDir(user int) {
+	l.t.Helper()
+	for d := l.dir; d != filepath.Dir(d) && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	if err := os.Chown(l.dir, user, user); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // Start (re)starts the process.
@@ -213,9 +266,14 @@ func (n *Node) Start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command("ip", "netns", "exec", n.Host.NS, Bin, "run", "-c", n.Config, "--node", n.Name)
+	args := []string{"netns", "exec", n.Host.NS}
+	if n.NoFile > 0 {
+		args = append(args, "prlimit", fmt.Sprintf("--nofile=%d:%d", n.NoFile, n.NoFile), "--")
+	}
+	args = append(args, n.wrap...)
+	n.cmd = exec.Command("ip", append(args, n.bin, "run", "-c", n.Config, "--node", n.Name)...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.cmd.Env = append(os.Environ(), "HOSTNAME=")
+	n.cmd.Env = append(append(os.Environ(), "HOSTNAME="), n.Env...)
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -224,7 +282,7 @@ func (n *Node) Start() {
 	go func() { n.done <- cmd.Wait(); logf.Close() }()
 }
 
-// Pid is the vipd process id (`ip netns exec` execs in place).
+// Pid is the vipd process id (`ip netns exec` and prlimit exec in place).
 func (n *Node) Pid() int { return n.cmd.Process.Pid }
 
 // Signal sends sig to the process.

@@ -108,8 +108,11 @@ var bgpPeerHints = map[string]string{
 func (d *decoder) bgpTable(root *table, c *Config) *BGP {
 	t := root.sub("bgp", "[bgp]")
 	if t == nil {
+		d.bgpInvalid = root.has("bgp")
 		return nil
 	}
+	errs := len(d.errs)
+	defer func() { d.bgpInvalid = len(d.errs) > errs }()
 	t.hints = bgpHints
 	b := &BGP{}
 	if !t.has("asn") {
@@ -399,6 +402,16 @@ func sharesNode(p, q BGPPeer) bool {
 			if a == b {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// Has reports whether addr is one of the announced VIPs.
+func (b *BGP) Has(addr netip.Addr) bool {
+	for _, p := range b.VIPs {
+		if p.Addr() == addr {
+			return true
 		}
 	}
 	return false

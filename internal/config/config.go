@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -172,7 +173,8 @@ func (c *Config) Instance(name string) *Instance {
 }
 
 // InstanceOf returns the instance whose VIPs frontend f binds, or nil for a
-// frontend with a fixed address (or without VRRP).
+// frontend with a fixed address, a frontend that follows a [bgp] VIP
+// (BGPVIPOf), or without VRRP.
 func (c *Config) InstanceOf(f Frontend) *Instance {
 	if f.Address.IsValid() {
 		return nil
@@ -193,8 +195,18 @@ func (c *Config) InstanceOf(f Frontend) *Instance {
 	return nil
 }
 
+// BGPVIPOf returns the [bgp] VIP frontend f binds (its vip), and whether
+// it has one. Such a frontend follows BGP: it listens exactly while that
+// VIP is announced.
+func (c *Config) BGPVIPOf(f Frontend) (netip.Addr, bool) {
+	if c.BGP == nil || !f.VIP.IsValid() || f.Address.IsValid() || !c.BGP.Has(f.VIP) {
+		return netip.Addr{}, false
+	}
+	return f.VIP, true
+}
+
 // Binds are the addresses frontend f listens on: its fixed address, its
-// vip, or every VIP of its instance.
+// vip (of a VRRP instance or of [bgp]), or every VIP of its instance.
 func (c *Config) Binds(f Frontend) []netip.AddrPort {
 	switch {
 	case f.Address.IsValid():
@@ -392,7 +404,9 @@ type Log struct {
 
 // Global is the [global] table.
 type Global struct {
-	// MaxConn limits connections over all frontends; 0 is unlimited.
+	// MaxConn limits connections over all frontends. 0 (unset) means the
+	// daemon derives it from RLIMIT_NOFILE, keeping descriptors for
+	// itself: (RLIMIT_NOFILE - reserved) / 3, see internal/fdlimit.
 	MaxConn int
 }
 
@@ -414,13 +428,31 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// Load reads the file at path and parses it with Parse.
+// MaxFileSize bounds a configuration file. A real one is a few KB; the
+// bound keeps a wrong or hostile file (a reload of /dev/zero, a generated
+// monster) from costing the running daemon its memory.
+const MaxFileSize = 1 << 20
+
+// Load reads the file at path and parses it with Parse. A file larger than
+// MaxFileSize is refused without reading past the limit.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil {
+		c.warnings = append(c.warnings, fileWarnings(c, fi.Mode())...)
+	}
+	return c, nil
 }
 
 // Parse decodes data strictly, applies defaults and validates the result.
@@ -428,13 +460,23 @@ func Load(path string) (*Config, error) {
 // every *Error found, sorted by line, so that they can all be fixed at once;
 // use errors.As or the Unwrap() []error method to get at them.
 func Parse(path string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes (1 MiB); a vipd config is a few KB: is this the right file?", MaxFileSize)}
+	}
+	// The position scan runs first: it refuses shapes that would cost
+	// toml time and memory out of proportion to the file's size.
+	pos, shape := scanPositions(string(data))
+	if shape != nil {
+		return nil, &Error{File: path, Line: shape.line, Msg: shape.msg}
+	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, syntaxError(path, err)
 	}
-	d := &decoder{file: path, pos: scanPositions(string(data))}
+	d := &decoder{file: path, pos: pos}
 	c := d.config(raw)
 	d.validate(c)
+	d.httpWarnings(c.HTTP)
 	if len(d.errs) > 0 {
 		return nil, joinErrors(d.errs)
 	}

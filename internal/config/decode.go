@@ -27,6 +27,9 @@ type decoder struct {
 	// vrrpInvalid is set when [vrrp] is there but not a table: the checks
 	// for single-LB mode must not fire then.
 	vrrpInvalid bool
+	// bgpInvalid is set when [bgp] had an error: a frontend vip that
+	// would name one of its VIPs is not reported a second time.
+	bgpInvalid bool
 }
 
 func (d *decoder) errAt(path, format string, args ...any) {

@@ -27,6 +27,11 @@ type Changes struct {
 	Nodes, Tracks, Frontends, Backends Named
 	// HTTP, Control, Notify, Log and Global report any change in the table.
 	HTTP, Control, Notify, Log, Global bool
+	// BGP lists the [bgp] keys whose value changed by their TOML names
+	// ("vips", "drain_time", "peer" for the [[bgp.peer]] list, "node" for
+	// the [[bgp.node]] list), or "bgp" when the table was added or
+	// removed. Restart decides, per node, which of them need a restart.
+	BGP []string
 
 	old, cur *Config
 }
@@ -50,7 +55,7 @@ func (n Named) Has(name string) bool {
 func (ch Changes) Empty() bool {
 	return len(ch.VRRP) == 0 && ch.Instances.Empty() && !ch.Peers && ch.Nodes.Empty() && ch.Tracks.Empty() &&
 		ch.Frontends.Empty() && ch.Backends.Empty() &&
-		!ch.HTTP && !ch.Control && !ch.Notify && !ch.Log && !ch.Global
+		!ch.HTTP && !ch.Control && !ch.Notify && !ch.Log && !ch.Global && len(ch.BGP) == 0
 }
 
 // liveKeys are the instance keys a running instance takes without a
@@ -106,6 +111,7 @@ func (ch Changes) Restart(node string) []string {
 			}
 		}
 	}
+	out = append(out, ch.bgpRestart(node)...)
 	if ch.old != nil && ch.cur != nil {
 		// Ownership (priority 255) decides how an instance starts; moving in
 		// or out of it needs a restart even through the priority table.
@@ -174,6 +180,7 @@ func (c *Config) Diff(old *Config) Changes {
 	ch.Notify = !reflect.DeepEqual(old.Notify, c.Notify)
 	ch.Log = old.Log != c.Log
 	ch.Global = old.Global != c.Global
+	ch.BGP = bgpDiff(old.BGP, c.BGP)
 	return ch
 }
 

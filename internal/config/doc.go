@@ -34,6 +34,14 @@
 // [[node]] tables alike. Line numbers come from a small scanner over the
 // source (position.go) that indexes array elements.
 //
+// That scanner runs first and also guards the parse: a file over
+// MaxFileSize (1 MiB), nested more than 16 levels deep (tables, dotted
+// keys, arrays and inline tables together), with a key path over 256 bytes
+// or more than 20,000 keys, tables and list elements is refused before
+// toml sees it, whose cost grows with the square of such shapes. A reload
+// of a hostile file is then refused in milliseconds instead of costing the
+// running daemon its memory.
+//
 // Besides Load and Parse, a Config answers three questions for the daemon:
 // SelectNode (which [[node]] this host is), Warnings (valid but doubtful
 // settings, such as tracker weights that can never cause a failover) and
@@ -44,7 +52,8 @@
 //
 // It does not touch the system: it does not check that interfaces, CA files,
 // scripts or groups exist, that ports are free, or that addresses are
-// configured; `vipd check` and the daemon do that on the host that runs
-// them, since the same file is meant for every node. It does not resolve
+// configured; internal/verify does that for `vipd check`, `vipd run` and
+// reload on the host that runs them, since the same file is meant for
+// every node. It does not resolve
 // hostnames. It does not apply a Config; Diff only describes changes.
 package config

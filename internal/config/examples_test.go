@@ -3,7 +3,10 @@ package config
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,7 +20,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false}
+	want := map[string]bool{"ha-pair.toml": false, "control-plane-nodes.toml": false, "single-lb.toml": false, "active-active.toml": false, "two-rack-bgp.toml": false}
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
@@ -102,6 +105,21 @@ func checkExampleShape(t *testing.T, name string, c *Config) {
 				t.Errorf("frontend %q follows no instance", f.Name)
 			}
 		}
+	case "two-rack-bgp.toml":
+		if c.VRRP != nil || c.BGP == nil || len(c.Nodes) != 2 || len(c.BGP.VIPs) != 1 {
+			t.Fatalf("want [bgp] without [vrrp], two nodes and one VIP")
+		}
+		for _, n := range c.Nodes {
+			cfg, _, ok := c.BGP.Speaker(n.Name, n.Address)
+			if !ok || len(cfg.Peers) != 1 {
+				t.Errorf("node %s: want exactly its rack's router as peer, got %+v", n.Name, cfg.Peers)
+			}
+		}
+		for _, f := range c.Frontends {
+			if _, ok := c.BGPVIPOf(f); !ok {
+				t.Errorf("frontend %q does not follow the [bgp] VIP", f.Name)
+			}
+		}
 	case "single-lb.toml":
 		if c.VRRP != nil {
 			t.Fatal("single LB has no [vrrp]")
@@ -144,6 +162,8 @@ func TestExampleUnit(t *testing.T) {
 		"ProtectSystem=strict",
 		"ProtectHome=yes",
 		"PrivateTmp=yes",
+		"ProtectProc=invisible",
+		"ExecStartPre=/usr/local/bin/vipd check -c /etc/vipd/vipd.toml",
 	} {
 		if !lines[want] {
 			t.Errorf("vipd.service lacks %q", want)
@@ -160,7 +180,7 @@ func TestExampleUnit(t *testing.T) {
 	}
 	// The socket the unit's RuntimeDirectory holds is the one the
 	// examples use.
-	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml"} {
+	for _, f := range []string{"ha-pair.toml", "control-plane-nodes.toml", "single-lb.toml", "active-active.toml", "two-rack-bgp.toml"} {
 		c, err := Load(filepath.Join(examplesDir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -168,5 +188,26 @@ func TestExampleUnit(t *testing.T) {
 		if !strings.HasPrefix(c.Control.Socket, "/run/vipd/") {
 			t.Errorf("%s: control socket %s is outside RuntimeDirectory=vipd", f, c.Control.Socket)
 		}
+	}
+}
+
+// TestExampleUnitExposure: systemd's own score of the unit's sandbox stays
+// at or below 2.6, where it was before ProtectProc=invisible (issue 9).
+func TestExampleUnitExposure(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("SKIP: needs systemd-analyze")
+	}
+	out, err := exec.Command("systemd-analyze", "security", "--offline=true", filepath.Join(examplesDir, "vipd.service")).CombinedOutput()
+	if err != nil {
+		t.Skipf("SKIP: systemd-analyze security --offline=true: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for vipd.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	level, _ := strconv.ParseFloat(string(m[1]), 64)
+	t.Logf("exposure %.1f", level)
+	if level > 2.6 {
+		t.Errorf("exposure %.1f, want at most 2.6", level)
 	}
 }

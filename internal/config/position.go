@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -10,10 +11,32 @@ import (
 // positions is our own map from an indexed key path such as
 // "node[1].priority", "backend[0].servers[2].address" or "vrrp.vips[1]" to
 // the 1-based line where it is written. It is built by a small scanner that
-// runs only after toml accepted the file, so it can be lenient: anything it
-// does not understand is skipped and lookups fall back to the enclosing
-// table.
+// is lenient: anything it does not understand is skipped and lookups fall
+// back to the enclosing table.
+//
+// The scanner runs before toml, and is also the guard that keeps a hostile
+// file from costing toml (and itself) time and memory quadratic in its
+// size: a path deeper than maxDepth components (tables, dotted keys, array
+// elements and inline tables together) or longer than maxPathBytes stops
+// the scan with a *shapeError, and the file is refused. toml's own parser
+// copies the whole key path for every key and nesting level.
 type positions map[string]int
+
+// Limits on a file's shape. A vipd config nests at most 4 deep
+// ("backend[0].servers[1].address") with paths under 64 bytes.
+// maxEntries bounds the keys, tables and array elements: a config for
+// 100 backends of 10 servers has about 3,000.
+const (
+	maxDepth     = 16
+	maxPathBytes = 256
+	maxEntries   = 20000
+)
+
+// shapeError is a file too deep or with a key path too long.
+type shapeError struct {
+	line int
+	msg  string
+}
 
 // line returns the line of path or of its nearest ancestor that has one; 0
 // if none has.
@@ -47,31 +70,74 @@ func indexPath(base string, i int) string {
 	return base + "[" + strconv.Itoa(i) + "]"
 }
 
+// spath is a path being scanned with its depth in components.
+type spath struct {
+	s     string
+	depth int
+}
+
 type posScanner struct {
 	s    string
 	i    int
 	line int
 	pos  positions
 	aot  map[string]int // array-of-tables path -> elements seen so far
+	err  *shapeError    // set once; the scan then stops
+	n    int            // entries seen (record calls)
 }
 
-func scanPositions(src string) (p positions) {
+// scanPositions returns the positions of src, or a *shapeError when src
+// nests deeper than maxDepth or has a key path longer than maxPathBytes.
+// Its cost is linear in len(src): no path it builds is longer than
+// maxPathBytes.
+func scanPositions(src string) (p positions, err *shapeError) {
 	sc := &posScanner{s: src, line: 1, pos: positions{}, aot: map[string]int{}}
 	defer func() {
 		// The scanner is best effort; a bug in it must cost line numbers,
 		// never the parse.
 		if recover() != nil {
-			p = sc.pos
+			p, err = sc.pos, sc.err
 		}
 	}()
 	sc.document()
-	return sc.pos
+	return sc.pos, sc.err
 }
 
-func (sc *posScanner) eof() bool { return sc.i >= len(sc.s) }
+// eof is also true once a limit was hit, which ends every loop.
+func (sc *posScanner) eof() bool { return sc.i >= len(sc.s) || sc.err != nil }
+
+func (sc *posScanner) fail(format string, args ...any) {
+	if sc.err == nil {
+		sc.err = &shapeError{line: sc.line, msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+// join and index extend a path, or fail (and return base) past a limit.
+func (sc *posScanner) join(base spath, key string) spath {
+	return sc.extend(base, len(key)+1, func() string { return joinPath(base.s, key) })
+}
+
+func (sc *posScanner) index(base spath, i int) spath {
+	return sc.extend(base, 12, func() string { return indexPath(base.s, i) })
+}
+
+func (sc *posScanner) extend(base spath, add int, build func() string) spath {
+	switch {
+	case base.depth+1 > maxDepth:
+		sc.fail("nested more than %d levels deep ([tables], dotted keys, arrays and inline tables together); a vipd config needs at most 4: is a ] or } missing?", maxDepth)
+	case len(base.s)+add > maxPathBytes:
+		sc.fail("a key path longer than %d bytes; vipd's keys are short names such as backend.check.client_cert: is a quote or ] missing?", maxPathBytes)
+	default:
+		return spath{build(), base.depth + 1}
+	}
+	return base
+}
 
 func (sc *posScanner) record(path string) {
-	if _, ok := sc.pos[path]; !ok && path != "" {
+	if sc.n++; sc.n > maxEntries {
+		sc.fail("more than %d keys, tables and list elements; a vipd config has a few hundred: is this the right file?", maxEntries)
+	}
+	if _, ok := sc.pos[path]; !ok && path != "" && sc.err == nil {
 		sc.pos[path] = sc.line
 	}
 }
@@ -96,7 +162,7 @@ func (sc *posScanner) skip(nl bool) {
 }
 
 func (sc *posScanner) document() {
-	table := ""
+	var table spath
 	for {
 		sc.skip(true)
 		if sc.eof() {
@@ -116,7 +182,7 @@ func (sc *posScanner) document() {
 }
 
 // header reads [a.b] or [[a.b]] and returns the indexed table path.
-func (sc *posScanner) header() string {
+func (sc *posScanner) header() spath {
 	array := strings.HasPrefix(sc.s[sc.i:], "[[")
 	if array {
 		sc.i += 2
@@ -127,19 +193,22 @@ func (sc *posScanner) header() string {
 	for !sc.eof() && sc.s[sc.i] == ']' {
 		sc.i++
 	}
-	cur := ""
+	var cur spath
 	for j, k := range keys {
-		p := joinPath(cur, k)
-		if n, ok := sc.aot[p]; array && j == len(keys)-1 {
-			sc.aot[p] = n + 1
-			sc.record(p) // the array as a whole starts at its first element
-			cur = indexPath(p, n)
+		p := sc.join(cur, k)
+		if n, ok := sc.aot[p.s]; array && j == len(keys)-1 {
+			sc.aot[p.s] = n + 1
+			sc.record(p.s) // the array as a whole starts at its first element
+			cur = sc.index(p, n)
 		} else if ok && n > 0 {
-			cur = indexPath(p, n-1)
+			cur = sc.index(p, n-1)
 		} else {
 			cur = p
 		}
-		sc.record(cur)
+		sc.record(cur.s)
+		if sc.err != nil {
+			break
+		}
 	}
 	return cur
 }
@@ -148,6 +217,10 @@ func (sc *posScanner) header() string {
 func (sc *posScanner) key() []string {
 	var keys []string
 	for {
+		if len(keys) > maxDepth {
+			sc.fail("a dotted key of more than %d parts; vipd's keys have at most 3: is a quote missing?", maxDepth)
+			return keys
+		}
 		sc.skip(false)
 		if sc.eof() {
 			return keys
@@ -175,11 +248,14 @@ func (sc *posScanner) key() []string {
 	}
 }
 
-func (sc *posScanner) keyValue(base string) {
+func (sc *posScanner) keyValue(base spath) {
 	path := base
 	for _, k := range sc.key() {
-		path = joinPath(path, k)
-		sc.record(path)
+		path = sc.join(path, k)
+		sc.record(path.s)
+		if sc.err != nil {
+			return
+		}
 	}
 	sc.skip(false)
 	if sc.eof() || sc.s[sc.i] != '=' {
@@ -190,7 +266,7 @@ func (sc *posScanner) keyValue(base string) {
 	sc.value(path)
 }
 
-func (sc *posScanner) value(path string) {
+func (sc *posScanner) value(path spath) {
 	if sc.eof() {
 		return
 	}
@@ -219,8 +295,11 @@ func (sc *posScanner) value(path string) {
 				sc.i++
 				continue
 			}
-			p := indexPath(path, n)
-			sc.record(p)
+			p := sc.index(path, n)
+			sc.record(p.s)
+			if sc.err != nil {
+				return
+			}
 			start := sc.i
 			sc.value(p)
 			if sc.i == start {

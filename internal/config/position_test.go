@@ -47,7 +47,10 @@ type = "tls"
 [[backend]]
 name = "t"
 `
-	got := scanPositions(src)
+	got, serr := scanPositions(src)
+	if serr != nil {
+		t.Fatalf("scan: line %d: %s", serr.line, serr.msg)
+	}
 	want := positions{
 		"top":                           2,
 		"vrrp":                          3,

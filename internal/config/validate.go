@@ -12,6 +12,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateNodes(c)
 	d.validateInstances(c)
 	d.validateFrontends(c)
+	d.validateBGPVIPs(c)
 	d.validateBackends(c)
 	d.validateTracks(c)
 }
@@ -83,18 +84,39 @@ func (d *decoder) validateFrontends(c *Config) {
 		if f.Backend != "" && !backends[f.Backend] {
 			d.errAt(p+".backend", "%s backend = %q: no [[backend]] has that name; %s", label, f.Backend, pickFrom("backend", f.Backend, backendNames))
 		}
+		_, bgpVIP := c.BGPVIPOf(f)
 		if _, written := d.pos[p+".address"]; c.VRRP == nil && !d.vrrpInvalid && !f.Address.IsValid() && !written {
-			d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
+			switch {
+			case c.BGP != nil && len(c.BGP.VIPs) > 0 && !f.VIP.IsValid():
+				d.errAt(p, `%s: missing vip or address; add vip = one of %s to serve an announced [bgp] VIP, or address = "10.0.0.5" (this host's address) to always listen there`, label, quoteList(bgpVIPs(c)))
+			case c.BGP == nil:
+				d.errAt(p, `%s: missing address; without [vrrp] (single LB, no failover) there is no VIP to bind, so add address = "10.0.0.5" (this host's address), or add [vrrp]`, label)
+			}
 		}
 		if f.Port == 0 {
 			continue
 		}
+		if f.Address.IsValid() && c.BGP != nil && c.BGP.Has(f.Address) {
+			d.warnAt(p+".address", "%s address = %q: a [bgp] VIP as a fixed address listens even while the VIP is withdrawn; write vip = %q so the frontend follows the announcement",
+				label, f.Address, f.Address)
+		}
 		switch {
+		case bgpVIP:
+			// Follows [bgp]: listens while its VIP is announced.
+		case f.VIP.IsValid() && c.BGP != nil && c.VRRP == nil:
+			if !d.bgpInvalid {
+				d.errAt(p+".vip", "%s vip = %q: not one of the [bgp] vips; use one of %s, or write address = %q for a fixed address", label, f.VIP, quoteList(bgpVIPs(c)), f.VIP)
+			}
+			continue
 		case f.VIP.IsValid() && c.VRRP == nil && !d.vrrpInvalid:
 			d.errAt(p+".vip", "%s vip = %q: there is no VRRP instance whose VIP it could be; add [vrrp], or write address = %q for a fixed address", label, f.VIP, f.VIP)
 			continue
 		case f.VIP.IsValid() && c.VRRP != nil && c.InstanceOf(f) == nil:
-			d.errAt(p+".vip", "%s vip = %q: no VRRP instance has this VIP; use one of %s", label, f.VIP, quoteList(allVIPs(c)))
+			if c.BGP == nil {
+				d.errAt(p+".vip", "%s vip = %q: no VRRP instance has this VIP; use one of %s", label, f.VIP, quoteList(allVIPs(c)))
+			} else if !d.bgpInvalid {
+				d.errAt(p+".vip", "%s vip = %q: neither a VRRP instance nor [bgp] has this VIP; use one of %s", label, f.VIP, quoteList(append(allVIPs(c), bgpVIPs(c)...)))
+			}
 			continue
 		case !f.VIP.IsValid() && !f.Address.IsValid() && len(c.Instances) > 1:
 			d.errAt(p, "%s: there are several VRRP instances, so say which VIP this frontend binds; add vip = one of %s", label, quoteList(allVIPs(c)))
@@ -115,6 +137,25 @@ func (d *decoder) validateFrontends(c *Config) {
 			}
 		}
 		byPort[f.Port] = append(byPort[f.Port], b)
+	}
+}
+
+// validateBGPVIPs warns about a [bgp] VIP no frontend binds: it is never
+// announced (the routers would send clients to a port nobody listens on).
+func (d *decoder) validateBGPVIPs(c *Config) {
+	if c.BGP == nil {
+		return
+	}
+	for i, p := range c.BGP.VIPs {
+		bound := false
+		for _, f := range c.Frontends {
+			v, ok := c.BGPVIPOf(f)
+			bound = bound || ok && v == p.Addr()
+		}
+		if !bound {
+			d.warnAt(indexPath("bgp.vips", i), "[bgp] vips[%d] = %q: no [[frontend]] has vip = %q, so it is never announced; add vip = %q to the frontends that serve it",
+				i, p.Addr(), p.Addr(), p.Addr())
+		}
 	}
 }
 
@@ -218,8 +259,16 @@ func (d *decoder) validateTracks(c *Config) {
 			}
 		}
 	}
-	if c.VRRP == nil && len(c.Tracks) > 0 {
+	if c.VRRP == nil && c.BGP == nil && len(c.Tracks) > 0 {
 		d.warnAt("track[0]", "[[track]]: trackers adjust the VRRP priority, and there is no [vrrp]; they run but change nothing")
+	}
+	if c.VRRP == nil && c.BGP != nil {
+		for i, t := range c.Tracks {
+			if !c.gatesBGP(t) {
+				d.warnAt(indexPath("track", i), "%s: without [vrrp] only a backends tracker on a frontend with a [bgp] vip does something (it gates the announcement with its min_healthy); this one runs but changes nothing",
+					elemLabelName("track", t.Name, i))
+			}
+		}
 	}
 	if c.Global.MaxConn > 0 {
 		for i, f := range c.Frontends {
@@ -229,6 +278,32 @@ func (d *decoder) validateTracks(c *Config) {
 			}
 		}
 	}
+}
+
+// gatesBGP reports whether tracker t holds back a [bgp] VIP: a backends
+// tracker on a frontend that follows BGP.
+func (c *Config) gatesBGP(t Track) bool {
+	if t.Type != TrackBackends {
+		return false
+	}
+	for _, f := range c.Frontends {
+		if f.Name == t.Frontend {
+			_, ok := c.BGPVIPOf(f)
+			return ok
+		}
+	}
+	return false
+}
+
+// bgpVIPs lists the [bgp] VIP addresses, for messages.
+func bgpVIPs(c *Config) []string {
+	var out []string
+	if c.BGP != nil {
+		for _, p := range c.BGP.VIPs {
+			out = append(out, p.Addr().String())
+		}
+	}
+	return out
 }
 
 // allVIPs lists every instance's VIP addresses, for messages.

@@ -2,7 +2,12 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
+	"os"
 	"sort"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Warnings returns what is valid but probably not what the operator meant,
@@ -111,4 +116,54 @@ func (c *Config) instanceWarnings(in *Instance) []string {
 
 func clamp(v, lo, hi int) int {
 	return max(lo, min(hi, v))
+}
+
+// minBcryptCost is the cost below which a stolen hash is cheap to crack.
+const minBcryptCost = 10
+
+// httpWarnings: weak password hashes, and a page open to every network
+// without users.
+func (d *decoder) httpWarnings(h *HTTP) {
+	if h == nil {
+		return
+	}
+	for i, u := range h.Users {
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c < minBcryptCost {
+			d.warnAt(indexPath("http.user", i)+".password_hash", `[[http.user]] %q: bcrypt cost %d is below %d, so a copied config file gives the password away quickly; generate the hash with htpasswd -bnBC 10 "" PASSWORD | tr -d ':\n'`,
+				u.Name, c, minBcryptCost)
+		}
+	}
+	if len(h.Users) > 0 || !listensBeyondLoopback(h.Listen) {
+		return
+	}
+	for _, p := range h.Allow {
+		if p.Bits() == 0 {
+			d.warnAt("http.allow", `[http] listen = %q with allow = [%q] and no [[http.user]]: anyone who reaches this port reads the status and metrics; add an [[http.user]] or list only the operators' networks in allow`,
+				h.Listen, p.String())
+			return
+		}
+	}
+}
+
+func listensBeyondLoopback(listen string) bool {
+	if strings.HasPrefix(listen, ":") {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(listen)
+	return err == nil && !ap.Addr().IsLoopback()
+}
+
+// HashesReadable is in the warning about a file whose password hashes
+// every local user can read (vipd doctor's files check reports the same
+// thing itself and skips this warning).
+const HashesReadable = "lets every local user read the [[http.user]] password hashes"
+
+// fileWarnings: a file that holds password hashes and every local user
+// can read.
+func fileWarnings(c *Config, mode os.FileMode) []string {
+	if mode&0o004 == 0 || c.HTTP == nil || len(c.HTTP.Users) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf(`%s: mode %04o %s; chmod 0640 %s and chown root:vipd (the daemon's group)`,
+		c.Path, mode.Perm(), HashesReadable, c.Path)}
 }

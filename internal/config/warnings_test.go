@@ -1,6 +1,10 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -102,6 +106,25 @@ func TestWarnings(t *testing.T) {
 			},
 		},
 		{
+			name: "weak bcrypt cost",
+			input: vrrpOK + nodesOK + feOK + beOK + "[http]\n[[http.user]]\nname = \"admin\"\npassword_hash = \"" + hashCost4 + "\"\n" +
+				"[[http.user]]\nname = \"ok\"\npassword_hash = \"" + hashCost10 + "\"\n",
+			want: []string{
+				`vipd.toml:23: [[http.user]] "admin": bcrypt cost 4 is below 10, so a copied config file gives the password away quickly; generate the hash with htpasswd -bnBC 10 "" PASSWORD | tr -d ':\n'`,
+			},
+		},
+		{
+			name:  "page open to everyone without users",
+			input: vrrpOK + nodesOK + feOK + beOK + "[http]\nlisten = \":9600\"\nallow = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n",
+			want: []string{
+				`vipd.toml:22: [http] listen = ":9600" with allow = ["0.0.0.0/0"] and no [[http.user]]: anyone who reaches this port reads the status and metrics; add an [[http.user]] or list only the operators' networks in allow`,
+			},
+		},
+		{
+			name:  "open allow on loopback is fine",
+			input: vrrpOK + nodesOK + feOK + beOK + "[http]\nlisten = \"127.0.0.1:9600\"\nallow = [\"::/0\", \"0.0.0.0/0\"]\n",
+		},
+		{
 			name:  "world-writable socket",
 			input: vrrpOK + nodesOK + feOK + beOK + "[control]\nmode = \"0666\"\n",
 			want: []string{
@@ -133,5 +156,37 @@ func TestWarnings(t *testing.T) {
 				t.Errorf("Warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Hashes of "x" at cost 4 and 10.
+const (
+	hashCost4  = "$2a$04$6yw9BNYgJvZwL7wWWs8dQejRxfiCc2j0.TfHD0yPU3Kkn5J0U0hOG"
+	hashCost10 = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+)
+
+// TestFileModeWarning: a config that holds password hashes and that every
+// local user can read is worth a warning (the README installed it 0644).
+func TestFileModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	body := vrrpOK + nodesOK + feOK + beOK + "[http]\n[[http.user]]\nname = \"ok\"\npassword_hash = \"" + hashCost10 + "\"\n"
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o644, true}, {0o640, false}, {0o600, false}} {
+		path := filepath.Join(dir, fmt.Sprintf("vipd-%o.toml", tc.mode))
+		if err := os.WriteFile(path, []byte(body), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, tc.mode) // past the umask
+		c, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s: mode %04o lets every local user read the [[http.user]] password hashes; chmod 0640 %s and chown root:vipd (the daemon's group)", path, tc.mode, path)
+		got := slices.Contains(c.Warnings(), want)
+		if got != tc.warn {
+			t.Errorf("mode %04o: warning %v, want %v; warnings %q", tc.mode, got, tc.warn, c.Warnings())
+		}
 	}
 }

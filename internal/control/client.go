@@ -52,6 +52,14 @@ func (c *Client) Server(ctx context.Context, req ServerRequest) error {
 	return c.do(ctx, http.MethodPost, "/v1/server", req, nil)
 }
 
+// DrainSelf drains this node's BGP announcement (vipd drain self), or
+// undoes it; a drain answers once every VIP is withdrawn.
+func (c *Client) DrainSelf(ctx context.Context, req DrainRequest) (DrainResult, error) {
+	var res DrainResult
+	err := c.do(ctx, http.MethodPost, "/v1/drain-self", req, &res)
+	return res, err
+}
+
 // Reload asks the daemon to re-read its config file.
 func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 	var res ReloadResult

@@ -5,9 +5,8 @@ package control
 import (
 	"errors"
 	"net"
-	"syscall"
 )
 
-func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
-	return nil, errors.New("control: peer credentials are only available on Linux")
+func peerOf(c *net.UnixConn) (peer, error) {
+	return peer{}, errors.New("control: peer credentials are only available on Linux")
 }

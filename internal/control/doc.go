@@ -13,6 +13,20 @@
 //
 // Connecting to a unix socket needs write permission on it, so the file
 // mode and group decide who may talk to vipd at all. Mutating routes also
-// check the caller's SO_PEERCRED: root, the daemon's own user, or a member
-// of the configured group.
+// check the caller's credentials as the kernel recorded them at connect
+// time (SO_PEERCRED, SO_PEERGROUPS; nothing is read from /proc): root, the
+// daemon's own user, or a member of the configured group. Without
+// credentials a mutating request is refused.
+//
+// Listen removes a stale socket left by a crashed run, and only a socket:
+// a regular file or directory at the path is an error.
+//
+// # Limits
+//
+// At most MaxConns connections are served at a time; one more gets a 503
+// at once. A request must arrive within 5 s (headers) and 10 s (body); an
+// idle connection is closed after 30 s. The listener keeps a spare file
+// descriptor, so that `vipd status` is answered even when the proxy has
+// used up RLIMIT_NOFILE (internal/connlimit). The HTTP server's own error
+// lines go to zerolog.
 package control

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -53,7 +55,10 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // fakeService records calls; it never errors.
-type fakeService struct{ drills, servers int }
+type fakeService struct {
+	drills, servers int
+	reloads         atomic.Int32
+}
 
 func (s *fakeService) Status() Status { return Status{Node: "lb1"} }
 func (s *fakeService) Drill(context.Context, DrillRequest) (DrillResult, error) {
@@ -62,6 +67,7 @@ func (s *fakeService) Drill(context.Context, DrillRequest) (DrillResult, error) 
 }
 func (s *fakeService) Server(context.Context, ServerRequest) error { s.servers++; return nil }
 func (s *fakeService) Reload(context.Context) (ReloadResult, error) {
+	s.reloads.Add(1)
 	return ReloadResult{}, nil
 }
 
@@ -88,7 +94,7 @@ func TestHandlerRejectsBadBodies(t *testing.T) {
 			svc := &fakeService{}
 			h := (&API{Service: svc}).Handler()
 			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
+			req := asRoot(httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body)))
 			h.ServeHTTP(rec, req)
 			var e Error
 			json.Unmarshal(rec.Body.Bytes(), &e)
@@ -106,10 +112,15 @@ func TestHandlerRejectsBadBodies(t *testing.T) {
 	// A good body still works.
 	svc := &fakeService{}
 	rec := httptest.NewRecorder()
-	(&API{Service: svc}).Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/server", strings.NewReader(`{"backend":"talos","server":"cp1","action":"drain"}`)))
+	(&API{Service: svc}).Handler().ServeHTTP(rec, asRoot(httptest.NewRequest(http.MethodPost, "/v1/server", strings.NewReader(`{"backend":"talos","server":"cp1","action":"drain"}`))))
 	if rec.Code != http.StatusOK || svc.servers != 1 {
 		t.Errorf("good request: %d %s, service calls %d", rec.Code, rec.Body, svc.servers)
 	}
+}
+
+// asRoot gives a request the credentials of root, as the socket would.
+func asRoot(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), credKey{}, peer{cred: &syscall.Ucred{}}))
 }
 
 func trunc(s string) string {

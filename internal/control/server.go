@@ -12,10 +12,15 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vipd/vipd/internal/connlimit"
+	"github.com/vipd/vipd/internal/logging"
 )
 
 // Service is what the daemon exposes to the control API.
@@ -24,6 +29,12 @@ type Service interface {
 	Drill(ctx context.Context, req DrillRequest) (DrillResult, error)
 	Server(ctx context.Context, req ServerRequest) error
 	Reload(ctx context.Context) (ReloadResult, error)
+}
+
+// SelfDrainer is implemented by a Service that can drain its own node
+// (`vipd drain self`, BGP mode); the route exists only then.
+type SelfDrainer interface {
+	DrainSelf(ctx context.Context, req DrainRequest) (DrainResult, error)
 }
 
 // Errors a Service may wrap so the server picks the HTTP status.
@@ -35,6 +46,19 @@ var (
 
 // maxBody bounds request bodies: every request is a few hundred bytes.
 const maxBody = 64 << 10
+
+// MaxConns bounds the control connections open at a time. The CLI opens
+// one per command; a connection over the cap gets a 503 at once. The
+// daemon's file descriptor budget counts them.
+const MaxConns = 16
+
+// timeouts of the control server. A drill answers after up to a minute,
+// so there is no write timeout; a request must arrive quickly.
+type timeouts struct {
+	header, read, idle time.Duration
+}
+
+var defaultTimeouts = timeouts{header: 5 * time.Second, read: 10 * time.Second, idle: 30 * time.Second}
 
 // SocketOptions say who may use the control socket.
 type SocketOptions struct {
@@ -52,7 +76,10 @@ func Listen(o SocketOptions) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	if _, err := os.Lstat(o.Path); err == nil {
+	if fi, err := os.Lstat(o.Path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("control: %s exists and is not a socket (%s); vipd removes only a stale socket: move the file away or set [control] socket to another path", o.Path, fileKind(fi.Mode()))
+		}
 		if c, err := net.DialTimeout("unix", o.Path, 200*time.Millisecond); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("control: %s is in use by a running vipd; stop it first or set [control] socket to another path", o.Path)
@@ -82,6 +109,23 @@ func Listen(o SocketOptions) (net.Listener, error) {
 	return ln, nil
 }
 
+func fileKind(m os.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case os.ModeDir:
+		return "a directory"
+	case os.ModeSymlink:
+		return "a symbolic link"
+	}
+	return m.Type().String()
+}
+
+// LookupGroup resolves a group name or a numeric gid.
+func LookupGroup(g string) (int, error) {
+	return lookupGroup(g)
+}
+
 func lookupGroup(g string) (int, error) {
 	if n, err := strconv.Atoi(g); err == nil {
 		return n, nil
@@ -99,19 +143,54 @@ type API struct {
 	// Group, when set, is the group whose members may run mutating
 	// commands besides root and the daemon's own user.
 	Group string
+	// Log receives the HTTP server's own errors (accept failures, bad
+	// connections); the zero Logger drops them.
+	Log zerolog.Logger
+
+	gid      int // Group resolved by Serve; -1 when none
+	timeouts timeouts
 }
 
 type credKey struct{}
 
-// Serve answers requests on ln until ctx is done.
+// peer is who is on the other end of a control connection, read from the
+// socket when it was accepted: SO_PEERCRED and SO_PEERGROUPS.
+type peer struct {
+	cred   *syscall.Ucred
+	groups []uint32
+}
+
+// Serve answers requests on ln until ctx is done. At most MaxConns
+// connections are served at a time, and a request must arrive within the
+// read timeouts.
 func (s *API) Serve(ctx context.Context, ln net.Listener) error {
+	s.gid = -1
+	if s.Group != "" {
+		gid, err := lookupGroup(s.Group)
+		if err != nil {
+			return fmt.Errorf("control: socket group %q: %w", s.Group, err)
+		}
+		s.gid = gid
+	}
+	t := s.timeouts
+	if t == (timeouts{}) {
+		t = defaultTimeouts
+	}
+	ln = connlimit.New(ln, MaxConns, connlimit.HTTPRefusal("application/json", tooMany))
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          logging.HTTPErrorLog(s.Log),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+				c = w.NetConn()
+			}
 			if uc, ok := c.(*net.UnixConn); ok {
-				if cred, err := peerCred(uc); err == nil {
-					return context.WithValue(ctx, credKey{}, cred)
+				if p, err := peerOf(uc); err == nil {
+					return context.WithValue(ctx, credKey{}, p)
 				}
 			}
 			return ctx
@@ -161,6 +240,20 @@ func (s *API) Handler() http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, struct{}{})
 	}))
+	if sd, ok := s.Service.(SelfDrainer); ok {
+		mux.HandleFunc("POST /v1/drain-self", s.mutating(func(w http.ResponseWriter, r *http.Request) {
+			var req DrainRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			res, err := sd.DrainSelf(r.Context(), req)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			WriteJSON(w, http.StatusOK, res)
+		}))
+	}
 	mux.HandleFunc("POST /v1/reload", s.mutating(func(w http.ResponseWriter, r *http.Request) {
 		res, err := s.Service.Reload(r.Context())
 		if err != nil {
@@ -203,54 +296,38 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// tooMany is the body of the answer to a connection over MaxConns.
+var tooMany = fmt.Sprintf(`{"error": "vipd has %d control connections open, the most it serves at once; try again"}`+"\n", MaxConns)
+
 // mutating refuses callers that are not root, the daemon's user, or a
-// member of the socket group. The socket's file mode already stops others
-// from connecting; this holds even if someone loosens the mode.
+// member of the socket group, and callers whose credentials could not be
+// read. The socket's file mode already stops others from connecting; this
+// holds even if someone loosens the mode.
 func (s *API) mutating(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		cred, ok := r.Context().Value(credKey{}).(*syscall.Ucred)
-		if ok && !s.mayWrite(cred) {
+		p, ok := r.Context().Value(credKey{}).(peer)
+		if !ok {
+			WriteJSON(w, http.StatusForbidden, Error{Error: "vipd could not read the caller's credentials (SO_PEERCRED) and refuses to change anything; use the unix socket"})
+			return
+		}
+		if !s.mayWrite(p) {
 			WriteJSON(w, http.StatusForbidden, Error{Error: fmt.Sprintf(
-				"uid %d may not change vipd: run as root or as a member of the control socket's group", cred.Uid)})
+				"uid %d may not change vipd: run as root or as a member of the control socket's group", p.cred.Uid)})
 			return
 		}
 		h(w, r)
 	}
 }
 
-func (s *API) mayWrite(c *syscall.Ucred) bool {
+func (s *API) mayWrite(p peer) bool {
+	c := p.cred
 	if c.Uid == 0 || int(c.Uid) == os.Getuid() {
 		return true
 	}
-	if s.Group == "" {
+	if s.gid < 0 {
 		return false
 	}
-	gid, err := lookupGroup(s.Group)
-	if err != nil {
-		return false
-	}
-	if int(c.Gid) == gid {
-		return true
-	}
-	return procInGroup(int(c.Pid), gid)
-}
-
-// procInGroup reads the supplementary groups of pid from /proc.
-func procInGroup(pid, gid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
-			for _, f := range strings.Fields(rest) {
-				if n, err := strconv.Atoi(f); err == nil && n == gid {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return int(c.Gid) == s.gid || slices.Contains(p.groups, uint32(s.gid))
 }
 
 // WriteJSON writes v as indented JSON with the status code.

@@ -8,7 +8,7 @@ import "time"
 type Status struct {
 	Node      string       `json:"node"`
 	Version   string       `json:"version,omitempty"`
-	Mode      string       `json:"mode"` // "vrrp" or "single"
+	Mode      string       `json:"mode"` // "vrrp", "bgp" (no VRRP instance) or "single"
 	Started   time.Time    `json:"started"`
 	Instances []Instance   `json:"instances"`
 	Frontends []Frontend   `json:"frontends"`
@@ -16,6 +16,25 @@ type Status struct {
 	Peers     []Peer       `json:"peers,omitempty"`
 	Trackers  []Tracker    `json:"trackers,omitempty"`
 	LastDrill *DrillResult `json:"last_drill,omitempty"`
+	// BGP is the node's BGP announcer; nil when it announces nothing.
+	BGP *BGP `json:"bgp,omitempty"`
+	// Findings are what vipd doctor's cheap checks (the interface and its
+	// sysctls) find on the running node, refreshed every 30 s.
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Finding is one thing `vipd doctor` found, also in status (Findings).
+type Finding struct {
+	// Check names the check: interface, sysctl, firewall, vrrp, peers,
+	// vip-conflict, listener, backends, files, config.
+	Check string `json:"check"`
+	// Severity is "error" (exit 2: breaks failover or serving),
+	// "warning" (exit 1: can break it, or weakens it) or "info".
+	Severity string `json:"severity"`
+	// Instance is the VRRP instance concerned, if one.
+	Instance string `json:"instance,omitempty"`
+	Seen     string `json:"seen"`
+	Fix      string `json:"fix"`
 }
 
 // Instance is one VRRP instance.
@@ -200,6 +219,73 @@ type Tracker struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
+// BGP is the node's BGP side: its sessions and the VIPs it announces.
+type BGP struct {
+	ASN      uint32 `json:"asn"`
+	RouterID string `json:"router_id"`
+	// Drained is set by `vipd drain self` until `vipd drain self --undo`.
+	Drained bool `json:"drained"`
+	// Stopping is set once a stop began (planned withdrawal of every VIP).
+	Stopping    bool    `json:"stopping,omitempty"`
+	DrainTimeMs float64 `json:"drain_time_ms"`
+	// DrillUntil is set while a drill holds the VIPs back.
+	DrillUntil time.Time    `json:"drill_until,omitempty"`
+	Sessions   []BGPSession `json:"sessions"`
+	VIPs       []BGPVIP     `json:"vips"`
+}
+
+// BGPSession is one BGP session with a router.
+type BGPSession struct {
+	Peer string `json:"peer"`
+	ASN  uint32 `json:"asn"`
+	// State is idle, connect, active, opensent, openconfirm or established.
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitempty"`
+	// UptimeS is how long the session has been established (0 when not).
+	UptimeS          float64 `json:"uptime_s"`
+	HoldTimeS        float64 `json:"hold_time_s"`
+	PrefixesSent     uint64  `json:"prefixes_sent"`
+	PrefixesReceived uint64  `json:"prefixes_received"`
+	Flaps            uint32  `json:"flaps"`
+	LastError        string  `json:"last_error,omitempty"`
+	// BFD is up, init, down or admin-down when BFD is on.
+	BFD string `json:"bfd,omitempty"`
+}
+
+// BGPVIP is one announced VIP on this node.
+type BGPVIP struct {
+	VIP string `json:"vip"`
+	// State is announced, draining or withdrawn.
+	State string `json:"state"`
+	// Reason says why it is withdrawn or draining, or why an announced
+	// one reaches no router.
+	Reason     string    `json:"reason,omitempty"`
+	Since      time.Time `json:"since,omitempty"`
+	WithdrawAt time.Time `json:"withdraw_at,omitempty"`
+	RetryAt    time.Time `json:"retry_at,omitempty"`
+	Frontends  []string  `json:"frontends"`
+	// Peers is the number of established sessions it is sent on.
+	Peers       int      `json:"peers"`
+	MED         *uint32  `json:"med,omitempty"`
+	Communities []string `json:"communities,omitempty"`
+	// Failures counts effects that failed for it (listen, add VIP,
+	// announce).
+	Failures int `json:"failures,omitempty"`
+}
+
+// DrainRequest is `vipd drain self` (Undo: `--undo`).
+type DrainRequest struct {
+	Undo bool `json:"undo"`
+}
+
+// DrainResult is what `vipd drain self -o json` prints: the VIPs once the
+// drain completed (every VIP withdrawn), or at once for --undo.
+type DrainResult struct {
+	Drained bool     `json:"drained"`
+	TookMs  float64  `json:"took_ms"`
+	VIPs    []BGPVIP `json:"vips"`
+}
+
 // DrillRequest asks the master to hand over the VIP.
 type DrillRequest struct {
 	// Instance names the VRRP instance to drill; empty means the one this
@@ -208,6 +294,9 @@ type DrillRequest struct {
 	Hard     bool          `json:"hard"`
 	Hold     time.Duration `json:"hold"`  // how long not to preempt back
 	Force    bool          `json:"force"` // skip the healthy-backup check
+	// BGP drills the node's BGP announcement (drain, withdraw, hold)
+	// instead of a VRRP instance; automatic on a node without VRRP.
+	BGP bool `json:"bgp,omitempty"`
 }
 
 // DrillResult is what `vipd drill failover -o json` prints.
@@ -226,6 +315,8 @@ type DrillResult struct {
 	// Resumed is set when no backup took over a planned handover and this
 	// node resumed as MASTER without dropping the VIP.
 	Resumed bool `json:"resumed,omitempty"`
+	// Mode is "bgp" for a drill of the BGP announcement.
+	Mode string `json:"mode,omitempty"`
 	// Samples are the probe attempts, from shortly before the fault to the
 	// first success after the takeover; Marks are what happened meanwhile
 	// (the fault, each node's transitions, the new master heard, the first

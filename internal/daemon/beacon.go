@@ -12,6 +12,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/safetext"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -106,8 +107,12 @@ func (t *peerTable) update(from netip.Addr, b beacon, now time.Time) bool {
 		t.peers[from] = p
 	}
 	ins := b.instances()
-	changed := p.name != b.Node || !sameInstances(p.instances, ins) || now.Sub(p.lastSeen) >= beaconFresh
-	p.name, p.instances, p.lastSeen = b.Node, ins, now
+	for i := range ins {
+		ins[i].Name, ins[i].State = safetext.Clean(ins[i].Name), safetext.Clean(ins[i].State)
+	}
+	name := safetext.Clean(b.Node)
+	changed := p.name != name || !sameInstances(p.instances, ins) || now.Sub(p.lastSeen) >= beaconFresh
+	p.name, p.instances, p.lastSeen = name, ins, now
 	return changed
 }
 
@@ -253,7 +258,11 @@ func (d *Daemon) runBeacon(ctx context.Context) error {
 	for {
 		changed := d.changes.Wait()
 		b := d.ourBeacon()
-		if !sameBeacon(b, last) || time.Since(sent) >= beaconEvery {
+		// The ticker wakes every beaconEvery, a little after the last
+		// send: comparing with the full period would skip every other
+		// tick whenever this wakeup ran sooner after its tick than the
+		// last one, and beacons would go out every 2 s.
+		if !sameBeacon(b, last) || time.Since(sent) >= beaconEvery*9/10 {
 			msg, _ := json.Marshal(b)
 			for _, dst := range dsts {
 				conn.WriteToUDP(msg, dst)

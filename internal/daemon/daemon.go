@@ -14,6 +14,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -39,17 +40,23 @@ type Daemon struct {
 	// replaces it whole, readers load it once.
 	cur atomic.Pointer[running]
 
-	proxy   Proxy
-	trk     *trackers
-	health  *healthChecks
-	links   *linkTrackers
-	peers   *peerTable
-	live    Liveness // nil: liveness_port = 0 or no peer; set by Run before up
-	changes *changes
-	drills  *drills
+	proxy  Proxy
+	trk    *trackers
+	health *healthChecks
+	links  *linkTrackers
+	peers  *peerTable
+	// liveness is nil when liveness_port = 0 or there is no peer; set by
+	// Run before up.
+	liveness Liveness
+	changes  *changes
+	drills   *drills
+	hooks    *hooks.Runner // [notify], in transition order
+	live     liveFindings  // doctor's live subset, for status
 
-	// insts is set by Run before up is stored, and not changed after.
+	// insts and bgp are set by Run before up is stored, and not changed
+	// after; bgp is nil when the node announces no [bgp] VIP.
 	insts []*instance
+	bgp   *bgpNode
 	up    atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time
@@ -80,6 +87,7 @@ func New(opts Options) (*Daemon, error) {
 		started: time.Now(),
 		peers:   newPeerTable(),
 		changes: newChanges(),
+		hooks:   hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
@@ -97,6 +105,7 @@ func New(opts Options) (*Daemon, error) {
 	d.proxy = p
 	d.trk = newTrackers(cfg, node, d.log, d.changes.Notify)
 	d.health = newHealthChecks(d.log, p, d.trk, d.changes.Notify)
+	d.health.onBackends = d.pushBGPVerdicts
 	checks, err := plan(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
@@ -140,7 +149,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			inst.close()
 		}
 	}
-	if cfg.VRRP == nil {
+	bn, err := d.openBGP(cfg, node)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Single-LB mode, or the fixed-address frontends of a BGP node: the
+	// solo instance. A BGP node with nothing else to run needs none.
+	if cfg.VRRP == nil && (bn == nil || len(frontendsOf(cfg, nil)) > 0) {
 		inst, err := d.soloInstance(ctx, cfg)
 		if err != nil {
 			ln.Close()
@@ -159,7 +175,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer closeAll()
 	d.insts = insts
-	d.live = d.newLiveness(cfg, node, insts)
+	d.bgp = bn
+	d.liveness = d.newLiveness(cfg, node, insts)
 	for _, inst := range insts {
 		if !inst.solo {
 			d.trk.attach(inst.name, inst.runner)
@@ -171,27 +188,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// runner; a runner stopped before it ran never starts.
 	// The peers are told first that our liveness connections close on
 	// purpose: a planned stop is never taken for a crash.
-	select {
-	case <-d.stop:
+	stopAll := func() {
 		d.byeLiveness("stopping")
 		for _, inst := range insts {
 			inst.runner.Stop()
 		}
+		if bn != nil {
+			bn.runner.Stop()
+		}
+	}
+	select {
+	case <-d.stop:
+		stopAll()
 	default:
 	}
 	go func() {
 		select {
 		case <-d.stop:
-			d.byeLiveness("stopping")
-			for _, inst := range insts {
-				inst.runner.Stop()
-			}
+			stopAll()
 		case <-ctx.Done():
 		}
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
-	api := &control.API{Service: d, Group: cfg.Control.Group}
+	api := &control.API{Service: d, Group: cfg.Control.Group, Log: d.log.With().Str("component", "control").Logger()}
 	g.Go(func() error { return api.Serve(gctx, ln) })
 	g.Go(func() error { return d.proxy.Run(gctx) })
 	g.Go(func() error {
@@ -201,6 +221,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			for _, inst := range insts {
 				inst.runner.SetReady()
+			}
+			if bn != nil {
+				bn.setReady(d)
 			}
 		})
 	})
@@ -212,6 +235,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.runLiveness(gctx) })
 	}
 	d.links.start(gctx, cfg)
+	go d.runLive(gctx)
 	var runners sync.WaitGroup
 	for _, inst := range insts {
 		d.watch(gctx, inst)
@@ -220,6 +244,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error {
 			defer runners.Done()
 			err := inst.runner.Run(gctx)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		})
+	}
+	if bn != nil {
+		runners.Add(1)
+		g.Go(func() error {
+			defer runners.Done()
+			err := bn.runner.Run(gctx)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -235,6 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.systemd(gctx)
 	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Int("instances", len(cfg.Instances)).Msg("vipd started")
 	err = g.Wait()
+	d.waitHooks()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -266,16 +302,23 @@ func (d *Daemon) transitionFunc(inst *instance) func(from, to vrrp.State, prio u
 		inst.log.Info().Str("from", from.String()).Str("to", to.String()).Int("priority", int(prio)).Str("reason", reason).
 			Msgf("%s -> %s: %s", from, to, reason)
 		if !inst.solo {
-			d.notify(inst.name, to, prio)
+			cfg, _ := d.config()
+			d.hooks.Deliver(cfg.Notify, hooks.Transition{Instance: inst.name, From: from.String(), To: to.String(), Priority: int(prio), At: time.Now()})
 		}
 	}
 }
 
+// mode is "vrrp" when the node runs VRRP instances (BGP beside them or
+// not), "bgp" when it only announces, else "single".
 func (d *Daemon) mode() string {
-	if cfg, _ := d.config(); cfg.VRRP == nil {
-		return "single"
+	cfg, _ := d.config()
+	switch {
+	case cfg.VRRP != nil:
+		return "vrrp"
+	case cfg.BGP != nil:
+		return "bgp"
 	}
-	return "vrrp"
+	return "single"
 }
 
 // vrrpInstances are the node's VRRP instances (none in single-LB mode), or

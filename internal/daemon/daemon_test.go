@@ -526,6 +526,9 @@ func TestDaemonLivenessWiring(t *testing.T) {
 		if src := n2.live.cfg.Sources(); len(src) != 1 || src[0] != netip.MustParseAddr("10.99.0.12") {
 			t.Errorf("hello sources %v", src)
 		}
+		n2.live.mu.Lock()
+		n2.live.problem = "test problem"
+		n2.live.mu.Unlock()
 		st := n2.d.Status()
 		if len(st.Peers) != 1 || st.Peers[0].Liveness == nil || st.Peers[0].Liveness.State != "up" ||
 			!strings.Contains(strings.Join(st.Instances[0].Problems, "|"), "liveness: test problem") {
@@ -605,6 +608,24 @@ func TestDaemonDrillTimeline(t *testing.T) {
 		}
 		if st := n1.d.Status(); st.LastDrill == nil || len(st.LastDrill.Samples) != len(res.Samples) {
 			t.Errorf("the status's last drill lacks the samples")
+		}
+	})
+}
+
+// Each VRRP interface gets promote_secondaries (a same-subnet VIP survives
+// the node's own address going) and arp_announce = 2 (no ARP request ever
+// names the VIP as its sender, which would point neighbours back at an
+// old master after a handover).
+func TestDaemonInterfaceSysctls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startNode(t, newBus(), "lb1", baseConfig(""))
+		for name, want := range map[string]string{
+			"net/ipv4/conf/eth0/promote_secondaries": "1",
+			"net/ipv4/conf/eth0/arp_announce":        "2",
+		} {
+			if got, _ := n.sysctls.Load(name); got != want {
+				t.Errorf("%s = %v, want %q", name, got, want)
+			}
 		}
 	})
 }

@@ -1,6 +1,6 @@
-// Package daemon wires one vipd node: its VRRP instances, the proxy, the
-// health checks, the trackers, the status beacons, drills, the control API
-// and the optional status page.
+// Package daemon wires one vipd node: its VRRP instances, its BGP
+// announcements, the proxy, the health checks, the trackers, the status
+// beacons, drills, the control API and the optional status page.
 //
 // # The flow
 //
@@ -38,6 +38,23 @@
 // In single-LB mode (no VRRP) the node runs one solo instance: the same
 // runner and effects, with no socket and no peers, so that listening,
 // retrying a failed bind and letting go on stop follow the same path.
+//
+// # BGP mode
+//
+// A node with [bgp] peers runs one more owner beside its instances: the
+// BGP runner (bgpRunner), the only goroutine that drives the node's one
+// bgp.Speaker and binds the frontends on [bgp] VIPs and puts those VIPs on
+// lo (bgpEffects). Its decisions come from the pure bgp.Announcer, fed:
+//
+//	health checks ──► proxy ──► per-VIP verdict (healthy servers behind
+//	                            each frontend on the VIP ≥ min_healthy)
+//	vipd drain self, Shutdown, a drill, its timers, failed effects
+//	                        ──► bgpRunner ──► listen, VIP on lo, announce /
+//	                                          drain, withdraw, unlisten, CEASE
+//
+// Shutdown waits for it as for the VRRP runners: every VIP leaves the
+// planned way (GRACEFUL_SHUTDOWN for drain_time, then withdrawn) and the
+// sessions end with CEASE before Run returns.
 //
 // # What it does not do
 //

@@ -71,7 +71,11 @@ func (d *Daemon) pickDrillInstance(name string) (*instance, error) {
 	case 1:
 		return masters[0], nil
 	case 0:
-		return nil, fmt.Errorf("%w: this node is MASTER of no instance; run the drill on a master; nothing was changed", control.ErrRefused)
+		hint := ""
+		if d.bgpSide() != nil {
+			hint = " (to drill this node's BGP announcement, pass --bgp)"
+		}
+		return nil, fmt.Errorf("%w: this node is MASTER of no instance; run the drill on a master%s; nothing was changed", control.ErrRefused, hint)
 	}
 	var names []string
 	for _, m := range masters {
@@ -83,6 +87,9 @@ func (d *Daemon) pickDrillInstance(name string) (*instance, error) {
 func (dr *drills) run(ctx context.Context, req control.DrillRequest) (control.DrillResult, error) {
 	d := dr.d
 	var res control.DrillResult
+	if req.BGP || req.Instance == "" && len(d.vrrpInstances()) == 0 && d.bgpSide() != nil {
+		return dr.runBGP(ctx, req)
+	}
 	inst, err := d.pickDrillInstance(req.Instance)
 	if err != nil {
 		return res, err

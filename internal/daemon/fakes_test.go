@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
@@ -216,6 +217,8 @@ type fakeProxy struct {
 	listening  map[string]bool
 	closes     int
 	failListen error
+	// healthy is the healthy-server count per frontend; 1 when not set.
+	healthy map[string]int
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -257,7 +260,22 @@ func (p *fakeProxy) Update(cfg proxy.Config) error {
 }
 func (p *fakeProxy) SetHealth(string, string, bool)             {}
 func (p *fakeProxy) SetAdmin(string, string, proxy.Admin) error { return nil }
-func (p *fakeProxy) Healthy(string) int                         { return 1 }
+func (p *fakeProxy) Healthy(f string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n, ok := p.healthy[f]; ok {
+		return n
+	}
+	return 1
+}
+func (p *fakeProxy) setHealthy(f string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.healthy == nil {
+		p.healthy = map[string]int{}
+	}
+	p.healthy[f] = n
+}
 func (p *fakeProxy) isListening(f string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -301,6 +319,10 @@ type testNode struct {
 	vipGone   chan netip.Prefix
 	done      chan error
 	cancel    context.CancelFunc
+	// sysctls are what the live checks read (doctorEnv); unset ones are 0.
+	sysctls sync.Map
+	// sp is the node's BGP speaker, once the daemon built one.
+	sp *fakeSpeaker
 }
 
 const vip = "192.0.2.10/32"
@@ -395,7 +417,10 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 			}
 			return nil
 		},
-		SetSysctl: func(string, string) error { return nil },
+		SetSysctl: func(name, value string) error {
+			n.sysctls.Store(name, value)
+			return nil
+		},
 		NewProxy: func(cfg proxy.Config, _ zerolog.Logger) (Proxy, error) {
 			n.px.cfg = cfg
 			return n.px, nil
@@ -408,6 +433,11 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 		NewLiveness: func(cfg liveness.Config) Liveness {
 			n.live = &fakeLiveness{cfg: cfg}
 			return n.live
+		},
+		Doctor: n.doctorEnv(),
+		NewSpeaker: func(cfg bgp.Config, _ zerolog.Logger) (Speaker, error) {
+			n.sp = newFakeSpeaker(cfg, n)
+			return n.sp, nil
 		},
 	}
 	b.mu.Lock()
@@ -494,9 +524,10 @@ func (n *testNode) transitions() int {
 // fakeLiveness records what the daemon asked of its liveness connections;
 // tests call its config's Gone as a confirmed crash would.
 type fakeLiveness struct {
-	cfg  liveness.Config
-	mu   sync.Mutex
-	byes []string
+	cfg     liveness.Config
+	mu      sync.Mutex
+	byes    []string
+	problem string // every peer's, in Status
 }
 
 func (f *fakeLiveness) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -511,9 +542,11 @@ func (f *fakeLiveness) said() []string {
 	return append([]string(nil), f.byes...)
 }
 func (f *fakeLiveness) Status() []liveness.PeerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var out []liveness.PeerStatus
 	for _, p := range f.cfg.Peers {
-		out = append(out, liveness.PeerStatus{Name: p.Name, Addr: p.Addr.String(), State: "up", Speaks: true, Problem: "test problem"})
+		out = append(out, liveness.PeerStatus{Name: p.Name, Addr: p.Addr.String(), State: "up", Speaks: true, Problem: f.problem})
 	}
 	return out
 }

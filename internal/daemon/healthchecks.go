@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"reflect"
 	"sync"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/vipd/vipd/health"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/verify"
 )
 
 // checkKind says what a health check is for.
@@ -54,6 +54,9 @@ type healthChecks struct {
 	proxy  Proxy
 	trk    *trackers
 	notify func()
+	// onBackends runs after the backends trackers were re-evaluated (the
+	// BGP side's health gate); nil: nothing.
+	onBackends func()
 
 	mu      sync.Mutex
 	planned map[string]plannedCheck // by checkKey.String()
@@ -75,7 +78,7 @@ func plan(cfg *config.Config) (map[string]plannedCheck, error) {
 			continue
 		}
 		for _, s := range b.Servers {
-			spec := checkSpec(b, s)
+			spec := verify.CheckSpec(b, s)
 			probe, err := health.NewProbe(spec)
 			if err != nil {
 				return nil, fmt.Errorf("backend %q server %q: health check: %w", b.Name, s.Name, err)
@@ -183,6 +186,9 @@ func (h *healthChecks) updateBackendTrackers() {
 		n := h.proxy.Healthy(t.Frontend)
 		h.trk.set(t.Name, n >= t.MinHealthy, fmt.Sprintf("%d healthy servers behind %s (need %d)", n, t.Frontend, t.MinHealthy))
 	}
+	if h.onBackends != nil {
+		h.onBackends()
+	}
 }
 
 // last returns the latest result of a server's check.
@@ -190,21 +196,4 @@ func (h *healthChecks) last(backend, server string) (health.Event, bool) {
 	k := checkKey{kind: checkServer, backend: backend, server: server}
 	ev, ok := h.group.Snapshot()[k.String()]
 	return ev, ok
-}
-
-func checkSpec(b config.Backend, s config.Server) health.Spec {
-	addr := s.Addr
-	if b.Check.Port != 0 {
-		addr = netip.AddrPortFrom(addr.Addr(), b.Check.Port)
-	}
-	spec := health.Spec{Type: b.Check.Type, Addr: addr.String()}
-	c := b.Check
-	if c.Type == config.CheckHTTP || c.Type == config.CheckHTTPS {
-		spec.Method, spec.Path, spec.ExpectStatus = c.Method, c.Path, c.ExpectStatus
-	}
-	if c.Type == config.CheckTLS || c.Type == config.CheckHTTPS {
-		spec.CAFile, spec.SNI, spec.ClientCertFile, spec.ClientKeyFile = c.CA, c.SNI, c.ClientCert, c.ClientKey
-		spec.InsecureSkipVerify = c.InsecureSkipVerify
-	}
-	return spec
 }

@@ -8,13 +8,20 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/connlimit"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/fdlimit"
+	"github.com/vipd/vipd/internal/logging"
 )
 
 // The HTTP status listener ([http]): `/` the status page, `/metrics` for
@@ -25,13 +32,25 @@ import (
 //
 // Every answer is built from one status snapshot taken at request time:
 // nothing here hooks into the VRRP, proxy or health hot paths.
+//
+// Under abuse (issue 9): a bcrypt comparison costs tens of milliseconds of
+// CPU, so at most bcryptSlots run at once, each on a thread at nice 19,
+// and any login beyond that is answered 429 at once; a source whose login failed waits (100 ms,
+// doubling to 30 s) before it may try again, and gets 429 meanwhile.
+// Successful logins are cached, so a page refreshing every 2 s costs no
+// bcrypt. Without users the page answers only requests whose Host is an
+// address, localhost or this host's name (a DNS rebinding page cannot
+// read it). At most fdlimit.HTTPConns connections are served at once, the
+// listener keeps a spare descriptor for the flood case, and net/http's own
+// errors go to zerolog.
 
 // serveHTTP runs the optional status listener ([http] listen).
 func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP) error {
-	ln, err := net.Listen("tcp", h.Listen)
+	inner, err := net.Listen("tcp", h.Listen)
 	if err != nil {
 		return err
 	}
+	ln := connlimit.New(inner, fdlimit.HTTPConns, connlimit.HTTPRefusal("text/plain; charset=utf-8", "503 too many connections to the page; try again\n"))
 	srv := &http.Server{
 		Handler:           d.httpHandler(h),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -39,6 +58,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          logging.HTTPErrorLog(d.log.With().Str("component", "http").Logger()),
 	}
 	go func() {
 		<-ctx.Done()
@@ -70,6 +90,8 @@ type httpSource struct {
 	status func() control.Status
 	// self returns this node's [[node]] address for the page; may be nil.
 	self func() string
+	// now is the clock of the login backoff; nil means time.Now.
+	now func() time.Time
 }
 
 // newHTTPHandler builds the listener's handler: access control in front
@@ -82,7 +104,11 @@ func newHTTPHandler(h *config.HTTP, src httpSource) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		control.WriteJSON(w, http.StatusOK, src.status())
 	})
-	return newAccess(h).wrap(mux)
+	a := newAccess(h)
+	if src.now != nil {
+		a.now = src.now
+	}
+	return a.wrap(mux)
 }
 
 // access enforces the allow list and basic auth.
@@ -94,10 +120,30 @@ type access struct {
 	// as a wrong password.
 	dummy []byte
 	cache *authCache
+	// slots bounds the bcrypt comparisons running at once.
+	slots chan struct{}
+	fails *failures
+	// hosts are the names a page without users answers to, besides
+	// addresses.
+	hosts   []string
+	now     func() time.Time
+	compare func(hash, password []byte) error
 }
 
+// bcryptSlots is how many bcrypt comparisons may run at once: one per two
+// CPUs, at most two, so that a login storm leaves the proxy and VRRP a CPU.
+func bcryptSlots() int { return max(1, min(2, runtime.GOMAXPROCS(0)/2)) }
+
 func newAccess(h *config.HTTP) *access {
-	a := &access{allow: config.DefaultHTTPAllow()}
+	a := &access{
+		allow: config.DefaultHTTPAllow(), now: time.Now, compare: bcrypt.CompareHashAndPassword,
+		slots: make(chan struct{}, bcryptSlots()), fails: newFailures(),
+		hosts: []string{"localhost"},
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		short, _, _ := strings.Cut(name, ".")
+		a.hosts = append(a.hosts, strings.ToLower(name), strings.ToLower(short))
+	}
 	if h == nil {
 		return a
 	}
@@ -122,9 +168,27 @@ func (a *access) wrap(next http.Handler) http.Handler {
 			http.Error(w, "403 forbidden: your address is not in [http] allow", http.StatusForbidden)
 			return
 		}
+		if len(a.users) == 0 && !a.hostAllowed(r.Host) {
+			http.Error(w, "421 this page answers to its address, localhost or the host's name only (it has no [[http.user]]; DNS rebinding protection)", http.StatusMisdirectedRequest)
+			return
+		}
 		if len(a.users) > 0 {
 			user, pass, ok := r.BasicAuth()
-			if !ok || !a.authenticate(user, pass, time.Now()) {
+			verdict := authFailed
+			if ok {
+				verdict = a.login(sourceOf(r.RemoteAddr), user, pass)
+			}
+			switch verdict {
+			case authOK:
+			case authBusy:
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "429 too many logins being checked; try again", http.StatusTooManyRequests)
+				return
+			case authBackoff:
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "429 a recent login from your address failed; wait before trying again", http.StatusTooManyRequests)
+				return
+			default:
 				w.Header().Set("WWW-Authenticate", `Basic realm="vipd", charset="UTF-8"`)
 				http.Error(w, "401 unauthorized", http.StatusUnauthorized)
 				return
@@ -153,10 +217,31 @@ func (a *access) allowed(remote string) bool {
 	return false
 }
 
-// authenticate checks a name and password against the configured users.
-// Every name is compared in constant time, and bcrypt always runs once,
-// whether or not the name matched.
-func (a *access) authenticate(user, pass string, now time.Time) bool {
+// hostAllowed reports whether a Host header names this page: an IP
+// address, localhost or this host's name, with or without a port.
+func (a *access) hostAllowed(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return slices.Contains(a.hosts, strings.ToLower(host))
+}
+
+// Login verdicts.
+const (
+	authOK      = iota
+	authFailed  // wrong name or password: 401
+	authBusy    // every bcrypt slot is taken: 429
+	authBackoff // this source failed recently: 429
+)
+
+// login checks a name and password from source. A cached success costs a
+// hash; otherwise the source must not be backing off and a bcrypt slot
+// must be free at once.
+func (a *access) login(source netip.Addr, user, pass string) int {
 	hash := a.dummy
 	found := 0
 	for _, u := range a.users {
@@ -165,14 +250,95 @@ func (a *access) authenticate(user, pass string, now time.Time) bool {
 		}
 	}
 	key := authKey(user, pass, hash)
+	now := a.now()
 	if found == 1 && a.cache.hit(key, now) {
-		return true
+		return authOK
 	}
-	ok := bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil && found == 1
-	if ok {
-		a.cache.add(key, now)
+	if a.fails.waiting(source, now) {
+		return authBackoff
 	}
-	return ok
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		return authBusy
+	}
+	// bcrypt always runs once, whether or not the name matched, so that a
+	// wrong name costs as much as a wrong password.
+	ok := atLowPriority(func() error { return a.compare(hash, []byte(pass)) }) == nil && found == 1
+	<-a.slots
+	now = a.now()
+	if !ok {
+		a.fails.fail(source, now)
+		return authFailed
+	}
+	a.fails.forget(source)
+	a.cache.add(key, now)
+	return authOK
+}
+
+// sourceOf is the address a login backoff is kept for: the client's IPv4
+// address, or its IPv6 /64 (one host usually has the whole /64).
+func sourceOf(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
+}
+
+// failures holds each source's failed logins and how long it must wait.
+type failures struct {
+	mu sync.Mutex
+	m  map[netip.Addr]failure
+}
+
+type failure struct {
+	n     int
+	until time.Time
+}
+
+const (
+	failBase  = 100 * time.Millisecond
+	failMax   = 30 * time.Second
+	failLimit = 4096 // sources remembered
+)
+
+func newFailures() *failures { return &failures{m: map[netip.Addr]failure{}} }
+
+func (f *failures) waiting(src netip.Addr, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return now.Before(f.m[src].until)
+}
+
+func (f *failures) fail(src netip.Addr, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.m) >= failLimit {
+		for k, v := range f.m {
+			if now.Sub(v.until) > failMax { // long forgiven
+				delete(f.m, k)
+			}
+		}
+		if len(f.m) >= failLimit {
+			clear(f.m) // the bcrypt slots still bound the cost
+		}
+	}
+	x := f.m[src]
+	x.n++
+	x.until = now.Add(min(failBase<<min(x.n-1, 16), failMax))
+	f.m[src] = x
+}
+
+func (f *failures) forget(src netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.m, src)
 }
 
 // authCache remembers recent successful logins for a short while, so that

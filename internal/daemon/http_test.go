@@ -2,10 +2,14 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +79,7 @@ func hashOf(t *testing.T, pw string) string {
 func do(h http.Handler, remote, path, user, pass string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.RemoteAddr = remote
+	req.Host = "127.0.0.1:9600"
 	if user != "" || pass != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -95,7 +100,13 @@ func TestHTTPAccess(t *testing.T) {
 		},
 		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("::1/128")},
 	}
-	h := newHTTPHandler(cfg, testSource(time.Now()))
+	// Each request sees a clock a minute later than the last, past any
+	// login backoff (TestHTTPLoginBackoff covers that).
+	src := testSource(time.Now())
+	var minutes atomic.Int64
+	start := time.Now()
+	src.now = func() time.Time { return start.Add(time.Duration(minutes.Add(1)) * time.Minute) }
+	h := newHTTPHandler(cfg, src)
 	tests := []struct {
 		name, remote, user, pass string
 		want                     int
@@ -168,6 +179,7 @@ func TestHTTPRoutes(t *testing.T) {
 	for _, tt := range tests {
 		req := httptest.NewRequest(tt.method, tt.path, nil)
 		req.RemoteAddr = "127.0.0.1:1234"
+		req.Host = "127.0.0.1:9600"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != tt.want {
@@ -209,5 +221,118 @@ func TestAuthCacheBounded(t *testing.T) {
 	}
 	if c.hit(k, now.Add(authCacheTTL+time.Second)) {
 		t.Error("expired entry still hits")
+	}
+}
+
+// TestHTTPLoginBackoff: after a failed login its source waits, 100 ms
+// doubling to 30 s, and gets 429 without a bcrypt meanwhile; other
+// sources are not affected, a cached good login still gets in, and a
+// success forgets the failures (issue 9, defect 2).
+func TestHTTPLoginBackoff(t *testing.T) {
+	cfg := &config.HTTP{Listen: "127.0.0.1:9600", Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}
+	now := time.Now()
+	src := testSource(now)
+	src.now = func() time.Time { return now }
+	h := newHTTPHandler(cfg, src)
+	const attacker, other = "127.0.0.9:1", "127.0.0.10:1"
+	if w := do(h, other, "/", "admin", "s3cret"); w.Code != 200 {
+		t.Fatalf("good login: %d", w.Code)
+	}
+	if w := do(h, attacker, "/", "admin", "guess"); w.Code != 401 {
+		t.Fatalf("first wrong password: %d, want 401", w.Code)
+	}
+	for _, wait := range []time.Duration{100, 200, 400, 800} {
+		wait *= time.Millisecond
+		if w := do(h, attacker, "/", "admin", "guess"); w.Code != 429 || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("during the backoff: %d, want 429 with Retry-After", w.Code)
+		}
+		if w := do(h, other, "/", "admin", "s3cret"); w.Code != 200 {
+			t.Errorf("another source, cached good login: %d", w.Code)
+		}
+		now = now.Add(wait)
+		if w := do(h, attacker, "/", "admin", "guess"); w.Code != 401 {
+			t.Fatalf("after waiting %s: %d, want 401 (the next try is checked)", wait, w.Code)
+		}
+	}
+	now = now.Add(time.Hour)
+	if w := do(h, attacker, "/", "admin", "s3cret"); w.Code != 200 {
+		t.Fatalf("right password after the backoff: %d", w.Code)
+	}
+	if w := do(h, attacker, "/", "admin", "guess"); w.Code != 401 {
+		t.Errorf("a success did not reset the backoff: %d", w.Code)
+	}
+	// IPv6 sources are kept per /64.
+	if sourceOf("[2001:db8:1:2:aaaa::1]:1") != sourceOf("[2001:db8:1:2:bbbb::2]:2") || sourceOf("[::ffff:10.0.0.1]:1") != netip.MustParseAddr("10.0.0.1") {
+		t.Error("sourceOf groups IPv6 by /64 and unmaps IPv4")
+	}
+}
+
+// TestHTTPBcryptBounded: with every bcrypt slot taken, one more login is
+// answered 429 at once instead of queueing another bcrypt (issue 9,
+// defect 2: 64 parallel wrong passwords held vipd at 150% CPU).
+func TestHTTPBcryptBounded(t *testing.T) {
+	cfg := &config.HTTP{Listen: "127.0.0.1:9600", Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}
+	a := newAccess(cfg)
+	release := make(chan struct{})
+	var inside atomic.Int32
+	a.compare = func(hash, pw []byte) error {
+		inside.Add(1)
+		<-release
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	h := a.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	slots := bcryptSlots()
+	var wg sync.WaitGroup
+	codes := make(chan int, slots)
+	for i := range slots {
+		wg.Go(func() { codes <- do(h, fmt.Sprintf("127.0.1.%d:1", i), "/", "admin", "x").Code })
+	}
+	for inside.Load() != int32(slots) {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	w := do(h, "127.0.2.1:1", "/", "admin", "x")
+	if w.Code != http.StatusTooManyRequests || time.Since(start) > time.Second {
+		t.Errorf("a login beyond %d running bcrypts: %d after %s, want 429 at once", slots, w.Code, time.Since(start))
+	}
+	close(release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 401 {
+			t.Errorf("a running check ended with %d, want 401", c)
+		}
+	}
+	if got := inside.Load(); got != int32(slots) {
+		t.Errorf("%d bcrypt comparisons ran, want %d", got, slots)
+	}
+}
+
+// TestHTTPHostCheck: a page without users answers only to Host headers
+// naming it (addresses, localhost, this host's name), so a DNS rebinding
+// page cannot read it; with users the credentials decide.
+func TestHTTPHostCheck(t *testing.T) {
+	h := newHTTPHandler(nil, testSource(time.Now()))
+	name, _ := os.Hostname()
+	for host, want := range map[string]int{
+		"127.0.0.1:9600": 200, "[::1]:9600": 200, "10.0.0.5": 200, "localhost:9600": 200, "LOCALHOST": 200,
+		name + ":9600": 200, "evil.example.com:9600": 421, "127.0.0.1.evil.example": 421, "": 421,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/status", nil)
+		req.RemoteAddr, req.Host = "127.0.0.1:1", host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, w.Code, want)
+		}
+	}
+	withUsers := newHTTPHandler(&config.HTTP{Listen: "127.0.0.1:9600", Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}, testSource(time.Now()))
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:1", "lb1.example.com"
+	req.SetBasicAuth("admin", "s3cret")
+	w := httptest.NewRecorder()
+	withUsers.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Errorf("with users, a DNS name and good credentials: %d", w.Code)
 	}
 }

@@ -33,12 +33,13 @@ type instance struct {
 	ann    netcfg.Announcer
 }
 
-// frontendsOf names the frontends that follow instance in (every frontend
-// for the solo instance).
+// frontendsOf names the frontends that follow instance in (for the solo
+// instance, every frontend that does not follow a [bgp] VIP).
 func frontendsOf(cfg *config.Config, in *config.Instance) []string {
 	var out []string
 	for _, f := range cfg.Frontends {
-		if in == nil || cfg.InstanceOf(f) == in {
+		_, bgp := cfg.BGPVIPOf(f)
+		if in == nil && !bgp || in != nil && cfg.InstanceOf(f) == in {
 			out = append(out, f.Name)
 		}
 	}
@@ -64,15 +65,8 @@ type instancePlan struct {
 }
 
 func planInstance(os *OS, cfg *config.Config, node *config.Node, in *config.Instance, log zerolog.Logger) (instancePlan, error) {
-	pl := instancePlan{ifname: in.InterfaceFor(node)}
-	for _, n := range cfg.Nodes {
-		if n.Name != node.Name {
-			pl.peers = append(pl.peers, n.Address)
-		}
-	}
-	var addrs []netip.Addr
+	pl := instancePlan{ifname: in.InterfaceFor(node), peers: peersOf(cfg, node)}
 	for _, p := range in.VIPs {
-		addrs = append(addrs, p.Addr())
 		if !in.Owns(node, p) {
 			pl.managed = append(pl.managed, p)
 		}
@@ -83,39 +77,14 @@ func planInstance(os *OS, cfg *config.Config, node *config.Node, in *config.Inst
 	// the primary address the election compares and self-detection
 	// matches.
 	pl.src = node.Address
-	if addrs[0].Is6() && !in.Unicast {
+	if in.VIPs[0].Addr().Is6() && !in.Unicast {
 		ll, err := os.LinkLocal(pl.ifname)
 		if err != nil {
 			return pl, err
 		}
 		pl.src = ll
 	}
-	mode := vrrp.ChecksumPseudoHeader
-	if in.Checksum == config.ChecksumRFC9568 {
-		mode = vrrp.ChecksumMessage
-	}
-	pl.rc = vrrp.RunnerConfig{
-		Machine: vrrp.Config{
-			VRID:            in.VRID,
-			Priority:        in.PriorityOf(node),
-			AdvertInterval:  in.AdvertInterval,
-			Preempt:         in.Preempt,
-			PreemptDelay:    in.PreemptDelay,
-			Addr:            pl.src,
-			HoldUntilReady:  in.StartupHold && hasChecks(cfg),
-			StartupInterval: in.StartupInterval,
-			Version:         uint8(in.Version),
-			LowerPrioRounds: in.GARPLowerPrioRepeat,
-			LowerPrioEvery:  in.GARPLowerPrioDelay,
-		},
-		VIPs:     addrs,
-		Checksum: mode,
-		AuthPass: in.AuthPass,
-		Unicast:  in.Unicast,
-		Peers:    pl.peers,
-		Siblings: siblings(cfg, node, in),
-		Log:      log,
-	}
+	pl.rc = runnerConfig(cfg, node, in, pl.src, log)
 	return pl, nil
 }
 
@@ -129,18 +98,28 @@ func (pl instancePlan) listenVRRP(os *OS) (vrrp.Conn, error) {
 // (a VIP left behind by a crashed run is removed by the machine's first
 // step).
 func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *config.Node, in *config.Instance) (*instance, error) {
-	log := d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()
 	ifname := in.InterfaceFor(node)
+	log := d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()
 	// Without promote_secondaries, deleting the node's own address would
 	// take a same-subnet VIP with it.
 	if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "promote_secondaries"), "1"); err != nil {
 		log.Warn().Err(err).Msg("could not set promote_secondaries")
 	}
+	// With arp_announce 0 the kernel may send an ARP request whose sender
+	// address is the VIP (the FIN or RST to a client after a handover
+	// leaves from it), and every neighbour that hears it points the VIP
+	// back at this node. 2 makes ARP requests always name the interface's
+	// own address.
+	if in.VIPs[0].Addr().Is4() {
+		if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "arp_announce"), "2"); err != nil {
+			log.Warn().Err(err).Msg("could not set arp_announce = 2: an ARP request sent from the VIP after a handover may point clients back at this node")
+		}
+	}
 	pl, err := planInstance(&d.os, cfg, node, in, log)
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{name: in.Name, cfg: *in, ifname: pl.ifname, src: pl.src, peers: pl.peers, log: log}
+	inst := &instance{name: in.Name, cfg: *in, ifname: ifname, src: pl.src, peers: pl.peers, log: log}
 	conn, err := pl.listenVRRP(&d.os)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
@@ -165,6 +144,53 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	}
 	inst.runner = r
 	return inst, nil
+}
+
+// peersOf are the addresses of the other [[node]]s.
+func peersOf(cfg *config.Config, node *config.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range cfg.Nodes {
+		if n.Name != node.Name {
+			out = append(out, n.Address)
+		}
+	}
+	return out
+}
+
+// runnerConfig is what an instance's runner runs with; src is the advert
+// source and the address the election knows this node by. vipd doctor
+// judges what it hears with the same (DoctorPlan).
+func runnerConfig(cfg *config.Config, node *config.Node, in *config.Instance, src netip.Addr, log zerolog.Logger) vrrp.RunnerConfig {
+	mode := vrrp.ChecksumPseudoHeader
+	if in.Checksum == config.ChecksumRFC9568 {
+		mode = vrrp.ChecksumMessage
+	}
+	var addrs []netip.Addr
+	for _, p := range in.VIPs {
+		addrs = append(addrs, p.Addr())
+	}
+	return vrrp.RunnerConfig{
+		Machine: vrrp.Config{
+			VRID:            in.VRID,
+			Priority:        in.PriorityOf(node),
+			AdvertInterval:  in.AdvertInterval,
+			Preempt:         in.Preempt,
+			PreemptDelay:    in.PreemptDelay,
+			Addr:            src,
+			HoldUntilReady:  in.StartupHold && hasChecks(cfg),
+			StartupInterval: in.StartupInterval,
+			Version:         uint8(in.Version),
+			LowerPrioRounds: in.GARPLowerPrioRepeat,
+			LowerPrioEvery:  in.GARPLowerPrioDelay,
+		},
+		VIPs:     addrs,
+		Checksum: mode,
+		AuthPass: in.AuthPass,
+		Unicast:  in.Unicast,
+		Peers:    peersOf(cfg, node),
+		Siblings: siblings(cfg, node, in),
+		Log:      log,
+	}
 }
 
 // soloInstance is single-LB mode: no VRRP, every frontend always listens.

@@ -59,18 +59,18 @@ func (d *Daemon) newLiveness(cfg *config.Config, node *config.Node, insts []*ins
 
 // runLiveness runs the liveness connections until ctx ends.
 func (d *Daemon) runLiveness(ctx context.Context) error {
-	if d.live == nil {
+	if d.liveness == nil {
 		return nil
 	}
-	return d.live.Run(ctx)
+	return d.liveness.Run(ctx)
 }
 
 // byeLiveness tells every peer that this node's connections close on
 // purpose from now on (a stop, a hitless restart): their end is not a
 // crash.
 func (d *Daemon) byeLiveness(reason string) {
-	if d.live != nil {
-		d.live.Bye(reason)
+	if d.liveness != nil {
+		d.liveness.Bye(reason)
 	}
 }
 
@@ -78,10 +78,10 @@ func (d *Daemon) byeLiveness(reason string) {
 // whose beacon was never heard gets an entry of its own) and names every
 // liveness problem in the instances' problems.
 func (d *Daemon) livenessStatus(st *control.Status) {
-	if d.live == nil {
+	if d.liveness == nil {
 		return
 	}
-	for _, ls := range d.live.Status() {
+	for _, ls := range d.liveness.Status() {
 		pl := &control.PeerLiveness{
 			State: ls.State, Since: ls.Since, Speaks: ls.Speaks, DialError: ls.DialError,
 			LastEnd: ls.LastEnd, LastEndAt: ls.LastEndAt, Problem: ls.Problem,

@@ -56,6 +56,8 @@ type statusCollector struct {
 	feListening, feActive, feTotal, feBytesIn, feBytesOut *prometheus.Desc
 
 	srvState, srvActive, srvTotal, srvFailed, srvLatency, srvUp *prometheus.Desc
+
+	bgp *bgpCollector // the bgp section, from the same snapshot
 }
 
 func newStatusCollector(status func() control.Status) *statusCollector {
@@ -105,6 +107,8 @@ func newStatusCollector(status func() control.Status) *statusCollector {
 		srvFailed:  d("vipd_server_connections_failed_total", "Connects to the server that failed.", "backend", "server"),
 		srvLatency: d("vipd_server_check_latency_seconds", "Duration of the last health check.", "backend", "server"),
 		srvUp:      d("vipd_server_check_up", "1 when the last health check passed.", "backend", "server"),
+
+		bgp: newBGPCollector(),
 	}
 }
 
@@ -122,6 +126,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.bgp.describe(ch)
 }
 
 // Collect reads one status snapshot.
@@ -134,6 +139,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
 	}
 	gauge(c.info, 1, st.Node, st.Version, st.Mode)
+	c.bgp.collect(ch, st.BGP)
 
 	for _, in := range st.Instances {
 		for _, s := range vrrpStates {

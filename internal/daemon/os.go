@@ -8,7 +8,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/doctor"
 	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
@@ -41,6 +43,12 @@ type OS struct {
 	// NewLiveness builds the liveness connections to the peers
 	// (liveness.New over real sockets).
 	NewLiveness func(cfg liveness.Config) Liveness
+	// Doctor is vipd doctor's read-only look at the host, for the live
+	// findings in status (interfaces, sysctls).
+	Doctor doctor.Env
+	// NewSpeaker builds the node's one BGP speaker (GoBGP runs one per
+	// process).
+	NewSpeaker func(cfg bgp.Config, log zerolog.Logger) (Speaker, error)
 }
 
 // Liveness is what the daemon needs of the liveness connections
@@ -52,6 +60,18 @@ type Liveness interface {
 }
 
 var _ Liveness = (*liveness.Liveness)(nil)
+
+// Speaker is what the daemon needs of the BGP speaker (*bgp.Speaker).
+type Speaker interface {
+	Run(ctx context.Context) error
+	Announce(prefix netip.Prefix, attrs bgp.Attrs) error
+	Drain(prefix netip.Prefix, reason string) error
+	Withdraw(prefix netip.Prefix, reason string) error
+	Status() bgp.Status
+	Changed() <-chan struct{}
+}
+
+var _ Speaker = (*bgp.Speaker)(nil)
 
 // Proxy is what the daemon needs of the proxy (*proxy.Proxy).
 type Proxy interface {
@@ -124,6 +144,12 @@ func (o *OS) fill() error {
 	}
 	if o.ListenControl == nil {
 		o.ListenControl = control.Listen
+	}
+	if o.Doctor.Links == nil {
+		o.Doctor = doctor.HostEnv()
+	}
+	if o.NewSpeaker == nil {
+		o.NewSpeaker = func(cfg bgp.Config, log zerolog.Logger) (Speaker, error) { return bgp.New(cfg, log) }
 	}
 	if o.NewProxy == nil {
 		o.NewProxy = func(cfg proxy.Config, log zerolog.Logger) (Proxy, error) { return proxy.New(cfg, log) }

@@ -80,6 +80,7 @@ type pageData struct {
 	Frontends []frontendRow
 	Backends  []backendView
 	Drill     *drillView
+	BGP       *bgpView
 }
 
 type nodeRow struct {
@@ -154,6 +155,10 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 
 	self1 := nodeRow{Name: st.Node, Addr: self, Self: true, Fresh: true, Seen: "this node", Ready: "—", Priority: "—", Live: "—"}
 	switch {
+	case len(st.Instances) == 0 && st.BGP != nil:
+		p.State, p.VIPs = bgpHeadline(st.BGP)
+		p.Owner = "every node that announces it (BGP: the routers spread clients over them)"
+		self1.State = p.State
 	case len(st.Instances) == 0:
 		p.State = "ACTIVE"
 		p.Owner = "this node (single mode: no VRRP, the frontends are always bound)"
@@ -279,6 +284,9 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		bv.Summary = fmt.Sprintf("%d of %d UP", up, len(b.Servers))
 		p.Backends = append(p.Backends, bv)
 	}
+	if st.BGP != nil {
+		p.BGP = buildBGPView(st.BGP, now)
+	}
 	if d := st.LastDrill; d != nil {
 		dv := &drillView{
 			D: *d, Gap: fms(d.GapMs), Expected: fms(d.ExpectedMs), Takeover: fms(d.TakeoverMs),
@@ -315,6 +323,12 @@ func stateClass(s string) string {
 	switch s {
 	case "MASTER", "BACKUP", "FAULT", "INIT", "UP", "DOWN", "DRAIN", "MAINT", "ACTIVE":
 		return "st-" + strings.ToLower(s)
+	case "ANNOUNCED", "ESTABLISHED":
+		return "st-up"
+	case "DRAINING":
+		return "st-drain"
+	case "WITHDRAWN":
+		return "st-down"
 	}
 	return "st-other"
 }

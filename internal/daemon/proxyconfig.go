@@ -2,13 +2,14 @@ package daemon
 
 import (
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/fdlimit"
 	"github.com/vipd/vipd/proxy"
 )
 
 // proxyConfig maps the file's frontends and backends onto the proxy: a
 // frontend binds its instance's VIPs (or its vip, or its fixed address).
 func proxyConfig(cfg *config.Config) proxy.Config {
-	pc := proxy.Config{MaxConn: cfg.Global.MaxConn}
+	pc := proxy.Config{MaxConn: fdlimit.ForConfig(cfg).Limit()}
 	balance := map[string]string{}
 	for _, f := range cfg.Frontends {
 		pc.Frontends = append(pc.Frontends, proxy.FrontendConfig{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/verify"
 	"github.com/vipd/vipd/proxy"
 )
 
@@ -35,6 +36,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 	if err != nil {
 		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
 	}
+	if err := verify.Config(next, verify.Options{Warn: func(w string) { d.log.Warn().Msg(w) }}); err != nil {
+		return fail(fmt.Errorf("%w: %v", control.ErrInvalid, err))
+	}
 	ch := next.Diff(prev)
 	if why := ch.Restart(node.Name); len(why) > 0 {
 		return fail(fmt.Errorf("%w: %s changed; these settings need a restart of vipd (`systemctl restart vipd`: the peer holds the VIP meanwhile). Nothing was applied",
@@ -56,6 +60,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 		if inst.fx.reconfigure(frontendsOf(next, in), garpOf(in)) {
 			inst.runner.Relisten()
 		}
+	}
+	if b := d.bgpSide(); b != nil && next.BGP != nil {
+		b.reconfigure(next, node)
 	}
 	d.trk.reset(next, node)
 	d.health.apply(checks)
@@ -82,6 +89,9 @@ func applied(ch config.Changes) []string {
 	add("nodes (priority)", ch.Nodes)
 	for _, name := range ch.Instances.Changed {
 		out = append(out, fmt.Sprintf("instance %s (%s)", name, strings.Join(ch.InstanceKeys[name], ", ")))
+	}
+	if len(ch.BGP) > 0 {
+		out = append(out, fmt.Sprintf("bgp (%s)", strings.Join(ch.BGP, ", ")))
 	}
 	if ch.Global {
 		out = append(out, "global")

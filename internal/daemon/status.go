@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/vrrp"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -72,6 +73,10 @@ func (d *Daemon) Status() control.Status {
 	}
 	sort.Slice(st.Frontends, func(i, j int) bool { return st.Frontends[i].Name < st.Frontends[j].Name })
 	st.LastDrill = d.drills.last()
+	st.Findings = d.live.get()
+	if b := d.bgpSide(); b != nil {
+		st.BGP = b.status()
+	}
 	return st
 }
 
@@ -119,11 +124,12 @@ func (d *Daemon) instanceStatus(inst *instance, reason string, names map[string]
 		for _, a := range s.VIPs {
 			cs.VIPs = append(cs.VIPs, a.String())
 		}
-		if s.Problem != "" {
+		// A foreign router's own problem ("speaks VRRPv2; set version =
+		// 2 to join it") would be the wrong advice: it is not to be joined.
+		if p := vrrp.ForeignProblem(s.Addr, v.VRID, cs.Name != "").String(); p != "" {
+			in.Problems = append(in.Problems, p)
+		} else if s.Problem != "" {
 			in.Problems = append(in.Problems, s.Problem)
-		}
-		if cs.Name == "" && s.Count > 0 && !s.Addr.IsLinkLocalUnicast() {
-			in.Problems = append(in.Problems, fmt.Sprintf("router %s on vrid %d is not one of the [[node]]s: another VRRP router shares this VRID on the segment; give one of them another vrid", s.Addr, v.VRID))
 		}
 		in.Senders = append(in.Senders, cs)
 	}

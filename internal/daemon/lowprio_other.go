@@ -1,0 +1,5 @@
+//go:build !linux
+
+package daemon
+
+func atLowPriority(f func() error) error { return f() }
