@@ -45,7 +45,7 @@ integration: deps
 bench: bench-failover bench-proxy bench-storm
 
 bench-failover: deps build
-	$(GO) run ./integration/benchfailover -reps 5 -out docs/benchmarks.md
+	$(GO) run ./integration/benchfailover -reps 10 -out docs/benchmarks.md -plots docs
 
 bench-proxy: deps build
 	$(GO) run ./integration/benchproxy -reps 5

@@ -111,6 +111,18 @@ func TestKeepalivedMasterVipdBackup(t *testing.T) {
 	n.AwaitState("MASTER", 6*time.Second)
 	t.Logf("vipd MASTER %s after SIGKILL of keepalived (Down_Interval at 1 s, priority 100: 3.61 s)", time.Since(killed).Round(time.Millisecond))
 	lab.AwaitHolder(t, k.vip, k.vp, 2*time.Second, k.vp)
+	// keepalived does not speak liveness: vipd never acted on it, and the
+	// takeover is the RFC's.
+	if st, err := n.Status(); err == nil {
+		for _, p := range st.Peers {
+			if p.Name == "ka" && (p.Liveness == nil || p.Liveness.Speaks || p.Liveness.Crashes != 0) {
+				t.Errorf("vipd's liveness to keepalived: %+v, want never spoken, no crash", p.Liveness)
+			}
+		}
+		if r := st.Instances[0].LastReason; !strings.Contains(r, "Down_Interval") {
+			t.Errorf("takeover reason %q, want Master_Down_Interval", r)
+		}
+	}
 
 	// keepalived returns with the higher priority and preempts; vipd
 	// accepts its adverts and lets go of the VIP.

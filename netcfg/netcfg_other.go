@@ -96,6 +96,9 @@ func (*VRRPConn) SetReadDeadline(t time.Time) error {
 // Close does nothing: there is no socket.
 func (*VRRPConn) Close() error { return nil }
 
+// NeighMAC is only implemented on Linux; elsewhere it knows no neighbour.
+func NeighMAC(ifname string, addr netip.Addr) string { return "" }
+
 // Probe is only implemented on Linux.
 func Probe(ctx context.Context, cfg ProbeConfig) ([]Claim, error) {
 	return nil, fmt.Errorf("netcfg: probe on %s: %w", cfg.Interface, errUnsupported{})

@@ -27,6 +27,11 @@
 //     HoldUntilReady, which keeps a starting node from preempting before
 //     its health checks have completed a round. None of them stops a node
 //     from taking over when no master is heard at all.
+//   - MasterGone: a BACKUP told that its master's process is gone while
+//     its host lives (internal/liveness: the peer connection closed
+//     without a goodbye, confirmed by the host) sets Master_Down_Timer to
+//     GoneSkew, a quarter of Skew_Time, as it would to Skew_Time for a
+//     priority-0 advert; the best backup still moves first.
 //   - The order of effects: listeners before the VIP before the announcement
 //     when becoming MASTER; VIP, listeners, then open connections when
 //     leaving.

@@ -64,6 +64,9 @@ type Machine struct {
 	adverAt    time.Time // Adver_Timer (MASTER, not leaving)
 	downTimer  time.Time // Master_Down_Timer (BACKUP)
 	downReason string    // what the Transition says when downAt fires
+	// gone is set while Master_Down_Timer runs on GoneSkew after a
+	// MasterGone; a priority-0 advert then never moves it later.
+	gone bool
 
 	leaving   leaveKind
 	leaveAt   time.Time // give up waiting for a successor
@@ -183,6 +186,8 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		}
 	case EffectFailed:
 		acts = m.effectFailed(now, ev)
+	case MasterGone:
+		m.masterGone(now, ev)
 	}
 	m.rearm()
 	return acts
@@ -247,6 +252,21 @@ func SkewTime(version, prio uint8, interval time.Duration) time.Duration {
 func DownInterval(version, prio uint8, interval time.Duration) time.Duration {
 	return 3*interval + SkewTime(version, prio, interval)
 }
+
+// GoneSkew is how long a BACKUP waits after its master's process was
+// confirmed gone (MasterGone) before it takes over: Skew_Time / 4.
+// vipd's rule, not RFC 9568's. Like Skew_Time after a priority-0 advert,
+// it is shorter the higher the priority, so with three or more nodes the
+// best backup moves first and the others hear its advert before their own
+// timer runs out. It is a quarter of Skew_Time because the crash is known
+// (a closed connection and the host's own word that nothing listens
+// there): the wait only has to cover the winner's first advert reaching
+// the others, milliseconds on a LAN, not the loss of adverts.
+func GoneSkew(version, prio uint8, interval time.Duration) time.Duration {
+	return SkewTime(version, prio, interval) / goneSkewDivisor
+}
+
+const goneSkewDivisor = 4
 
 // skewAt computes Skew_Time for this machine's version.
 func (m *Machine) skewAt(prio uint8, interval time.Duration) time.Duration {
@@ -326,6 +346,7 @@ func (m *Machine) to(s State, reason string) []Action {
 	from := m.state
 	m.state = s
 	m.adverAt, m.downTimer, m.lowerSince = time.Time{}, time.Time{}, time.Time{}
+	m.gone = false
 	return []Action{{Kind: ActionTransition, From: from, To: s, Priority: m.prio, Reason: reason}}
 }
 
@@ -358,6 +379,7 @@ func (m *Machine) becomeBackup(now time.Time, reason string) []Action {
 func (m *Machine) armDown(now time.Time) {
 	d := m.down()
 	m.downTimer = now.Add(d)
+	m.gone = false
 	if m.masterAddr.IsValid() && m.masterAddr != m.cfg.Addr {
 		m.downReason = fmt.Sprintf("no advert from %s for Down_Interval %v", m.masterAddr, d)
 	} else {
@@ -432,7 +454,11 @@ func (m *Machine) yieldToOther(now time.Time, adv AdvertReceived) []Action {
 // backupAdvert is RFC 9568 section 6.4.2 on receiving an ADVERTISEMENT.
 func (m *Machine) backupAdvert(now time.Time, adv AdvertReceived) []Action {
 	if adv.Priority == 0 {
-		m.downTimer = now.Add(m.skew())
+		at := now.Add(m.skew())
+		if m.gone && m.downTimer.Before(at) {
+			return nil // already taking over sooner: its process is gone
+		}
+		m.downTimer = at
 		m.downReason = fmt.Sprintf("master %s left (advert priority 0), Skew_Time %v passed", adv.From, m.skew())
 		return nil
 	}
@@ -663,6 +689,30 @@ func (m *Machine) priorityChanged(now time.Time, ev PriorityChanged) []Action {
 		return m.enter(now, reason)
 	}
 	return nil
+}
+
+// masterGone is vipd's rule for a master whose process is gone while its
+// host lives (MasterGone): a BACKUP following that master sets
+// Master_Down_Timer to GoneSkew, as RFC 9568 section 6.4.2 does with
+// Skew_Time for a priority-0 advert. An advert from that master
+// afterwards (it was alive after all) restarts the timer as any advert
+// does. Every other state, and a BACKUP following someone else, ignores
+// it; a timer already due sooner is kept.
+func (m *Machine) masterGone(now time.Time, ev MasterGone) {
+	if m.state != StateBackup || !ev.From.IsValid() || ev.From != m.masterAddr || ev.From == m.cfg.Addr {
+		return
+	}
+	d := GoneSkew(m.cfg.Version, m.prio, m.masterInterval)
+	at := now.Add(d)
+	if !m.downTimer.IsZero() && !at.Before(m.downTimer) {
+		return
+	}
+	why := ev.Reason
+	if why == "" {
+		why = "its process is gone"
+	}
+	m.downTimer, m.gone = at, true
+	m.downReason = fmt.Sprintf("master %s's vipd is gone (%s), Skew_Time/4 %v passed", ev.From, why, d)
 }
 
 // hardStop lets go of everything at once, with no priority-0 advert.

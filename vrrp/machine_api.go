@@ -146,6 +146,17 @@ type EffectFailed struct {
 	Err  error
 }
 
+// MasterGone says the vipd process of the router at From is gone while
+// its host lives: its liveness connection ended without a goodbye and a
+// second, independent signal from that host confirmed it (see
+// internal/liveness). A BACKUP whose current master is From treats it
+// like a priority-0 advert from that master, on a shorter clock:
+// Master_Down_Timer is set to GoneSkew. vipd's rule, not RFC 9568's.
+type MasterGone struct {
+	From   netip.Addr
+	Reason string // how it was learned, for the transition's reason
+}
+
 func (Start) isEvent()           {}
 func (AdvertReceived) isEvent()  {}
 func (TimerFired) isEvent()      {}
@@ -158,6 +169,7 @@ func (VIPRemoved) isEvent()      {}
 func (LinkUp) isEvent()          {}
 func (Relisten) isEvent()        {}
 func (EffectFailed) isEvent()    {}
+func (MasterGone) isEvent()      {}
 
 // ActionKind says what the runner must do.
 type ActionKind uint8

@@ -456,3 +456,27 @@ func TestNetworkLossyLinkNoFlap(t *testing.T) {
 		}
 	}
 }
+
+// vipd's rule: with three nodes, the master's process gone and both
+// backups told so at the same instant (each by its own liveness
+// connection), the higher priority's GoneSkew runs out first; the other
+// hears its advert before its own timer and stays BACKUP. Exactly one
+// takeover, by the best backup, long before Master_Down_Interval.
+func TestNetworkMasterGoneThreeNodes(t *testing.T) {
+	n := elect(t, 100, 150, 50)
+	crashedAt := n.now.Add(37 * time.Millisecond) // any phase of the advert timer
+	n.runFor(37 * time.Millisecond)
+	n.crash(1)
+	for _, i := range []int{0, 2} {
+		n.step(i, MasterGone{From: n.nodes[1].cfg.Addr})
+	}
+	n.runFor(3 * time.Second)
+	n.wantOnlyMaster(0)
+	mustEqualTime(t, "took over", n.becameMasterAt(0), crashedAt.Add(GoneSkew(3, 100, 200*time.Millisecond)))
+	if tr := n.nodes[2].transitions; len(tr) != 1 {
+		t.Errorf("the priority 50 backup moved too:\n%s", n)
+	}
+	if margin := GoneSkew(3, 50, 200*time.Millisecond) - GoneSkew(3, 100, 200*time.Millisecond); margin < 5*time.Millisecond {
+		t.Errorf("priorities 100 and 50 are only %v apart at 200 ms adverts", margin)
+	}
+}

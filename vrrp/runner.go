@@ -87,7 +87,6 @@ type Runner struct {
 	fx   Effects
 	m    *Machine
 	log  zerolog.Logger
-	dsts []netip.Addr
 	auth [v2AuthDataLen]byte
 	// checks are the receive checks (receive.go).
 	checks *Checker
@@ -123,6 +122,7 @@ type mailbox struct {
 	vipRemoved bool
 	linkUp     bool
 	relisten   bool
+	gone       []MasterGone // one per sender, the latest reason wins
 	leave      *leaveRequest
 }
 
@@ -172,14 +172,6 @@ func NewRunner(cfg RunnerConfig, conn Conn, fx Effects) (*Runner, error) {
 	}
 	copy(r.auth[:], cfg.AuthPass)
 	r.checks = NewChecker(cfg)
-	switch {
-	case cfg.Unicast:
-		r.dsts = cfg.Peers
-	case len(cfg.VIPs) > 0 && cfg.VIPs[0].Is6():
-		r.dsts = []netip.Addr{IPv6Group}
-	default:
-		r.dsts = []netip.Addr{IPv4Group}
-	}
 	r.snap.MachineStatus = m.Status()
 	return r, nil
 }
@@ -279,6 +271,9 @@ func (r *Runner) drain(now time.Time) bool {
 	if box.relisten {
 		step(Relisten{})
 	}
+	for _, g := range box.gone {
+		step(g)
+	}
 	if req := box.leave; req != nil {
 		switch {
 		case stopped || r.m.Status().Stopped:
@@ -361,35 +356,76 @@ func (r *Runner) send(prio uint8) {
 	if r.conn == nil {
 		return
 	}
-	adv := Advertisement{
-		Version:           r.cfg.Machine.Version,
-		Type:              TypeAdvertisement,
-		VRID:              r.cfg.Machine.VRID,
-		Priority:          prio,
-		MaxAdvertInterval: r.cfg.Machine.AdvertInterval,
-		Addresses:         r.cfg.VIPs,
+	pkts, err := r.cfg.Adverts(prio)
+	if err != nil {
+		r.log.Error().Err(err).Msg("encode advert")
+		return
 	}
-	if adv.Version == 2 && r.cfg.AuthPass != "" {
-		adv.AuthType, adv.AuthData = authPass, r.auth
-	}
-	for _, dst := range r.dsts {
-		b, err := MarshalAdvertisement(&adv, r.cfg.Machine.Addr, dst, r.cfg.Checksum)
-		if err != nil {
-			r.log.Error().Err(err).Msg("encode advert")
-			return
-		}
-		if err := r.conn.WriteTo(b, dst); err != nil {
+	for _, p := range pkts {
+		if err := r.conn.WriteTo(p.B, p.Dst); err != nil {
 			// An interface that is down fails every advert: log the
 			// first and then once a minute, with the count.
 			r.sendErrs++
 			if now := time.Now(); now.Sub(r.sendErrLogged) > time.Minute {
-				r.log.Warn().Err(err).Str("dst", dst.String()).Uint64("failed_sends", r.sendErrs).Msg("send advert (logged once a minute)")
+				r.log.Warn().Err(err).Str("dst", p.Dst.String()).Uint64("failed_sends", r.sendErrs).Msg("send advert (logged once a minute)")
 				r.sendErrLogged = now
 			}
 			continue
 		}
 		r.sent.Add(1)
 	}
+}
+
+// Packet is one encoded advert and where it goes.
+type Packet struct {
+	Dst netip.Addr
+	B   []byte
+}
+
+// Adverts encodes the instance's advert with prio for every destination
+// (the group, or each unicast peer), as its runner sends it. `vipd
+// cleanup` sends the priority-0 advert of a crashed master with it.
+func (cfg RunnerConfig) Adverts(prio uint8) ([]Packet, error) {
+	version := cfg.Machine.Version
+	if version == 0 {
+		version = 3
+	}
+	mode := cfg.Checksum
+	if mode == 0 {
+		mode = ChecksumPseudoHeader
+	}
+	adv := Advertisement{
+		Version:           version,
+		Type:              TypeAdvertisement,
+		VRID:              cfg.Machine.VRID,
+		Priority:          prio,
+		MaxAdvertInterval: cfg.Machine.AdvertInterval,
+		Addresses:         cfg.VIPs,
+	}
+	if version == 2 && cfg.AuthPass != "" {
+		adv.AuthType = authPass
+		copy(adv.AuthData[:], cfg.AuthPass)
+	}
+	var out []Packet
+	for _, dst := range cfg.destinations() {
+		b, err := MarshalAdvertisement(&adv, cfg.Machine.Addr, dst, mode)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Packet{Dst: dst, B: b})
+	}
+	return out, nil
+}
+
+// destinations are the unicast peers, or the group of the VIPs' family.
+func (cfg RunnerConfig) destinations() []netip.Addr {
+	switch {
+	case cfg.Unicast:
+		return cfg.Peers
+	case len(cfg.VIPs) > 0 && cfg.VIPs[0].Is6():
+		return []netip.Addr{IPv6Group}
+	}
+	return []netip.Addr{IPv4Group}
 }
 
 // post puts something in the mailbox and wakes the runner.
@@ -426,6 +462,29 @@ func (r *Runner) LinkUp() { r.post(func(b *mailbox) { b.linkUp = true }) }
 
 // Relisten says the instance's frontends changed: a MASTER binds them.
 func (r *Runner) Relisten() { r.post(func(b *mailbox) { b.relisten = true }) }
+
+// MasterGone says the vipd process at from (an advert source) is gone
+// while its host lives; a BACKUP following it takes over after GoneSkew.
+// It never blocks, and a peer's is never lost: one slot per sender (a
+// repeat keeps the slot), bounded by maxGoneSlots distinct senders per
+// wakeup; the peers of an instance are a handful.
+func (r *Runner) MasterGone(from netip.Addr, reason string) {
+	r.post(func(b *mailbox) {
+		for i := range b.gone {
+			if b.gone[i].From == from {
+				b.gone[i].Reason = reason
+				return
+			}
+		}
+		if len(b.gone) < maxGoneSlots {
+			b.gone = append(b.gone, MasterGone{From: from, Reason: reason})
+		}
+	})
+}
+
+// maxGoneSlots bounds the mailbox: more distinct senders than this in one
+// wakeup cannot be peers of one instance.
+const maxGoneSlots = 64
 
 // Leave hands the VIP over (a drill). It returns ErrNotMaster on a backup,
 // ErrStopped once stopped, and an error if a drill is already being

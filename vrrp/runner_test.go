@@ -691,3 +691,48 @@ func TestRunnerFollowsOtherVersionNode(t *testing.T) {
 		})
 	}
 }
+
+// MasterGone reaches the machine through the mailbox without blocking: a
+// backup following the master takes over GoneSkew later, with the reason.
+// Posted many times (one per liveness signal), it holds one slot per
+// sender, so the mailbox stays bounded, and the first signal's deadline
+// stands. More senders than maxGoneSlots in one wakeup are dropped, not
+// queued.
+func TestRunnerMasterGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := startRunner(t, runnerConfig(100))
+		tr.inject(t, Advertisement{Priority: 200}, peerAddr, 255)
+		start := time.Now()
+		for i := range 1000 {
+			tr.MasterGone(peerAddr, fmt.Sprintf("signal %d", i))
+		}
+		tr.MasterGone(strange, "not our master")
+		synctest.Wait()
+		tr.mustState(t, StateBackup)
+		time.Sleep(GoneSkew(3, 100, time.Second))
+		synctest.Wait()
+		tr.mustState(t, StateMaster)
+		st := tr.Status()
+		if took := st.LastTransition.Sub(start); took != GoneSkew(3, 100, time.Second) {
+			t.Errorf("took over after %v, want GoneSkew %v", took, GoneSkew(3, 100, time.Second))
+		}
+		if !strings.Contains(st.LastReason, "10.0.0.2's vipd is gone (signal ") {
+			t.Errorf("reason %q, want the liveness signal's", st.LastReason)
+		}
+		tr.mu.Lock()
+		slots := len(tr.box.gone)
+		tr.mu.Unlock()
+		if slots != 0 {
+			t.Errorf("%d MasterGone slots left in the mailbox", slots)
+		}
+		for i := range 2 * maxGoneSlots {
+			tr.MasterGone(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), "many senders")
+		}
+		tr.mu.Lock()
+		slots = len(tr.box.gone)
+		tr.mu.Unlock()
+		if slots > maxGoneSlots {
+			t.Errorf("%d MasterGone slots: the mailbox is not bounded", slots)
+		}
+	})
+}

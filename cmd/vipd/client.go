@@ -141,13 +141,20 @@ func printStatus(w io.Writer, st control.Status) {
 		printBGP(w, st.BGP)
 	}
 	if len(st.Peers) > 0 {
-		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN")
+		fmt.Fprintln(tw, "PEER\tADDRESS\tSTATE\tPRIORITY\tREADY\tLAST SEEN\tLIVENESS")
 		for _, p := range st.Peers {
 			seen := time.Since(p.LastSeen).Round(time.Millisecond).String() + " ago"
 			if !p.Fresh {
 				seen += " (stale)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\n", q(p.Name), q(p.Addr), q(p.State), p.EffectivePriority, p.Ready, seen)
+			if p.LastSeen.IsZero() {
+				seen = "never"
+			}
+			state := "-"
+			if p.State != "" {
+				state = q(p.State)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%s\t%s\n", q(p.Name), q(p.Addr), state, p.EffectivePriority, p.Ready, seen, p.Liveness)
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
@@ -241,6 +248,16 @@ func cmdDrill(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		kind, res.From, res.To, res.TakeoverMs, res.GapMs, res.ExpectedMs, res.Failed, res.Probes, res.Probe)
 	if res.Resumed {
 		fmt.Fprintln(stdout, "  no backup took over within Down_Interval: this node resumed as MASTER without dropping the VIP")
+	}
+	if len(res.Marks) > 0 {
+		fmt.Fprintln(stdout, "  timeline (ms from the fault; -o json has every probe):")
+		for _, m := range res.Marks {
+			who := ""
+			if m.Node != "" {
+				who = " (" + m.Node + ")"
+			}
+			fmt.Fprintf(stdout, "  %8.1f  %s%s\n", m.TMs, m.What, who)
+		}
 	}
 	return 0
 }

@@ -51,6 +51,9 @@ Usage:
                                           preflight this node: interface, sysctls, firewall,
                                           VIP conflicts, VRRP heard, peers, listeners, backends;
                                           exit 0 ok, 1 warnings, 2 errors
+  vipd cleanup -c FILE [--node NAME]      after vipd ended (systemd ExecStopPost): remove this
+                                          node's VIPs if no live vipd holds them, once another
+                                          router is master
   vipd version                            print the version
 
 Client commands take -c FILE (the socket path is read from it) or --socket PATH
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
+	case "cleanup":
+		return cmdCleanup(ctx, rest, stdout, stderr)
 	case "import":
 		return cmdImport(rest, stdout, stderr)
 	case "manifest":
@@ -341,6 +346,22 @@ func checkAs(name, cfgPath, node string, stdout, stderr io.Writer) int {
 			return ee.ExitCode()
 		}
 		fmt.Fprintf(stderr, "error: check as %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "/etc/vipd/vipd.toml", "config file")
+	node := fs.String("node", "", "this node's [[node]] name (default: by hostname, then by local address)")
+	if _, err := parse(fs, args); err != nil {
+		return 2
+	}
+	err := daemon.Cleanup(ctx, daemon.CleanupOptions{ConfigPath: *cfgPath, NodeName: *node, Out: stdout, Log: newLogger(stderr, "warn", "auto")})
+	if err != nil {
+		fmt.Fprintf(stderr, "vipd cleanup: %v\n", err)
 		return 1
 	}
 	return 0

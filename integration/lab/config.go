@@ -27,6 +27,7 @@ type PairOptions struct {
 	Checksum       string
 	Version        int    // [vrrp] version; 0 leaves vipd's default (3)
 	AuthPass       string // [vrrp] auth_pass (VRRPv2 PASS)
+	VRRPExtra      string // appended verbatim inside [vrrp] (liveness_port = 0)
 	Extra          string // appended verbatim (tracks, frontends, backends)
 	// Backends are stand-in control planes; when empty, the frontend
 	// forwards to a port nobody listens on (connect success to the VIP is
@@ -75,6 +76,9 @@ func (l *Lab) WriteConfig(t testing.TB, o PairOptions, nodes []LBNode) string {
 	}
 	if o.AuthPass != "" {
 		fmt.Fprintf(&b, "auth_pass = %q\n", o.AuthPass)
+	}
+	if o.VRRPExtra != "" {
+		b.WriteString(strings.TrimRight(o.VRRPExtra, "\n") + "\n")
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\npriority = %d\n", n.Name, n.Host.Addr, n.Priority)

@@ -17,6 +17,7 @@ const (
 	DefaultGARPInterval       = 100 * time.Millisecond
 	DefaultGARPRefresh        = 60 * time.Second
 	DefaultStatusPort         = 9601
+	DefaultLivenessPort       = 9602
 	DefaultStartupInterval    = time.Second
 	DefaultPriority           = 100
 	DefaultScriptInterval     = 2 * time.Second

@@ -55,6 +55,11 @@ type VRRP struct {
 	// other (status page, drill safety); 0 turns them off. They never
 	// influence the election.
 	StatusPort uint16
+	// LivenessPort is the port (TCP, and UDP for the confirmation) of the
+	// liveness connections between vipd nodes, which let a backup take
+	// over within milliseconds when the master's vipd process dies while
+	// its host lives (internal/liveness); 0 turns them off.
+	LivenessPort uint16
 }
 
 // VRRP versions.

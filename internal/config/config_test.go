@@ -33,7 +33,7 @@ func mustLoad(t *testing.T, path string) *Config {
 func TestParseDesignExample(t *testing.T) {
 	want := &Config{
 		Path: "testdata/design.toml",
-		VRRP: &VRRP{StatusPort: 9601},
+		VRRP: &VRRP{StatusPort: 9601, LivenessPort: 9602},
 		Instances: []Instance{{
 			Name:                "vrid-51",
 			VRID:                51,
@@ -107,7 +107,7 @@ func TestParseDefaults(t *testing.T) {
 			file: "testdata/minimal.toml",
 			want: &Config{
 				Path: "testdata/minimal.toml",
-				VRRP: &VRRP{StatusPort: 9601},
+				VRRP: &VRRP{StatusPort: 9601, LivenessPort: 9602},
 				Instances: []Instance{{
 					Name: "vrid-51", VRID: 51, Version: 3, Interface: "eth0",
 					VIPs:           []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},
@@ -218,7 +218,7 @@ func TestParseVariants(t *testing.T) {
 		},
 		{
 			name:  "octal integer mode and every vrrp key",
-			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nstartup_interval = \"0s\"\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
+			input: vrrpWith("preempt = false\npreempt_delay = \"30s\"\nchecksum = \"rfc9568\"\nunicast = true\ngarp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"0s\"\nstartup_hold = false\nstatus_port = 0\nliveness_port = 0\nstartup_interval = \"0s\"\nadvert_interval = \"40.95s\"") + nodesOK + feOK + beOK + "[control]\nmode = 0o600\n",
 			check: func(t *testing.T, c *Config) {
 				want := []Instance{{
 					Name: "vrid-51", VRID: 51, Version: 3, Interface: "eth0", VIPs: []netip.Prefix{netip.MustParsePrefix("192.168.30.30/32")},

@@ -13,7 +13,8 @@ import (
 // that decides which of them a running node cannot apply.
 type Changes struct {
 	// VRRP lists the changes to what the instances share: "vrrp" when VRRP
-	// was turned on or off, "status_port" when that changed.
+	// was turned on or off, "status_port" or "liveness_port" when they
+	// changed.
 	VRRP []string
 	// Instances lists VRRP instances by name; InstanceKeys has, for each
 	// changed instance, the keys whose value changed by their TOML names.
@@ -152,6 +153,9 @@ func (c *Config) Diff(old *Config) Changes {
 		ch.VRRP = []string{"vrrp"}
 	case c.VRRP != nil && c.VRRP.StatusPort != old.VRRP.StatusPort:
 		ch.VRRP = []string{"status_port"}
+	}
+	if c.VRRP != nil && old.VRRP != nil && c.VRRP.LivenessPort != old.VRRP.LivenessPort {
+		ch.VRRP = append(ch.VRRP, "liveness_port")
 	}
 	ch.Instances = diffNamed(old.Instances, c.Instances, func(in Instance) string { return in.Name })
 	for _, name := range ch.Instances.Changed {

@@ -156,6 +156,7 @@ func TestExampleUnit(t *testing.T) {
 		"RuntimeDirectory=vipd",
 		"ExecReload=/bin/kill -HUP $MAINPID",
 		"Restart=on-failure",
+		"ExecStopPost=/usr/local/bin/vipd cleanup -c /etc/vipd/vipd.toml",
 		"KillSignal=SIGTERM",
 		"NoNewPrivileges=yes",
 		"ProtectSystem=strict",

@@ -41,10 +41,15 @@ func (d *decoder) vrrpTables(root *table, c *Config) {
 	if vt == nil && len(insts) == 0 {
 		return
 	}
-	c.VRRP = &VRRP{StatusPort: DefaultStatusPort}
+	c.VRRP = &VRRP{StatusPort: DefaultStatusPort, LivenessPort: DefaultLivenessPort}
 	if vt != nil {
 		vt.hints = vrrpHints
 		c.VRRP.StatusPort = uint16(vt.integer("status_port", DefaultStatusPort, 0, 65535, "the default is 9601; 0 turns the beacons off"))
+		c.VRRP.LivenessPort = uint16(vt.integer("liveness_port", DefaultLivenessPort, 0, 65535, "the default is 9602 (TCP and UDP); 0 turns crash detection between vipd nodes off"))
+		if p := c.VRRP.LivenessPort; p != 0 && p == c.VRRP.StatusPort {
+			v, _ := vt.get("liveness_port")
+			vt.bad("liveness_port", v, "is the status_port too (both use UDP); pick another port, e.g. liveness_port = %d", DefaultLivenessPort)
+		}
 	}
 	if len(insts) == 0 {
 		in := d.instance(vt, instanceDefaults{}, false)
@@ -80,7 +85,8 @@ func (d *decoder) vrrpTables(root *table, c *Config) {
 
 var instanceHints = func() map[string]string {
 	h := map[string]string{
-		"status_port": "status_port is shared by every instance: set it in [vrrp]",
+		"status_port":   "status_port is shared by every instance: set it in [vrrp]",
+		"liveness_port": "liveness_port is shared by every instance: set it in [vrrp]",
 	}
 	for k, v := range vrrpHints {
 		h[k] = v

@@ -72,7 +72,7 @@ func TestParseInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(&VRRP{StatusPort: 9700}, c.VRRP); diff != "" {
+	if diff := cmp.Diff(&VRRP{StatusPort: 9700, LivenessPort: 9602}, c.VRRP); diff != "" {
 		t.Errorf("VRRP (-want +got):\n%s", diff)
 	}
 	if len(c.Instances) != 2 {
@@ -167,6 +167,10 @@ func TestParseInstanceErrors(t *testing.T) {
 			[]string{`instances[0] = "nope": no VRRP instance has that name`}},
 		{"status_port in an instance", "[[instance]]\nname = \"api\"\nvrid = 51\ninterface = \"eth0\"\nvips = [\"192.168.30.30\"]\nstatus_port = 1 #!\n" + nodesOK + feOK + beOK,
 			[]string{`status_port is shared by every instance: set it in [vrrp]`}},
+		{"liveness_port in an instance", "[[instance]]\nname = \"api\"\nvrid = 51\ninterface = \"eth0\"\nvips = [\"192.168.30.30\"]\nliveness_port = 1 #!\n" + nodesOK + feOK + beOK,
+			[]string{`liveness_port is shared by every instance: set it in [vrrp]`}},
+		{"liveness_port on the status_port", vrrpWith("status_port = 9700\nliveness_port = 9700 #!") + nodesOK + feOK + beOK,
+			[]string{`liveness_port = 9700: is the status_port too (both use UDP); pick another port, e.g. liveness_port = 9602`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +227,9 @@ func TestRestartRule(t *testing.T) {
 		{"the status port", func(s string) string {
 			return strings.Replace(s, "status_port = 9700", "status_port = 9701", 1)
 		}, []string{"[vrrp] status_port"}},
+		{"the liveness port", func(s string) string {
+			return strings.Replace(s, "status_port = 9700", "status_port = 9700\nliveness_port = 9703", 1)
+		}, []string{"[vrrp] liveness_port"}},
 		{"a GARP setting applies live", func(s string) string {
 			return strings.Replace(s, "[vrrp]\n", "[vrrp]\ngarp_refresh = \"30s\"\n", 1)
 		}, nil},

@@ -155,6 +155,50 @@ type Peer struct {
 	// Instances are the peer's instances; State, EffectivePriority and
 	// Ready above are its first one's.
 	Instances []PeerInstance `json:"instances,omitempty"`
+	// Liveness is this node's liveness connection to the peer (crash
+	// detection within milliseconds); absent when liveness_port = 0.
+	Liveness *PeerLiveness `json:"liveness,omitempty"`
+}
+
+// String words the liveness for a person: "up", "down: connection
+// refused", "off: ...", "not a vipd (never said hello)".
+func (l *PeerLiveness) String() string {
+	switch {
+	case l == nil:
+		return "-"
+	case l.State == "up", l.State == "off":
+		return l.State
+	case !l.Speaks && l.DialError != "":
+		return "down: no vipd answers (" + l.DialError + ")"
+	case l.DialError != "":
+		return "down: " + l.DialError
+	}
+	return "down"
+}
+
+// PeerLiveness is the state of the liveness connection to one peer.
+type PeerLiveness struct {
+	// State is "up" (a crash of the peer's vipd would be seen at once),
+	// "down" (reconnecting: the RFC timers alone until it is up) or "off"
+	// (this node could not listen).
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitempty"`
+	// Speaks is set once the peer completed a hello (a keepalived host
+	// never does).
+	Speaks    bool      `json:"speaks"`
+	DialError string    `json:"dial_error,omitempty"`
+	LastEnd   string    `json:"last_end,omitempty"`
+	LastEndAt time.Time `json:"last_end_at,omitempty"`
+	// Problem is what an operator must fix (a firewall cutting the port).
+	Problem string `json:"problem,omitempty"`
+	// Counters since this node started: connections that came up, ends
+	// after a goodbye, crashes confirmed, ends the peer's vipd outlived
+	// (a reset by a firewall), and ends nobody confirmed.
+	Ups           uint64 `json:"ups"`
+	Goodbyes      uint64 `json:"goodbyes"`
+	Crashes       uint64 `json:"crashes"`
+	AliveAfterEnd uint64 `json:"alive_after_end"`
+	Unconfirmed   uint64 `json:"unconfirmed"`
 }
 
 // PeerInstance is one instance of a peer.
@@ -273,6 +317,26 @@ type DrillResult struct {
 	Resumed bool `json:"resumed,omitempty"`
 	// Mode is "bgp" for a drill of the BGP announcement.
 	Mode string `json:"mode,omitempty"`
+	// Samples are the probe attempts, from shortly before the fault to the
+	// first success after the takeover; Marks are what happened meanwhile
+	// (the fault, each node's transitions, the new master heard, the first
+	// success). Times are milliseconds from the fault (At).
+	Samples []DrillSample `json:"samples,omitempty"`
+	Marks   []DrillMark   `json:"marks,omitempty"`
+}
+
+// DrillSample is one probe attempt of a drill.
+type DrillSample struct {
+	TMs    float64 `json:"t_ms"`
+	Result string  `json:"result"`         // "ok", "refused", "timeout" or "error"
+	Node   string  `json:"node,omitempty"` // who answered: a node name, or a MAC address nobody claims
+}
+
+// DrillMark is one event of a drill.
+type DrillMark struct {
+	TMs  float64 `json:"t_ms"`
+	Node string  `json:"node,omitempty"`
+	What string  `json:"what"` // "fault", "MASTER → BACKUP", "new master heard", "first success", ...
 }
 
 // ServerRequest changes a server's administrative state.

@@ -48,6 +48,9 @@ type beaconInstance struct {
 	State string `json:"state"`
 	Prio  int    `json:"prio"`
 	Ready bool   `json:"ready"`
+	// Since is the instance's last transition on the sender's clock (a
+	// drill marks the new master's own transition with it).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // instances returns the beacon's instances, from the version 1 fields when
@@ -143,6 +146,23 @@ func (t *peerTable) list(now time.Time) []control.Peer {
 	return out
 }
 
+// since is when the peer at addr says its instance (by name, or by VRID
+// for an old peer) last changed state, on its clock; zero when unknown.
+func (t *peerTable) since(addr netip.Addr, name string, vrid uint8) (time.Time, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peers[addr]
+	if p == nil {
+		return time.Time{}, ""
+	}
+	for _, in := range p.instances {
+		if in.Name == name || in.VRID == int(vrid) {
+			return in.Since, in.State
+		}
+	}
+	return time.Time{}, ""
+}
+
 // bestBackup is the fresh peer whose copy of the instance is a ready
 // BACKUP with the highest priority.
 func (t *peerTable) bestBackup(name string, vrid uint8, now time.Time) (control.Peer, int, bool) {
@@ -170,7 +190,7 @@ func (d *Daemon) ourBeacon() beacon {
 	b := beacon{V: 1, Node: node.Name}
 	for i, inst := range d.vrrpInstances() {
 		st := inst.runner.Status()
-		bi := beaconInstance{Name: inst.name, VRID: int(inst.cfg.VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready}
+		bi := beaconInstance{Name: inst.name, VRID: int(inst.cfg.VRID), State: st.State.String(), Prio: int(st.EffectivePriority), Ready: st.Ready, Since: st.LastTransition}
 		if i == 0 {
 			b.VRID, b.State, b.Prio, b.Ready = bi.VRID, bi.State, bi.Prio, bi.Ready
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ func (dr *drills) runBGP(ctx context.Context, req control.DrillRequest) (control
 	defer stopProbe()
 	probes := make(chan probeResult, 4096)
 	if target.IsValid() {
-		go probeLoop(pctx, d.os.Probe, target, probes)
+		go probeLoop(pctx, d.os.Probe, func() string { return "" }, target, probes)
 	}
 
 	t0 := time.Now()
@@ -114,7 +115,7 @@ wait:
 			select {
 			case p := <-probes:
 				results = append(results, p)
-				if p.ok && withdrawn > 0 && p.at.After(t0.Add(withdrawn)) {
+				if p.ok() && withdrawn > 0 && p.at.After(t0.Add(withdrawn)) {
 					served = true
 					break collect
 				}
@@ -123,6 +124,7 @@ wait:
 			}
 		}
 		stopProbe()
+		sort.Slice(results, func(i, j int) bool { return results[i].at.Before(results[j].at) })
 		res.Probes = len(results)
 		res.GapMs, res.Failed = gap(results)
 		if !served {

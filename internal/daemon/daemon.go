@@ -40,15 +40,18 @@ type Daemon struct {
 	// replaces it whole, readers load it once.
 	cur atomic.Pointer[running]
 
-	proxy   Proxy
-	trk     *trackers
-	health  *healthChecks
-	links   *linkTrackers
-	peers   *peerTable
-	changes *changes
-	drills  *drills
-	hooks   *hooks.Runner // [notify], in transition order
-	live    liveFindings  // doctor's live subset, for status
+	proxy  Proxy
+	trk    *trackers
+	health *healthChecks
+	links  *linkTrackers
+	peers  *peerTable
+	// liveness is nil when liveness_port = 0 or there is no peer; set by
+	// Run before up.
+	liveness Liveness
+	changes  *changes
+	drills   *drills
+	hooks    *hooks.Runner // [notify], in transition order
+	live     liveFindings  // doctor's live subset, for status
 
 	// insts and bgp are set by Run before up is stored, and not changed
 	// after; bgp is nil when the node announces no [bgp] VIP.
@@ -173,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer closeAll()
 	d.insts = insts
 	d.bgp = bn
+	d.liveness = d.newLiveness(cfg, node, insts)
 	for _, inst := range insts {
 		if !inst.solo {
 			d.trk.attach(inst.name, inst.runner)
@@ -182,7 +186,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// A stop requested at any moment, during start-up too, reaches every
 	// runner; a runner stopped before it ran never starts.
+	// The peers are told first that our liveness connections close on
+	// purpose: a planned stop is never taken for a crash.
 	stopAll := func() {
+		d.byeLiveness("stopping")
 		for _, inst := range insts {
 			inst.runner.Stop()
 		}
@@ -225,6 +232,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if cfg.VRRP != nil {
 		g.Go(func() error { return d.runBeacon(gctx) })
+		g.Go(func() error { return d.runLiveness(gctx) })
 	}
 	d.links.start(gctx, cfg)
 	go d.runLive(gctx)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/liveness"
+	"github.com/vipd/vipd/vrrp"
 )
 
 // Two daemons on the bus: the master holds the VIP, listens and announced;
@@ -502,6 +504,113 @@ check = { type = "none" }
 }
 
 var nopLog = zerologNop()
+
+// A confirmed crash of the master's process (liveness) reaches every
+// instance's runner as a MasterGone event for each advert source the peer
+// named: the backup takes over after GoneSkew, not Master_Down_Interval,
+// and says why. The node's liveness gets its goodbye before a stop, and
+// status shows each peer's liveness and its problem.
+func TestDaemonLivenessWiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		cfg := strings.Replace(baseConfig(""), "status_port = 0\n", "status_port = 0\nliveness_port = 9602\n", 1)
+		n1 := startNode(t, b, "lb1", cfg)
+		settle(time.Second)
+		n2 := startNode(t, b, "lb2", cfg)
+		settle(time.Second)
+		n1.mustState("MASTER")
+		n2.mustState("BACKUP")
+		if n2.live == nil || n2.live.cfg.Port != 9602 || len(n2.live.cfg.Peers) != 1 || n2.live.cfg.Peers[0].Name != "lb1" {
+			t.Fatalf("liveness config %+v", n2.live)
+		}
+		if src := n2.live.cfg.Sources(); len(src) != 1 || src[0] != netip.MustParseAddr("10.99.0.12") {
+			t.Errorf("hello sources %v", src)
+		}
+		n2.live.mu.Lock()
+		n2.live.problem = "test problem"
+		n2.live.mu.Unlock()
+		st := n2.d.Status()
+		if len(st.Peers) != 1 || st.Peers[0].Liveness == nil || st.Peers[0].Liveness.State != "up" ||
+			!strings.Contains(strings.Join(st.Instances[0].Problems, "|"), "liveness: test problem") {
+			t.Errorf("status peers %+v problems %v", st.Peers, st.Instances[0].Problems)
+		}
+
+		n1.d.Shutdown()
+		synctest.Wait()
+		if got := n1.live.said(); len(got) != 1 || got[0] != "stopping" {
+			t.Errorf("lb1's goodbye %v, want one before the handover", got)
+		}
+		settle(time.Second)
+		n2.mustState("MASTER")
+
+		// lb1 back as the master; then its process "dies".
+		n1 = startNode(t, b, "lb1", cfg)
+		settle(2 * time.Second)
+		n1.mustState("MASTER")
+		n2.mustState("BACKUP")
+		n1.cancel()
+		start := time.Now()
+		n2.live.cfg.Gone(liveness.Node{Name: "lb1", Addr: netip.MustParseAddr("10.99.0.11")},
+			[]netip.Addr{netip.MustParseAddr("10.99.0.11")}, "liveness: test")
+		synctest.Wait()
+		n2.mustState("BACKUP")
+		settle(vrrp.GoneSkew(3, 100, 100*time.Millisecond))
+		n2.mustState("MASTER")
+		in := n2.d.Status().Instances[0]
+		if took := in.LastTransition.Sub(start); took != vrrp.GoneSkew(3, 100, 100*time.Millisecond) {
+			t.Errorf("took over after %v", took)
+		}
+		if !strings.Contains(in.LastReason, "10.99.0.11's vipd is gone (liveness: test)") {
+			t.Errorf("reason %q", in.LastReason)
+		}
+	})
+}
+
+// A drill records its probe timeline: each attempt (time from the fault,
+// ok/refused/timeout, who answered) from shortly before the fault to the
+// first success, and the marks fault → this node's transition → new
+// master heard → first success. A hard drill drops the VIP at once, so
+// the probes are refused until lb2 takes over after Master_Down_Interval.
+func TestDaemonDrillTimeline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := startNode(t, b, "lb1", baseConfig(""))
+		settle(time.Second)
+		startNode(t, b, "lb2", baseConfig(""))
+		settle(time.Second)
+		res, err := n1.d.Drill(context.Background(), control.DrillRequest{Force: true, Hard: true, Hold: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Samples) < 10 || res.Samples[0].TMs > -50 || res.Samples[0].Result != "ok" || res.Samples[0].Node != "lb1" {
+			t.Fatalf("samples %+v, want ok from lb1 before the fault", res.Samples[:min(3, len(res.Samples))])
+		}
+		var refused int
+		for _, s := range res.Samples {
+			if s.Result == "refused" {
+				refused++
+				if s.TMs < 0 || s.TMs > res.TakeoverMs+10 {
+					t.Errorf("refused at %v ms, outside the outage (takeover %v ms)", s.TMs, res.TakeoverMs)
+				}
+			}
+		}
+		last := res.Samples[len(res.Samples)-1]
+		if refused == 0 || last.Result != "ok" || last.Node != "lb2" {
+			t.Errorf("%d refused; last sample %+v, want ok from lb2", refused, last)
+		}
+		var what []string
+		for _, m := range res.Marks {
+			what = append(what, m.What+"@"+m.Node)
+		}
+		want := []string{"fault: hard leave (crash rehearsal)@lb1", "MASTER → BACKUP@lb1", "new master heard@lb2 (10.99.0.12)", "first success@lb2"}
+		if strings.Join(what, " | ") != strings.Join(want, " | ") {
+			t.Errorf("marks %q, want %q", what, want)
+		}
+		if st := n1.d.Status(); st.LastDrill == nil || len(st.LastDrill.Samples) != len(res.Samples) {
+			t.Errorf("the status's last drill lacks the samples")
+		}
+	})
+}
 
 // Each VRRP interface gets promote_secondaries (a same-subnet VIP survives
 // the node's own address going) and arp_announce = 2 (no ARP request ever

@@ -21,14 +21,19 @@
 //	    can never arrive out of order.
 //	  - Things that happen to the host — a VIP removed by someone else, the
 //	    link coming back, a stop requested at any moment, an effect that
-//	    failed — are events into the instance's runner, never a side door to
-//	    netlink or the proxy (DESIGN.md section 2).
+//	    failed, a peer's vipd process gone (internal/liveness, as
+//	    vrrp.MasterGone) — are events into the instance's runner, never a
+//	    side door to netlink or the proxy (DESIGN.md section 2).
 //	  - vipEffects is the only code that adds or removes a VIP, binds or
 //	    closes a frontend, or sends gratuitous ARP, and it runs on the
 //	    runner's goroutine.
 //	  - The runner publishes status after the effects of each step ran; one
 //	    "state changed" broadcast (changes) wakes everything that follows
 //	    state: the beacon, the systemd notifier, a drill in progress.
+//
+// Outside the daemon, Cleanup (`vipd cleanup`, the unit's ExecStopPost)
+// lets go of the VIPs a crashed run left on the interface, once another
+// router is master.
 //
 // In single-LB mode (no VRRP) the node runs one solo instance: the same
 // runner and effects, with no socket and no peers, so that listening,

@@ -2,10 +2,15 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/netip"
+	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vipd/vipd/internal/control"
@@ -135,7 +140,13 @@ func (dr *drills) run(ctx context.Context, req control.DrillRequest) (control.Dr
 	defer stopProbe()
 	probes := make(chan probeResult, 4096)
 	if target.IsValid() {
-		go probeLoop(pctx, d.os.Probe, target, probes)
+		go probeLoop(pctx, d.os.Probe, d.answeredBy(inst, target.Addr()), target, probes)
+		// A little of the steady state before the fault, for the timeline.
+		select {
+		case <-time.After(drillLeadIn):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
 	}
 
 	t0 := time.Now()
@@ -198,27 +209,35 @@ wait:
 		deadline := time.NewTimer(2 * time.Second)
 		defer deadline.Stop()
 		var results []probeResult
+		// After the first success, attempts still in flight (a timeout
+		// takes 100 ms) get the time to report.
+		var tail <-chan time.Time
 	collect:
 		for {
 			select {
 			case p := <-probes:
 				results = append(results, p)
-				if p.ok && (resumed || newMaster.IsValid() && p.at.After(t0.Add(takeover))) {
-					break collect
+				if tail == nil && p.ok() && (resumed || newMaster.IsValid() && p.at.After(t0.Add(takeover))) {
+					tail = time.After(probeTimeout + 20*time.Millisecond)
 				}
+			case <-tail:
+				break collect
 			case <-deadline.C:
 				break collect
 			}
 		}
 		stopProbe()
+		sort.Slice(results, func(i, j int) bool { return results[i].at.Before(results[j].at) })
 		res.Probes = len(results)
 		res.GapMs, res.Failed = gap(results)
+		res.Samples = samplesOf(results, t0)
 	} else {
 		res.Probe = "none (no frontend): gap is the takeover time"
 		if req.Hard {
 			res.GapMs = res.TakeoverMs
 		}
 	}
+	res.Marks = d.drillMarks(inst, node.Name, t0, res, newMaster)
 	dr.mu.Lock()
 	dr.lastDone = &res
 	dr.mu.Unlock()
@@ -238,24 +257,51 @@ func lastHeard(s vrrp.RunnerStatus, a netip.Addr) (time.Time, bool) {
 }
 
 type probeResult struct {
-	at time.Time
-	ok bool
+	at     time.Time
+	result string // "ok", "refused", "timeout", "error"
+	by     string // who answered
 }
 
-// probeLoop connects to target every 10 ms (each attempt bounded by
-// 100 ms) until ctx is done.
-func probeLoop(ctx context.Context, probe func(context.Context, netip.AddrPort) error, target netip.AddrPort, out chan<- probeResult) {
+func (p probeResult) ok() bool { return p.result == "ok" }
+
+// drillLeadIn is how long a drill probes before the fault; probeTimeout
+// bounds one attempt (OS.Probe).
+const (
+	drillLeadIn  = 100 * time.Millisecond
+	probeTimeout = 100 * time.Millisecond
+)
+
+// probeLoop starts a connect to target every 10 ms (each bounded by
+// 100 ms, at most 16 at a time, so a timeout does not hide the attempts
+// after it) until ctx is done, and notes who answered each attempt.
+// Results arrive in completion order.
+func probeLoop(ctx context.Context, probe func(context.Context, netip.AddrPort) error, by func() string, target netip.AddrPort, out chan<- probeResult) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	slots := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for n := 0; n < 100000; n++ {
-		start := time.Now()
-		err := probe(ctx, target)
-		if ctx.Err() != nil {
-			return
-		}
 		select {
-		case out <- probeResult{at: start, ok: err == nil}:
-		default:
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				start := time.Now()
+				err := probe(ctx, target)
+				if ctx.Err() != nil {
+					return
+				}
+				r := probeResult{at: start, result: probeOutcome(err)}
+				if r.result == "ok" || r.result == "refused" {
+					r.by = by()
+				}
+				select {
+				case out <- r:
+				default:
+				}
+			}()
+		default: // every slot waits on a timeout: skip this tick
 		}
 		select {
 		case <-ctx.Done():
@@ -265,6 +311,105 @@ func probeLoop(ctx context.Context, probe func(context.Context, netip.AddrPort) 
 	}
 }
 
+func probeOutcome(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, syscall.ECONNREFUSED), strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "error"
+}
+
+// answeredBy names the host a probe of addr reaches: this node while it
+// holds the VIP, else the node whose MAC the neighbour table maps the VIP
+// to (or that MAC, when no node claims it).
+func (d *Daemon) answeredBy(inst *instance, addr netip.Addr) func() string {
+	cfg, node := d.config()
+	var vip netip.Prefix
+	for _, p := range inst.cfg.VIPs {
+		if p.Addr() == addr {
+			vip = p
+		}
+	}
+	var mu sync.Mutex
+	macs := map[string]string{} // filled as needed: peers' neighbour entries
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if has, err := d.os.Addrs.HasVIP(inst.ifname, vip); err == nil && has {
+			return node.Name
+		}
+		mac := d.os.NeighMAC(inst.ifname, addr)
+		if mac == "" {
+			return ""
+		}
+		if n, ok := macs[mac]; ok {
+			return n
+		}
+		for _, n := range cfg.Nodes {
+			if n.Name != node.Name && d.os.NeighMAC(inst.ifname, n.Address) == mac {
+				macs[mac] = n.Name
+				return n.Name
+			}
+		}
+		return mac
+	}
+}
+
+func samplesOf(rs []probeResult, t0 time.Time) []control.DrillSample {
+	out := make([]control.DrillSample, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, control.DrillSample{TMs: round3(ms(r.at.Sub(t0))), Result: r.result, Node: r.by})
+	}
+	return out
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// drillMarks are the drill's events in time order: the fault, this node's
+// transitions, the new master heard, the new master's own transition (on
+// its clock, from its beacon), and the first success after the takeover.
+func (d *Daemon) drillMarks(inst *instance, self string, t0 time.Time, res control.DrillResult, newMaster netip.Addr) []control.DrillMark {
+	what := "fault: priority 0 (planned handover)"
+	if res.Hard {
+		what = "fault: hard leave (crash rehearsal)"
+	}
+	marks := []control.DrillMark{{TMs: 0, Node: self, What: what}}
+	for _, t := range inst.runner.Status().Recent {
+		if !t.At.Before(t0) {
+			marks = append(marks, control.DrillMark{TMs: round3(ms(t.At.Sub(t0))), Node: self, What: t.From.String() + " → " + t.To.String()})
+		}
+	}
+	if newMaster.IsValid() {
+		name := d.peers.name(newMaster)
+		marks = append(marks, control.DrillMark{TMs: res.TakeoverMs, Node: name, What: "new master heard"})
+		// Its beacon goes out at once on the change; give it a moment.
+		for i := 0; i < 20; i++ {
+			if at, state := d.peers.since(newMaster, inst.name, inst.cfg.VRID); state == vrrp.StateMaster.String() && !at.Before(t0.Add(-time.Second)) {
+				marks = append(marks, control.DrillMark{TMs: round3(ms(at.Sub(t0))), Node: name, What: "BACKUP → MASTER (its clock)"})
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	after := 0.0
+	if newMaster.IsValid() {
+		after = res.TakeoverMs
+	}
+	for _, sm := range res.Samples {
+		if sm.Result == "ok" && sm.TMs >= after && sm.TMs >= 0 {
+			marks = append(marks, control.DrillMark{TMs: sm.TMs, Node: sm.Node, What: "first success"})
+			break
+		}
+	}
+	sort.SliceStable(marks, func(i, j int) bool { return marks[i].TMs < marks[j].TMs })
+	return marks
+}
+
 // gap returns the longest client-visible outage in the probe results: from
 // the first failed attempt to the next successful one.
 func gap(rs []probeResult) (float64, int) {
@@ -272,7 +417,7 @@ func gap(rs []probeResult) (float64, int) {
 	var failStart time.Time
 	failed := 0
 	for _, r := range rs {
-		if !r.ok {
+		if !r.ok() {
 			failed++
 			if failStart.IsZero() {
 				failStart = r.at

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/control"
+	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -67,6 +68,23 @@ func (b *bus) probe(_ context.Context, target netip.AddrPort) error {
 		n.px.mu.Unlock()
 	}
 	return errors.New("connection refused")
+}
+
+// neighMAC is a neighbour table shared by the segment: a node's address,
+// or a VIP, maps to that node's "MAC" ("mac-lb2").
+func (b *bus) neighMAC(_ string, addr netip.Addr) string {
+	b.mu.Lock()
+	nodes := slices.Clone(b.nodes)
+	b.mu.Unlock()
+	for _, n := range nodes {
+		if n.addr == addr {
+			return "mac-" + n.name
+		}
+		if n.addrs.has(netip.PrefixFrom(addr, addr.BitLen()).String()) {
+			return "mac-" + n.name
+		}
+	}
+	return ""
 }
 
 type datagram struct {
@@ -294,6 +312,7 @@ type testNode struct {
 	ann   *fakeAnnouncer
 	px    *fakeProxy
 	addr  netip.Addr
+	live  *fakeLiveness
 	// link feeds interface trackers (any interface but eth0); own feeds
 	// the VRRP interface's own link; vipGone tells the VIP watcher.
 	link, own chan bool
@@ -409,7 +428,12 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 		ListenControl: func(control.SocketOptions) (net.Listener, error) {
 			return &fakeListener{closed: make(chan struct{})}, nil
 		},
-		Probe:  b.probe,
+		Probe:    b.probe,
+		NeighMAC: b.neighMAC,
+		NewLiveness: func(cfg liveness.Config) Liveness {
+			n.live = &fakeLiveness{cfg: cfg}
+			return n.live
+		},
 		Doctor: n.doctorEnv(),
 		NewSpeaker: func(cfg bgp.Config, _ zerolog.Logger) (Speaker, error) {
 			n.sp = newFakeSpeaker(cfg, n)
@@ -495,6 +519,36 @@ func (n *testNode) transitions() int {
 		return 0
 	}
 	return st.Instances[0].Transitions
+}
+
+// fakeLiveness records what the daemon asked of its liveness connections;
+// tests call its config's Gone as a confirmed crash would.
+type fakeLiveness struct {
+	cfg     liveness.Config
+	mu      sync.Mutex
+	byes    []string
+	problem string // every peer's, in Status
+}
+
+func (f *fakeLiveness) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeLiveness) Bye(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byes = append(f.byes, reason)
+}
+func (f *fakeLiveness) said() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.byes...)
+}
+func (f *fakeLiveness) Status() []liveness.PeerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []liveness.PeerStatus
+	for _, p := range f.cfg.Peers {
+		out = append(out, liveness.PeerStatus{Name: p.Name, Addr: p.Addr.String(), State: "up", Speaks: true, Problem: f.problem})
+	}
+	return out
 }
 
 func zerologNop() zerolog.Logger { return zerolog.Nop() }

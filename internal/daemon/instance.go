@@ -53,28 +53,57 @@ func garpOf(in *config.Instance) garpSettings {
 	return garpSettings{repeat: in.GARPRepeat, interval: in.GARPInterval, refresh: in.GARPRefresh}
 }
 
+// instancePlan is what an instance's config means on this node: its
+// interface, advert source, peers, the VIPs it adds and removes, and its
+// runner's config. The daemon and `vipd cleanup` build it the same way.
+type instancePlan struct {
+	ifname  string
+	src     netip.Addr
+	peers   []netip.Addr
+	managed []netip.Prefix // the VIPs this node adds and removes (not its own addresses)
+	rc      vrrp.RunnerConfig
+}
+
+func planInstance(os *OS, cfg *config.Config, node *config.Node, in *config.Instance, log zerolog.Logger) (instancePlan, error) {
+	pl := instancePlan{ifname: in.InterfaceFor(node), peers: peersOf(cfg, node)}
+	for _, p := range in.VIPs {
+		if !in.Owns(node, p) {
+			pl.managed = append(pl.managed, p)
+		}
+	}
+	// The VIPs pick the family. Adverts leave from the node's configured
+	// address, except over IPv6 multicast: there RFC 9568 section 5.1.2.1
+	// makes the source the interface's link-local address, and that is
+	// the primary address the election compares and self-detection
+	// matches.
+	pl.src = node.Address
+	if in.VIPs[0].Addr().Is6() && !in.Unicast {
+		ll, err := os.LinkLocal(pl.ifname)
+		if err != nil {
+			return pl, err
+		}
+		pl.src = ll
+	}
+	pl.rc = runnerConfig(cfg, node, in, pl.src, log)
+	return pl, nil
+}
+
+// listenVRRP opens the instance's VRRP socket.
+func (pl instancePlan) listenVRRP(os *OS) (vrrp.Conn, error) {
+	return os.ListenVRRP(netcfg.VRRPConfig{Interface: pl.ifname, Source: pl.src, IPv6: pl.rc.VIPs[0].Is6(), Unicast: pl.rc.Unicast, Peers: pl.peers})
+}
+
 // openInstance opens the VRRP socket and the announcer of one instance and
 // builds its runner. The runner has not started: nothing is on the host yet
 // (a VIP left behind by a crashed run is removed by the machine's first
 // step).
 func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *config.Node, in *config.Instance) (*instance, error) {
 	ifname := in.InterfaceFor(node)
-	inst := &instance{name: in.Name, cfg: *in, ifname: ifname,
-		log: d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()}
-	inst.peers = peersOf(cfg, node)
-	var vips, managed []netip.Prefix
-	var addrs []netip.Addr
-	for _, p := range in.VIPs {
-		vips = append(vips, p)
-		addrs = append(addrs, p.Addr())
-		if !in.Owns(node, p) {
-			managed = append(managed, p)
-		}
-	}
+	log := d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()
 	// Without promote_secondaries, deleting the node's own address would
 	// take a same-subnet VIP with it.
 	if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "promote_secondaries"), "1"); err != nil {
-		inst.log.Warn().Err(err).Msg("could not set promote_secondaries")
+		log.Warn().Err(err).Msg("could not set promote_secondaries")
 	}
 	// With arp_announce 0 the kernel may send an ARP request whose sender
 	// address is the VIP (the FIN or RST to a client after a handover
@@ -83,24 +112,15 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	// own address.
 	if in.VIPs[0].Addr().Is4() {
 		if err := d.os.SetSysctl(netcfg.InterfaceSysctl(ifname, "arp_announce"), "2"); err != nil {
-			inst.log.Warn().Err(err).Msg("could not set arp_announce = 2: an ARP request sent from the VIP after a handover may point clients back at this node")
+			log.Warn().Err(err).Msg("could not set arp_announce = 2: an ARP request sent from the VIP after a handover may point clients back at this node")
 		}
 	}
-	// The VIPs pick the family. Adverts leave from the node's configured
-	// address, except over IPv6 multicast: there RFC 9568 section 5.1.2.1
-	// makes the source the interface's link-local address, and that is
-	// the primary address the election compares and self-detection
-	// matches.
-	v6 := addrs[0].Is6()
-	inst.src = node.Address
-	if v6 && !in.Unicast {
-		ll, err := d.os.LinkLocal(ifname)
-		if err != nil {
-			return nil, err
-		}
-		inst.src = ll
+	pl, err := planInstance(&d.os, cfg, node, in, log)
+	if err != nil {
+		return nil, err
 	}
-	conn, err := d.os.ListenVRRP(netcfg.VRRPConfig{Interface: ifname, Source: inst.src, IPv6: v6, Unicast: in.Unicast, Peers: inst.peers})
+	inst := &instance{name: in.Name, cfg: *in, ifname: ifname, src: pl.src, peers: pl.peers, log: log}
+	conn, err := pl.listenVRRP(&d.os)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 	}
@@ -112,11 +132,11 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	inst.conn, inst.ann = conn, ann
 	inst.fx = &vipEffects{
 		log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, ifname: ifname,
-		vips: managed, announced: addrs, ann: ann,
+		vips: pl.managed, announced: pl.rc.VIPs, ann: ann,
 		frontends: frontendsOf(cfg, in), garp: garpOf(in),
 	}
 	inst.fx.onTransition = d.transitionFunc(inst)
-	r, err := vrrp.NewRunner(runnerConfig(cfg, node, in, inst.src, inst.log), conn, inst.fx)
+	r, err := vrrp.NewRunner(pl.rc, conn, inst.fx)
 	if err != nil {
 		conn.Close()
 		ann.Close()

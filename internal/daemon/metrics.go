@@ -49,6 +49,8 @@ type statusCollector struct {
 
 	peerFresh, peerPrio, trackerHealthy *prometheus.Desc
 
+	liveUp, liveProblem, liveEnds *prometheus.Desc
+
 	drillGap, drillExpected, drillTime *prometheus.Desc
 
 	feListening, feActive, feTotal, feBytesIn, feBytesOut *prometheus.Desc
@@ -85,6 +87,10 @@ func newStatusCollector(status func() control.Status) *statusCollector {
 		peerPrio:       d("vipd_peer_effective_priority", "Effective priority the peer last reported.", "peer", "addr"),
 		trackerHealthy: d("vipd_tracker_healthy", "1 when the priority tracker is healthy.", "tracker", "type"),
 
+		liveUp:      d("vipd_liveness_up", "1 while the liveness connection to the peer is up (a crash of its vipd is seen within milliseconds).", "peer", "addr"),
+		liveProblem: d("vipd_liveness_problem", "1 while something (a firewall) keeps liveness from working with the peer; status says what.", "peer", "addr"),
+		liveEnds:    d("vipd_liveness_ends_total", "Ends of the liveness connection to the peer, by what they meant: goodbye (planned), crash (confirmed: a takeover signal), alive (reset while its vipd answered), unconfirmed.", "peer", "addr", "end"),
+
 		drillGap:      d("vipd_drill_last_gap_seconds", "Client-visible gap measured by the last failover drill.", "from", "to"),
 		drillExpected: d("vipd_drill_last_expected_seconds", "Gap the VRRP timers predicted for the last failover drill.", "from", "to"),
 		drillTime:     d("vipd_drill_last_timestamp_seconds", "When the last failover drill ran (Unix time).", "from", "to"),
@@ -113,6 +119,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.vrrpState, c.vrrpTransitions, c.vrrpSent, c.vrrpReceived, c.vrrpDrops, c.vrrpChecksum, c.vrrpEffPrio, c.vrrpPrio,
 		c.vrrpVersion, c.vrrpNotices, c.vrrpEffectErrors, c.vrrpFault, c.vrrpPeerVersion, c.vrrpPeerProblem,
 		c.peerFresh, c.peerPrio, c.trackerHealthy,
+		c.liveUp, c.liveProblem, c.liveEnds,
 		c.drillGap, c.drillExpected, c.drillTime,
 		c.feListening, c.feActive, c.feTotal, c.feBytesIn, c.feBytesOut,
 		c.srvState, c.srvActive, c.srvTotal, c.srvFailed, c.srvLatency, c.srvUp,
@@ -168,6 +175,14 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range st.Peers {
 		gauge(c.peerFresh, b2f(p.Fresh), p.Name, p.Addr)
 		gauge(c.peerPrio, float64(p.EffectivePriority), p.Name, p.Addr)
+		if l := p.Liveness; l != nil {
+			gauge(c.liveUp, b2f(l.State == "up"), p.Name, p.Addr)
+			gauge(c.liveProblem, b2f(l.Problem != ""), p.Name, p.Addr)
+			counter(c.liveEnds, float64(l.Goodbyes), p.Name, p.Addr, "goodbye")
+			counter(c.liveEnds, float64(l.Crashes), p.Name, p.Addr, "crash")
+			counter(c.liveEnds, float64(l.AliveAfterEnd), p.Name, p.Addr, "alive")
+			counter(c.liveEnds, float64(l.Unconfirmed), p.Name, p.Addr, "unconfirmed")
+		}
 	}
 	for _, t := range st.Trackers {
 		gauge(c.trackerHealthy, b2f(t.Healthy), t.Name, t.Type)

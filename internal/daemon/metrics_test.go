@@ -171,3 +171,30 @@ func TestMetricsReadAtScrape(t *testing.T) {
 		}
 	}
 }
+
+// Liveness per peer: up, a problem, and each kind of end counted.
+func TestMetricsLiveness(t *testing.T) {
+	now := time.Now()
+	got, types := scrape(t, func() control.Status {
+		st := fakeStatus(now)
+		st.Peers[0].Liveness = &control.PeerLiveness{State: "up", Goodbyes: 2, Crashes: 1, AliveAfterEnd: 3, Problem: "a firewall"}
+		st.Peers[1].Liveness = &control.PeerLiveness{State: "down"}
+		return st
+	})
+	for series, v := range map[string]string{
+		`vipd_liveness_up{addr="10.0.0.12",peer="lb2"}`:                           "1",
+		`vipd_liveness_up{addr="10.0.0.13",peer="lb3"}`:                           "0",
+		`vipd_liveness_problem{addr="10.0.0.12",peer="lb2"}`:                      "1",
+		`vipd_liveness_ends_total{addr="10.0.0.12",end="goodbye",peer="lb2"}`:     "2",
+		`vipd_liveness_ends_total{addr="10.0.0.12",end="crash",peer="lb2"}`:       "1",
+		`vipd_liveness_ends_total{addr="10.0.0.12",end="alive",peer="lb2"}`:       "3",
+		`vipd_liveness_ends_total{addr="10.0.0.13",end="unconfirmed",peer="lb3"}`: "0",
+	} {
+		if got[series] != v {
+			t.Errorf("%s = %q, want %s", series, got[series], v)
+		}
+	}
+	if types["vipd_liveness_ends_total"] != "counter" || types["vipd_liveness_up"] != "gauge" {
+		t.Errorf("types %s %s", types["vipd_liveness_ends_total"], types["vipd_liveness_up"])
+	}
+}

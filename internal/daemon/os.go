@@ -11,6 +11,7 @@ import (
 	"github.com/vipd/vipd/bgp"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/doctor"
+	"github.com/vipd/vipd/internal/liveness"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -35,6 +36,13 @@ type OS struct {
 	// Probe connects to target once, as a client would (the drill's
 	// probe), bounded by 100 ms.
 	Probe func(ctx context.Context, target netip.AddrPort) error
+	// NeighMAC is the link-layer address the neighbour table maps an
+	// address to on an interface ("" for none): which host answered a
+	// drill's probe.
+	NeighMAC func(ifname string, addr netip.Addr) string
+	// NewLiveness builds the liveness connections to the peers
+	// (liveness.New over real sockets).
+	NewLiveness func(cfg liveness.Config) Liveness
 	// Doctor is vipd doctor's read-only look at the host, for the live
 	// findings in status (interfaces, sysctls).
 	Doctor doctor.Env
@@ -42,6 +50,16 @@ type OS struct {
 	// process).
 	NewSpeaker func(cfg bgp.Config, log zerolog.Logger) (Speaker, error)
 }
+
+// Liveness is what the daemon needs of the liveness connections
+// (*liveness.Liveness).
+type Liveness interface {
+	Run(ctx context.Context) error
+	Bye(reason string)
+	Status() []liveness.PeerStatus
+}
+
+var _ Liveness = (*liveness.Liveness)(nil)
 
 // Speaker is what the daemon needs of the BGP speaker (*bgp.Speaker).
 type Speaker interface {
@@ -111,12 +129,18 @@ func (o *OS) fill() error {
 	}
 	if o.Probe == nil {
 		o.Probe = func(ctx context.Context, target netip.AddrPort) error {
-			c, err := (&net.Dialer{Timeout: 100 * time.Millisecond}).DialContext(ctx, "tcp", target.String())
+			c, err := (&net.Dialer{Timeout: probeTimeout}).DialContext(ctx, "tcp", target.String())
 			if c != nil {
 				c.Close()
 			}
 			return err
 		}
+	}
+	if o.NeighMAC == nil {
+		o.NeighMAC = netcfg.NeighMAC
+	}
+	if o.NewLiveness == nil {
+		o.NewLiveness = func(cfg liveness.Config) Liveness { return liveness.New(cfg) }
 	}
 	if o.ListenControl == nil {
 		o.ListenControl = control.Listen

@@ -86,6 +86,9 @@ type pageData struct {
 type nodeRow struct {
 	Name, Addr, State, Priority, Ready, Seen string
 	Self, Fresh                              bool
+	// Live words the liveness connection; LiveUp colours it.
+	Live, LiveProblem string
+	LiveUp            bool
 }
 
 type instanceView struct {
@@ -125,6 +128,7 @@ type serverRow struct {
 type drillView struct {
 	D                                    control.DrillResult
 	Gap, Expected, Ago, Takeover, Probes string
+	Timeline                             *timelineView
 }
 
 func buildPage(st control.Status, self string, now time.Time, refresh int) pageData {
@@ -149,7 +153,7 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		return addr
 	}
 
-	self1 := nodeRow{Name: st.Node, Addr: self, Self: true, Fresh: true, Seen: "this node", Ready: "—", Priority: "—"}
+	self1 := nodeRow{Name: st.Node, Addr: self, Self: true, Fresh: true, Seen: "this node", Ready: "—", Priority: "—", Live: "—"}
 	switch {
 	case len(st.Instances) == 0 && st.BGP != nil:
 		p.State, p.VIPs = bgpHeadline(st.BGP)
@@ -196,10 +200,23 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		if !pe.LastSeen.IsZero() {
 			seen = human(now.Sub(pe.LastSeen)) + " ago"
 		}
-		p.Nodes = append(p.Nodes, nodeRow{
+		row := nodeRow{
 			Name: pe.Name, Addr: pe.Addr, State: pe.State, Priority: strconv.Itoa(pe.EffectivePriority),
-			Ready: yesNo(pe.Ready), Seen: seen, Fresh: pe.Fresh,
-		})
+			Ready: yesNo(pe.Ready), Seen: seen, Fresh: pe.Fresh, Live: "—",
+		}
+		if l := pe.Liveness; l != nil {
+			row.Live, row.LiveUp, row.LiveProblem = l.String(), l.State == "up", l.Problem
+			if row.LiveUp && !l.Since.IsZero() {
+				row.Live = "up " + human(now.Sub(l.Since))
+			}
+			if l.LastEnd != "" && !l.LastEndAt.IsZero() {
+				row.Live += " · last end " + human(now.Sub(l.LastEndAt)) + " ago: " + l.LastEnd
+			}
+		}
+		if row.State == "" {
+			row.State = "—"
+		}
+		p.Nodes = append(p.Nodes, row)
 	}
 
 	for _, in := range st.Instances {
@@ -278,6 +295,7 @@ func buildPage(st control.Status, self string, now time.Time, refresh int) pageD
 		if !d.At.IsZero() {
 			dv.Ago = d.At.Format("2006-01-02 15:04:05") + ", " + human(now.Sub(d.At)) + " ago"
 		}
+		dv.Timeline = buildTimeline(*d, st.Node)
 		p.Drill = dv
 	}
 	return p

@@ -172,3 +172,62 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestPageLiveness: the node table says whether a crash of each peer's
+// vipd would be seen at once, and names a problem (a firewall) in red.
+func TestPageLiveness(t *testing.T) {
+	now := time.Now()
+	src := httpSource{status: func() control.Status {
+		st := fakeStatus(now)
+		st.Peers = []control.Peer{
+			{Name: "lb2", Addr: "10.0.0.12", State: "BACKUP", Fresh: true, LastSeen: now,
+				Liveness: &control.PeerLiveness{State: "up", Speaks: true, Since: now.Add(-3 * time.Minute)}},
+			{Name: "lb3", Addr: "10.0.0.13", Fresh: false,
+				Liveness: &control.PeerLiveness{State: "down", Speaks: true, DialError: "connection refused", Problem: "lb3 refuses tcp/9602 while its vipd answers on udp/9602: a firewall rejects tcp/9602",
+					LastEnd: "reset (RST) without a goodbye", LastEndAt: now.Add(-5 * time.Second)}},
+		}
+		return st
+	}}
+	page := getPage(t, src, "/")
+	text := visibleText(page)
+	for _, want := range []string{"Liveness", "up 3m00s", "down: connection refused · last end 5.0s ago: reset (RST) without a goodbye",
+		"a firewall rejects tcp/9602"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page lacks %q\n%s", want, text)
+		}
+	}
+	if !strings.Contains(page, `<span class="problem">lb3 refuses`) {
+		t.Errorf("the liveness problem is not marked as one")
+	}
+}
+
+// TestPageDrillTimeline: the last drill is drawn as inline SVG (no
+// script): a rect per probe coloured by result, who answered, and a line
+// with its label per mark.
+func TestPageDrillTimeline(t *testing.T) {
+	src := httpSource{status: func() control.Status {
+		st := fakeStatus(time.Now())
+		st.LastDrill.Samples = []control.DrillSample{
+			{TMs: -20, Result: "ok", Node: "lb1"}, {TMs: -10, Result: "ok", Node: "lb1"}, {TMs: 0, Result: "refused", Node: "lb1"},
+			{TMs: 10, Result: "timeout"}, {TMs: 40, Result: "ok", Node: "lb2"},
+		}
+		st.LastDrill.Marks = []control.DrillMark{
+			{TMs: 0, Node: "lb1", What: "fault: hard leave (crash rehearsal)"}, {TMs: 31, Node: "lb2", What: "new master heard"},
+			{TMs: 40, Node: "lb2", What: "first success"},
+		}
+		return st
+	}}
+	page := getPage(t, src, "/")
+	for _, want := range []string{
+		`<svg class="timeline" id="drill-timeline"`, `fill="#1a7f37"`, `fill="#cf222e"`, `fill="#bf8700"`, `fill="#0969da"`,
+		`>0 ms fault: hard leave (crash rehearsal) (lb1)</text>`, `>31 ms new master heard (lb2)</text>`, `>40 ms first success</text>`,
+		`answered by lb2`, `5 probes from -20 to 60 ms; fault: hard leave (crash rehearsal) at 0 ms → new master heard at 31 ms → first success at 40 ms`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") {
+		t.Error("the page has a script")
+	}
+}

@@ -35,6 +35,7 @@ func (d *Daemon) Status() control.Status {
 	}
 	if cfg.VRRP != nil {
 		st.Peers = d.peers.list(time.Now())
+		d.livenessStatus(&st)
 	}
 	ps := d.proxy.Status()
 	for _, f := range ps.Frontends {

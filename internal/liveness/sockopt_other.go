@@ -1,0 +1,7 @@
+//go:build !linux
+
+package liveness
+
+import "net"
+
+func setUserTimeout(net.Conn) {}
