@@ -2,7 +2,6 @@ package control
 
 import (
 	"net"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +24,7 @@ func peerOf(c *net.UnixConn) (peer, error) {
 		if serr != nil {
 			return
 		}
-		p.cred = &syscall.Ucred{Pid: cred.Pid, Uid: cred.Uid, Gid: cred.Gid}
+		p.cred = &peerCred{Pid: cred.Pid, Uid: cred.Uid, Gid: cred.Gid}
 		p.groups, serr = peerGroups(int(fd))
 	}); err != nil {
 		return peer{}, err

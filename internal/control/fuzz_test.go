@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 )
 
@@ -120,7 +119,7 @@ func TestHandlerRejectsBadBodies(t *testing.T) {
 
 // asRoot gives a request the credentials of root, as the socket would.
 func asRoot(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), credKey{}, peer{cred: &syscall.Ucred{}}))
+	return r.WithContext(context.WithValue(r.Context(), credKey{}, peer{cred: &peerCred{}}))
 }
 
 func trunc(s string) string {

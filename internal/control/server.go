@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -156,8 +155,15 @@ type credKey struct{}
 // peer is who is on the other end of a control connection, read from the
 // socket when it was accepted: SO_PEERCRED and SO_PEERGROUPS.
 type peer struct {
-	cred   *syscall.Ucred
+	cred   *peerCred
 	groups []uint32
+}
+
+// peerCred is the SO_PEERCRED triple, in a type of our own so the package
+// builds where syscall.Ucred does not exist.
+type peerCred struct {
+	Pid      int32
+	Uid, Gid uint32
 }
 
 // Serve answers requests on ln until ctx is done. At most MaxConns
