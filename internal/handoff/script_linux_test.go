@@ -42,6 +42,7 @@ var scripts = map[string]func() int{
 	"grandchild":    scriptGrandchild,
 	"hold":          scriptHold,
 	"wrong-pid":     scriptWrongPID,
+	"files-back":    scriptFilesBack,
 }
 
 func TestMain(m *testing.M) {
@@ -226,6 +227,20 @@ func scriptHold() int {
 func scriptWrongPID() int {
 	p, ctx := join()
 	must(p.Hello(Hello{PID: os.Getppid()}))
+	p.AwaitExit(ctx)
+	return 0
+}
+
+// scriptFilesBack answers the state with a CHUNK carrying two descriptors
+// instead of READY.
+func scriptFilesBack() int {
+	p, ctx := join()
+	must(p.Hello(Hello{}))
+	_, err := p.Receive(ctx)
+	must(err)
+	var pipe [2]int
+	must(unix.Pipe2(pipe[:], unix.O_CLOEXEC))
+	must(p.sock.write(kindChunk, []byte("x"), pipe[:]))
 	p.AwaitExit(ctx)
 	return 0
 }

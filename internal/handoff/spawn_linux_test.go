@@ -222,6 +222,27 @@ func TestAwaitRunningTimeout(t *testing.T) {
 	noChildren(t)
 }
 
+// TestChildSendsFiles: descriptors from a child are a protocol error, and
+// closed.
+func TestChildSendsFiles(t *testing.T) {
+	c, err := start(t, t.Context(), "files-back", Spawn{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := countFDs(t)
+	if err := c.Send(Version, nil, nil); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if err := c.AwaitReady(t.Context()); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("AwaitReady = %v, want ErrProtocol", err)
+	}
+	if after := countFDs(t); after != before {
+		t.Errorf("%d descriptors open after the child sent two, %d before", after, before)
+	}
+	c.Abort()
+	noChildren(t)
+}
+
 // TestVersionRefusal: a child that reads only a newer format is refused;
 // it runs on once the parent's end closes.
 func TestVersionRefusal(t *testing.T) {
