@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"time"
 )
 
@@ -122,62 +120,3 @@ var (
 	// ErrNotFrozen is returned by Resume without a Freeze.
 	ErrNotFrozen = errors.New("proxy: not frozen")
 )
-
-// Freeze stops every event loop at a safe point (between events, through
-// its command queue): first every loop stops accepting, then each exports
-// its connections and waits. From then on nothing is read, written,
-// accepted or closed until Resume or Abandon; new clients wait in the
-// listeners' backlog (which the adopter accepts from). Bytes sitting in a
-// splice pipe are read out into the Handoff, so no pipe crosses over.
-//
-// The files are duplicates (close-on-exec) of the proxy's sockets, for
-// SCM_RIGHTS; the caller owns and closes them. The proxy keeps its own fds
-// until Abandon. Freeze returns within ctx; on error nothing stays frozen.
-// Listen, Unlisten, Update and CloseConns called during a freeze block
-// until Resume or Abandon: do not call them from the goroutine that
-// decides. Run must be running.
-func (p *Proxy) Freeze(ctx context.Context) (*Handoff, []*os.File, error) {
-	return nil, nil, errors.ErrUnsupported
-}
-
-// Resume ends a freeze for a rollback: every loop carries on exactly
-// where it stopped and accepting resumes.
-func (p *Proxy) Resume() error {
-	return errors.ErrUnsupported
-}
-
-// Abandon ends a freeze after a successful handoff: the proxy closes its
-// own fds of every connection and listener without shutdown(2), SO_LINGER
-// or RST (the new process holds the same sockets), stops its loops, and
-// afterwards holds no fds. Counters and logs do not report the connections
-// as closed. The proxy is closed afterwards (ErrClosed); Run returns when
-// its ctx is done. Without a freeze it does nothing.
-func (p *Proxy) Abandon() {}
-
-// Adopt takes over what an old process's Freeze exported, in the new
-// process, after New (and Update) and before Run:
-//
-//   - listeners: Listen (and Update) use an adopted listener of the same
-//     frontend name and address instead of binding; CloseAdopted closes
-//     those left unused (call it once the config's listeners are up; Run's
-//     end closes them too).
-//   - connections join the loops with their frontend, backend and server
-//     (counted in the active counts, so leastconn sees them), pending
-//     bytes (written first), half-close state, deadlines and counters.
-//     One whose frontend, backend or server is gone in this config is
-//     still served to its end, never reset.
-//
-// Nothing moves before Run. Adopt takes ownership of files: it closes
-// every one of them, used or not, on success and on error.
-func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
-	for _, f := range files {
-		f.Close()
-	}
-	return errors.ErrUnsupported
-}
-
-// CloseAdopted closes the adopted listeners that Listen has not used
-// (frontend or address gone from the config) and returns how many.
-func (p *Proxy) CloseAdopted() int {
-	return 0
-}
