@@ -119,9 +119,11 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 
 	// Phase 1: no loop accepts any more, so none hands a new connection
 	// to another that has parked already.
+	// Queued, never run inline (as async does before a loop has started):
+	// parkForHandoff blocks its caller.
 	acks := make(chan struct{}, len(p.loops))
 	for _, l := range p.loops {
-		l.async(func(l *loop) {
+		l.queue(func(l *loop) {
 			l.frozen = true
 			acks <- struct{}{}
 		})
@@ -131,7 +133,7 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 		case <-acks:
 		case <-ctx.Done():
 			for _, l := range p.loops {
-				l.async(func(l *loop) { l.thaw() }) // queued after the freeze
+				l.queue(func(l *loop) { l.thaw() }) // after the freeze
 			}
 			return nil, files, ctx.Err()
 		}
@@ -140,7 +142,7 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 	// Phase 2: each loop exports its connections and parks until decided.
 	exports := make(chan []connExport, len(p.loops))
 	for _, l := range p.loops {
-		l.async(func(l *loop) { l.parkForHandoff(fs, exports) })
+		l.queue(func(l *loop) { l.parkForHandoff(fs, exports) })
 	}
 	var all []connExport
 	for range p.loops {
