@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proxy is vipd's L4 TCP proxy: frontends listening on the VIP (or
 // a fixed address) forward each connection to a server of a backend chosen
 // among the healthy ones, as HAProxy does in `mode tcp`.

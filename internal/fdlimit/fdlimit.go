@@ -71,7 +71,7 @@ func current() uint64 {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
 		return 0
 	}
-	return lim.Cur
+	return uint64(lim.Cur) // an int64 on FreeBSD
 }
 
 // Budget is how the descriptors are shared out.
