@@ -68,4 +68,18 @@
 //     package health.
 //   - Accept_Mode false: the VIP always accepts traffic, since the proxy
 //     must receive it.
+//
+// # Files
+//
+// One idea per file: packet.go and checksum.go (the codec), machine.go
+// (the state machine: states, adverts, preemption), machine_timing.go
+// (Skew_Time, Master_Down_Interval, GoneSkew), machine_leave.go (leaving
+// MASTER on purpose: make before break, shutdown, hard stop),
+// machine_events.go (a changed priority, a master's process gone, a
+// failed effect), machine_api.go (events, actions, status), track.go
+// (effective priority from trackers), receive.go (validating what the
+// socket read), runner.go and runner_status.go (the goroutine that owns
+// the socket and the timer and carries out the actions), snapshot.go and
+// runner_handoff.go (freezing a runner and taking it up in a new process:
+// the hitless restart).
 package vrrp
