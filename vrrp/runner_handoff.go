@@ -44,7 +44,7 @@ type Snapshot struct {
 // Resumer is implemented by Effects that must pick up a state taken over
 // from another process (the GARP refresh of a MASTER). Resumed runs on the
 // runner's goroutine before anything else when Run starts a runner built
-// by ResumeRunner.
+// by ResumeRunner; a MASTER then gets ActionListen.
 type Resumer interface {
 	Resumed(state State)
 }
@@ -261,10 +261,17 @@ func ResumeRunner(cfg RunnerConfig, conn Conn, fx Effects, snap Snapshot) (*Runn
 	return r, nil
 }
 
-// resumedFx tells the effects the state taken up, and publishes it.
+// resumedFx tells the effects the state taken up and, for a MASTER, binds
+// its listeners (the proxy uses the ones handed over): a failure is an
+// EffectFailed like any other Listen. It publishes the state.
 func (r *Runner) resumedFx() {
+	st := r.m.Status().State
 	if res, ok := r.fx.(Resumer); ok {
-		res.Resumed(r.m.Status().State)
+		res.Resumed(st)
+	}
+	if st == StateMaster {
+		r.exec([]Action{{Kind: ActionListen, Reason: "taken over from the previous process: serving on its listeners"}})
+		return
 	}
 	r.publish()
 }

@@ -111,7 +111,8 @@ func TestRunnerFreezeAndResume(t *testing.T) {
 
 // A MASTER handed to a new runner (the new process) on the same socket:
 // the new one sends its first advert exactly at the snapshot's deadline,
-// with no transition and no effect but Resumed; status carries on; the old
+// with no transition and no effect but Resumed and Listen (on the listeners
+// handed over); status carries on; the old
 // one returns ErrHandedOver having taken no action.
 func TestRunnerHandOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -146,8 +147,8 @@ func TestRunnerHandOver(t *testing.T) {
 		if calls := tr.fx.take(); len(calls) > 0 {
 			t.Errorf("old runner's effects on the way out: %v", calls)
 		}
-		if calls := fx2.take(); !slices.Equal(calls, []string{"resumed MASTER"}) {
-			t.Errorf("new runner's effects at start: %v, want only resumed MASTER", calls)
+		if calls := fx2.take(); !slices.Equal(calls, []string{"resumed MASTER", "listen"}) {
+			t.Errorf("new runner's effects at start: %v, want resumed MASTER, listen", calls)
 		}
 		time.Sleep(time.Until(snap.Machine.AdverAt) - time.Millisecond)
 		synctest.Wait()
@@ -247,7 +248,7 @@ func TestRunnerResumedThenStopped(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		want := []string{"resumed MASTER", "MASTER->INIT 100", "stopannounce", "removevip", "unlisten", "closeconns"}
+		want := []string{"resumed MASTER", "listen", "MASTER->INIT 100", "stopannounce", "removevip", "unlisten", "closeconns"}
 		if calls := fx2.take(); !slices.Equal(calls, want) {
 			t.Errorf("effects: %v, want %v", calls, want)
 		}
