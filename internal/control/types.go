@@ -6,22 +6,22 @@ import "time"
 // The fields named in DESIGN.md section 6 are a contract: add fields, never
 // rename them.
 type Status struct {
-	Node      string       `json:"node"`
-	Version   string       `json:"version,omitempty"`
-	Mode      string       `json:"mode"` // "vrrp", "bgp" (no VRRP instance) or "single"
-	Started   time.Time    `json:"started"`
+	Node    string    `json:"node"`
+	Version string    `json:"version,omitempty"`
+	Mode    string    `json:"mode"` // "vrrp", "bgp" (no VRRP instance) or "single"
+	Started time.Time `json:"started"`
 	// PID is the daemon's process id: a hitless restart (vipd restart)
 	// changes it and nothing else.
 	PID int `json:"pid,omitempty"`
 	// LastRestart is the last `vipd restart` this process took part in:
 	// the one that started it (new side), or the last one it rolled back.
 	LastRestart *RestartResult `json:"last_restart,omitempty"`
-	Instances []Instance   `json:"instances"`
-	Frontends []Frontend   `json:"frontends"`
-	Backends  []Backend    `json:"backends"`
-	Peers     []Peer       `json:"peers,omitempty"`
-	Trackers  []Tracker    `json:"trackers,omitempty"`
-	LastDrill *DrillResult `json:"last_drill,omitempty"`
+	Instances   []Instance     `json:"instances"`
+	Frontends   []Frontend     `json:"frontends"`
+	Backends    []Backend      `json:"backends"`
+	Peers       []Peer         `json:"peers,omitempty"`
+	Trackers    []Tracker      `json:"trackers,omitempty"`
+	LastDrill   *DrillResult   `json:"last_drill,omitempty"`
 	// BGP is the node's BGP announcer; nil when it announces nothing.
 	BGP *BGP `json:"bgp,omitempty"`
 	// Findings are what vipd doctor's cheap checks (the interface and its

@@ -164,7 +164,6 @@ func formats(fs []uint16) string {
 	return strings.Join(s, ", ")
 }
 
-
 func (d *Daemon) setLastRestart(r control.RestartResult) {
 	d.restartMu.Lock()
 	defer d.restartMu.Unlock()

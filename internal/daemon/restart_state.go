@@ -26,11 +26,11 @@ type restartState struct {
 	BinaryVersion string    `json:"binary_version"`
 	Started       time.Time `json:"started"`
 	// FrozenAt is when the old process stopped its loops.
-	FrozenAt  time.Time       `json:"frozen_at"`
-	Instances []instanceState `json:"instances"`
-	Trackers  []trackerSaved  `json:"trackers,omitempty"`
-	Checks    []checkSaved    `json:"checks,omitempty"`
-	Servers   []serverSaved   `json:"servers,omitempty"`
+	FrozenAt  time.Time            `json:"frozen_at"`
+	Instances []instanceState      `json:"instances"`
+	Trackers  []trackerSaved       `json:"trackers,omitempty"`
+	Checks    []checkSaved         `json:"checks,omitempty"`
+	Servers   []serverSaved        `json:"servers,omitempty"`
 	LastDrill *control.DrillResult `json:"last_drill,omitempty"`
 	ControlFD int                  `json:"control_fd"`
 	HTTPFD    int                  `json:"http_fd"`
