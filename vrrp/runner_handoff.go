@@ -205,6 +205,8 @@ func (r *Runner) frozen(ctx context.Context, req *freezeRequest) (done bool, err
 		r.log.Info().Msg("handed over to the new process")
 		return true, ErrHandedOver
 	case reply := <-req.resume:
+		r.m.thaw(time.Now())
+		r.publish()
 		r.startReading(ctx)
 		r.log.Info().Msg("resumed after a restart that did not complete")
 		reply <- nil

@@ -254,3 +254,26 @@ func TestRunnerResumedThenStopped(t *testing.T) {
 		}
 	})
 }
+
+// A BACKUP frozen past its Master_Down_Timer, resumed, reads the advert
+// that waited on the socket before its timer can fire: it never takes
+// over from a master that kept advertising.
+func TestRunnerResumedBackupReadsQueuedFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := startRunner(t, runnerConfig(100))
+		tr.inject(t, Advertisement{Priority: 150}, peerAddr, 255)
+		if _, err := tr.Freeze(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		tr.inject(t, Advertisement{Priority: 150}, peerAddr, 255)
+		if err := tr.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		tr.mustState(t, StateBackup)
+		if n := tr.Status().Transitions; n != 1 {
+			t.Errorf("%d transitions, want 1 (INIT to BACKUP)", n)
+		}
+	})
+}

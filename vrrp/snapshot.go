@@ -134,7 +134,23 @@ func RestoreMachine(cfg Config, s MachineSnapshot, now time.Time) (*Machine, err
 		if m.downTimer.IsZero() {
 			m.armDown(now)
 		}
+		m.thaw(now)
 	}
 	m.rearm()
 	return m, nil
+}
+
+// thaw is vipd's rule for a BACKUP that read nothing for a while (frozen
+// for a restart): the adverts that arrived meanwhile wait on the socket,
+// so Master_Down_Timer runs at least one more Master_Adver_Interval, for
+// them to be read before it can fire. A master that really failed is
+// noticed that much later, once.
+func (m *Machine) thaw(now time.Time) {
+	if m.state != StateBackup {
+		return
+	}
+	if min := now.Add(m.masterInterval); m.downTimer.Before(min) {
+		m.downTimer = min
+	}
+	m.rearm()
 }

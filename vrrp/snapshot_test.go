@@ -142,3 +142,19 @@ func TestRestoreFaultKeepsRetry(t *testing.T) {
 	}
 	mustDeadline(t, r, want)
 }
+
+// vipd's rule: a BACKUP taken up after its Master_Down_Timer passed (the
+// freeze outlasted it) reads the adverts queued meanwhile before the
+// timer can fire: it runs one more Master_Adver_Interval.
+func TestRestoreBackupReadsQueuedAdvertsFirst(t *testing.T) {
+	m, _ := startMachine(t, testConfig(100), false)
+	m.Step(t0, AdvertReceived{From: addrB, Priority: 150, Interval: time.Second})
+	due, _ := m.Deadline()
+	late := due.Add(time.Second)
+	r := roundTrip(t, m, testConfig(100), late)
+	mustDeadline(t, r, late.Add(time.Second))
+	r.Step(late, AdvertReceived{From: addrB, Priority: 150, Interval: time.Second})
+	if st := r.Status(); st.State != StateBackup || st.MasterAddr != addrB {
+		t.Errorf("%v following %v, want BACKUP following %v", st.State, st.MasterAddr, addrB)
+	}
+}

@@ -98,12 +98,15 @@ type busConn struct {
 	in    chan datagram
 	once  sync.Once
 	close chan struct{}
+	// kick is closed by a read deadline in the past (a restart's freeze).
+	mu   sync.Mutex
+	kick chan struct{}
 }
 
 func (b *bus) listen(addr netip.Addr) *busConn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := &busConn{bus: b, addr: addr, in: make(chan datagram, 64), close: make(chan struct{})}
+	c := &busConn{bus: b, addr: addr, in: make(chan datagram, 64), close: make(chan struct{}), kick: make(chan struct{})}
 	b.conns = append(b.conns, c)
 	return c
 }
@@ -115,7 +118,12 @@ func (b *bus) setCut(a netip.Addr, cut bool) {
 }
 
 func (c *busConn) ReadFrom(p []byte) (int, netip.Addr, netip.Addr, int, error) {
+	c.mu.Lock()
+	kick := c.kick
+	c.mu.Unlock()
 	select {
+	case <-kick:
+		return 0, netip.Addr{}, netip.Addr{}, 0, os.ErrDeadlineExceeded
 	case d := <-c.in:
 		return copy(p, d.b), d.src, d.dst, 255, nil
 	case <-c.close:

@@ -82,7 +82,15 @@ func (d *Daemon) Restart(ctx context.Context) (control.RestartResult, error) {
 	if fr.state.Proxy != nil {
 		res.Conns, res.Listeners = len(fr.state.Proxy.Conns), len(fr.state.Proxy.Listeners)
 	}
-	step, err := d.handOver(ctx, succ, fr)
+	// Frozen, this node sends no advert: the new process must run before
+	// a peer could miss one, or this one takes back over.
+	hctx, cancel := context.WithDeadline(ctx, fr.deadline())
+	step, err := d.handOver(hctx, succ, fr)
+	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("%w: the new process did not run within %v of the freeze (an advert of this node falls due then; a peer must not miss it)",
+			handoff.ErrTimeout, fr.deadline().Sub(fr.at).Round(time.Millisecond))
+	}
+	cancel()
 	res.FrozenMs = ms(time.Since(fr.at))
 	if err != nil {
 		succ.Abort()

@@ -85,6 +85,33 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 	return fr, nil
 }
 
+// deadline is when the handover must be done, or be rolled back: a
+// MASTER's next advert plus one interval (its peers wait three and more),
+// a BACKUP's Master_Down_Timer (past it, a master that failed meanwhile
+// would be noticed late). Handoff's own deadlines apply as well.
+func (fr *frozen) deadline() time.Time {
+	at := fr.at.Add(handoffMax)
+	for _, is := range fr.state.Instances {
+		m := is.Runner.Machine
+		var due time.Time
+		switch {
+		case is.Solo:
+		case m.State == "MASTER" && !m.AdverAt.IsZero():
+			due = m.AdverAt.Add(m.MasterInterval)
+		case m.State == "BACKUP":
+			due = m.DownTimer
+		}
+		if !due.IsZero() && due.Before(at) {
+			at = due
+		}
+	}
+	return at
+}
+
+// handoffMax bounds a handover with nothing that falls due (single LB, a
+// FAULT node): READY and RUNNING's own deadlines.
+const handoffMax = 12 * time.Second
+
 // add appends f to the files and returns its index.
 func (fr *frozen) add(f *os.File) int {
 	fr.files = append(fr.files, f)
