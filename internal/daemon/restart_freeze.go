@@ -39,6 +39,9 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 	st.PID, st.BinaryVersion, st.Started = os.Getpid(), Version, d.started
 	st.ControlFD, st.HTTPFD = -1, -1
 	for _, inst := range d.insts {
+		if stoppedRunner(inst) {
+			continue // a leaving instance that has left
+		}
 		snap, err := inst.runner.Freeze(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: %w", inst.name, err)
@@ -186,4 +189,14 @@ func adminStates(p Proxy) []serverSaved {
 		}
 	}
 	return out
+}
+
+// stoppedRunner reports whether the instance's runner has returned.
+func stoppedRunner(inst *instance) bool {
+	select {
+	case <-inst.runner.Done():
+		return true
+	default:
+		return false
+	}
 }
