@@ -398,3 +398,32 @@ func TestRestartRemovedInstanceLeaves(t *testing.T) {
 		}
 	})
 }
+
+// A stop requested while a restart runs is not lost in the handover: the
+// restart rolls back before GO and the stop proceeds the planned way.
+func TestRestartYieldsToStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1, lb2 := pair(t, b, baseConfig(""), &notified)
+		h := successorOf(t, b, lb1, baseConfig(""), nil)
+		orig := lb1.d.os.StartSuccessor
+		lb1.d.os.StartSuccessor = func(ctx context.Context, s handoff.Spawn) (Successor, error) {
+			succ, err := orig(ctx, s)
+			lb1.d.Shutdown()
+			return succ, err
+		}
+		res, err := lb1.d.Restart(context.Background())
+		if err != nil || res.Outcome != control.RestartRolledBack || !strings.Contains(res.Reason, "stop was requested") {
+			t.Fatalf("restart: %+v %v; want rolled back for the stop", res, err)
+		}
+		if !h.aborted || len(notified) > 0 {
+			t.Errorf("child aborted %v, MAINPID %v; want aborted and none", h.aborted, notified)
+		}
+		settle(5 * time.Second)
+		lb2.mustState("MASTER")
+		if ok, err := lb1.stopped(); !ok || err != nil {
+			t.Errorf("old daemon stopped %v (%v), want a clean stop", ok, err)
+		}
+	})
+}
