@@ -427,3 +427,35 @@ func TestRestartYieldsToStop(t *testing.T) {
 		}
 	})
 }
+
+// The backup restarts the same way: no transition on either node, and
+// the new process follows the master it followed.
+func TestRestartBackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1 := startNode(t, b, "lb1", baseConfig(""))
+		lb2 := newNode(t, b, "lb2", baseConfig(""))
+		restartOS(t, b, lb2, &notified)
+		lb2.start()
+		settle(2 * time.Second)
+		lb1.mustState("MASTER")
+		lb2.mustState("BACKUP")
+		t1, t2 := lb1.transitions(), lb2.transitions()
+		h := successorOf(t, b, lb2, baseConfig(""), nil)
+		if res, err := lb2.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, lb2, h)
+		settle(10 * time.Second)
+		n := h.child
+		n.mustState("BACKUP")
+		lb1.mustState("MASTER")
+		if n.transitions() != t2 || lb1.transitions() != t1 {
+			t.Errorf("transitions %d/%d, want %d/%d", lb1.transitions(), n.transitions(), t1, t2)
+		}
+		if m := n.d.Status().Instances[0].MasterAddr; m != "10.99.0.11" {
+			t.Errorf("new backup follows %q, want 10.99.0.11", m)
+		}
+	})
+}
