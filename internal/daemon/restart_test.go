@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -410,8 +411,7 @@ func TestRestartYieldsToStop(t *testing.T) {
 		orig := lb1.d.os.StartSuccessor
 		lb1.d.os.StartSuccessor = func(ctx context.Context, s handoff.Spawn) (Successor, error) {
 			succ, err := orig(ctx, s)
-			lb1.d.Shutdown()
-			return succ, err
+			return stopOnSend{succ, lb1.d}, err
 		}
 		res, err := lb1.d.Restart(context.Background())
 		if err != nil || res.Outcome != control.RestartRolledBack || !strings.Contains(res.Reason, "stop was requested") {
@@ -458,4 +458,15 @@ func TestRestartBackup(t *testing.T) {
 			t.Errorf("new backup follows %q, want 10.99.0.11", m)
 		}
 	})
+}
+
+// stopOnSend is a successor during whose handoff a stop arrives.
+type stopOnSend struct {
+	Successor
+	d *Daemon
+}
+
+func (s stopOnSend) Send(format uint16, body []byte, files []*os.File) error {
+	s.d.Shutdown()
+	return s.Successor.Send(format, body, files)
 }
