@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,22 +124,7 @@ func New(opts Options) (*Daemon, error) {
 		changes: newChanges(),
 		hooks:   hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
-	d.exec, d.args = opts.Exec, opts.Args
-	if d.exec == "" {
-		if exe, err := os.Executable(); err == nil {
-			d.exec = strings.TrimSuffix(exe, " (deleted)")
-		}
-	}
-	if len(d.args) == 0 {
-		d.args = os.Args
-	}
-	if d.opts.Stdout == nil {
-		d.opts.Stdout = os.Stdout
-	}
-	if d.opts.Stderr == nil {
-		d.opts.Stderr = os.Stderr
-	}
-	d.notifySocket, d.watchdogUsec = os.Getenv("NOTIFY_SOCKET"), os.Getenv("WATCHDOG_USEC")
+	d.initRestart()
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
 	node, err := cfg.SelectNode(opts.NodeName, hostname, local)

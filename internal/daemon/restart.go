@@ -192,6 +192,29 @@ func (d *Daemon) getLastRestart() *control.RestartResult {
 	return d.lastRestart
 }
 
+// initRestart records, at start, what a restart starts and with what:
+// the binary as it is now (a package upgrade replaces the file and
+// leaves " (deleted)" on the old one's link), argv, and systemd's
+// variables before sdnotify takes them out of the environment.
+func (d *Daemon) initRestart() {
+	d.exec, d.args = d.opts.Exec, d.opts.Args
+	if d.exec == "" {
+		if exe, err := os.Executable(); err == nil {
+			d.exec = strings.TrimSuffix(exe, " (deleted)")
+		}
+	}
+	if len(d.args) == 0 {
+		d.args = os.Args
+	}
+	if d.opts.Stdout == nil {
+		d.opts.Stdout = os.Stdout
+	}
+	if d.opts.Stderr == nil {
+		d.opts.Stderr = os.Stderr
+	}
+	d.notifySocket, d.watchdogUsec = os.Getenv("NOTIFY_SOCKET"), os.Getenv("WATCHDOG_USEC")
+}
+
 // successorEnv is this process's environment plus what systemd gave it
 // and sdnotify took out of it: the successor must find the notify socket
 // and the watchdog too.
