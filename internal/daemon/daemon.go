@@ -86,6 +86,7 @@ type Daemon struct {
 	runCtx       context.Context
 	ctlLn        net.Listener
 	httpLn       net.Listener
+	serving      atomic.Bool // everything started: a restart may freeze it
 	restarting   atomic.Bool
 	handedOver   atomic.Bool
 	restartMu    sync.Mutex
@@ -339,6 +340,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runners.Wait()
 		cancel()
 	}()
+	d.serving.Store(true)
 	if ad != nil {
 		ad.running(gctx, d)
 	} else {

@@ -28,7 +28,7 @@ import (
 func (d *Daemon) Restart(ctx context.Context) (control.RestartResult, error) {
 	res := control.RestartResult{OldPID: os.Getpid(), At: time.Now()}
 	switch {
-	case !d.up.Load():
+	case !d.serving.Load():
 		return res, fmt.Errorf("%w: vipd is still starting", control.ErrRefused)
 	case d.bgpSide() != nil:
 		return res, fmt.Errorf("%w: BGP mode: the BGP sessions cannot be handed to a new process without the routers seeing them end; use `systemctl restart vipd` (withdraws this node's VIPs the planned way, as `vipd drain self` does, and the other nodes keep serving)", control.ErrRefused)

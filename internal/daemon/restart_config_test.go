@@ -141,3 +141,29 @@ func TestRestartRemovedInstanceLeaves(t *testing.T) {
 		}
 	})
 }
+
+// A VIP the new config adds is added (and announced) by the MASTER at
+// once, with no transition; one it drops stays until the instance leaves
+// MASTER.
+func TestRestartAddsVIP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1, lb2 := pair(t, b, baseConfig(""), &notified)
+		t1, t2 := lb1.transitions(), lb2.transitions()
+		more := strings.Replace(baseConfig(""), `vips = ["192.0.2.10/32"]`, `vips = ["192.0.2.10/32", "192.0.2.11/32"]`, 1)
+		h := successorOf(t, b, lb1, more, nil)
+		if res, err := lb1.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, lb1, h)
+		settle(2 * time.Second)
+		n := h.child
+		if !n.addrs.has("192.0.2.10/32") || !n.addrs.has("192.0.2.11/32") {
+			t.Errorf("VIPs held: .10 %v .11 %v, want both", n.addrs.has("192.0.2.10/32"), n.addrs.has("192.0.2.11/32"))
+		}
+		if n.transitions() != t1 || lb2.transitions() != t2 {
+			t.Errorf("transitions %d/%d, want %d/%d", n.transitions(), lb2.transitions(), t1, t2)
+		}
+	})
+}
