@@ -27,7 +27,7 @@ func TestTrackersRestoreVerdicts(t *testing.T) {
 name = "two"
 type = "backends"
 frontend = "kubernetes"
-min_healthy = 2
+min_healthy = 1
 weight = -20
 `)))
 	if err != nil {
@@ -35,7 +35,7 @@ weight = -20
 	}
 	node, _ := cfg.SelectNode("lb1", "", nil)
 	old := newTrackers(cfg, node, nopLog, func() {})
-	old.set("two", false, "1 healthy servers behind kubernetes (need 2)")
+	old.set("two", false, "0 healthy servers behind kubernetes (need 1)")
 	saved := old.saved()
 
 	for _, tc := range []struct {
