@@ -181,6 +181,7 @@ func (d *Daemon) buildInstance(ctx context.Context, inst *instance, pl instanceP
 	inst.fx.onTransition = d.transitionFunc(inst)
 	var r *vrrp.Runner
 	if saved != nil {
+		inst.fx.settled = make(chan struct{})
 		r, err = vrrp.ResumeRunner(pl.rc, conn, inst.fx, saved.Runner)
 		if err == nil {
 			inst.log.Info().Str("state", saved.Runner.Machine.State).Msg("taking over the instance from the old process: no transition")
@@ -321,6 +322,7 @@ func (d *Daemon) soloInstance(ctx context.Context, cfg *config.Config, saved *in
 	var r *vrrp.Runner
 	var err error
 	if saved != nil {
+		inst.fx.settled = make(chan struct{})
 		r, err = vrrp.ResumeRunner(rc, nil, inst.fx, saved.Runner)
 	} else {
 		r, err = vrrp.NewRunner(rc, nil, inst.fx)

@@ -83,9 +83,11 @@ func TestRestartHandsOver(t *testing.T) {
 				op.frozen, op.abandoned, op.resumed, op.closes, op.listening["kubernetes"])
 		}
 		op.mu.Unlock()
-		if !n.px.isListening("kubernetes") || n.px.adopted != 1 {
-			t.Errorf("new proxy: listening %v adopted %d; want true 1", n.px.isListening("kubernetes"), n.px.adopted)
+		n.px.mu.Lock()
+		if !n.px.listening["kubernetes"] || n.px.adopted != 1 || n.px.closeAdopted != 1 {
+			t.Errorf("new proxy: listening %v adopted %d closed the unused %d times; want true 1 1", n.px.listening["kubernetes"], n.px.adopted, n.px.closeAdopted)
 		}
+		n.px.mu.Unlock()
 		if len(notified) != 1 || notified[0] != 4242 {
 			t.Errorf("MAINPID sent %v, want [4242]", notified)
 		}
