@@ -387,3 +387,50 @@ func hitlessStreamsMain() int {
 	json.NewEncoder(os.Stdout).Encode(res)
 	return 0
 }
+
+// TestRestartHitlessNewInterval: the backup restarts hitless too, and a
+// restart of the master with advert_interval changed in its file (a
+// setting reload refuses) applies it with no transition on either node:
+// the backup follows the new interval.
+func TestRestartHitlessNewInterval(t *testing.T) {
+	h := newHitlessLab(t)
+	before1, _ := h.n1.Status()
+	before2, _ := h.n2.Status()
+	if code, res, stderr := restartCLI(t, h.n2); code != 0 || res["outcome"] != "handed-over" {
+		t.Fatalf("restart of the backup: exit %d, %v, %q\n%s", code, res, stderr, h.n2.Log())
+	}
+	awaitExit(t, h.n2, 5*time.Second)
+	data, err := os.ReadFile(h.n1.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), `advert_interval = "200ms"`, `advert_interval = "300ms"`, 1)
+	if changed == string(data) {
+		t.Fatal("no advert_interval in the config")
+	}
+	if err := os.WriteFile(h.n1.Config, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, res, stderr := restartCLI(t, h.n1); code != 0 || res["outcome"] != "handed-over" {
+		t.Fatalf("restart of the master: exit %d, %v, %q\n%s", code, res, stderr, h.n1.Log())
+	}
+	awaitExit(t, h.n1, 5*time.Second)
+	if err := lab.WaitFor(3*time.Second, func() error {
+		st, err := h.n2.Status()
+		if err != nil || st.Instances[0].MasterIntervalMs != 300 {
+			return fmt.Errorf("backup follows %v ms (%v)", st.Instances, err)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	time.Sleep(2 * time.Second) // well past the backup's Down_Interval
+	after1, _ := h.n1.Status()
+	after2, _ := h.n2.Status()
+	if a, b := after1.Instances[0], before1.Instances[0]; a.State != "MASTER" || a.Transitions != b.Transitions || a.AdvertIntervalMs != 300 {
+		t.Errorf("lb1: %s, %d transitions, advert %v ms; want MASTER, %d, 300", a.State, a.Transitions, a.AdvertIntervalMs, b.Transitions)
+	}
+	if a, b := after2.Instances[0], before2.Instances[0]; a.State != "BACKUP" || a.Transitions != b.Transitions || after2.PID == before2.PID {
+		t.Errorf("lb2: %s, %d transitions, pid %d; want BACKUP, %d, a new pid (was %d)", a.State, a.Transitions, after2.PID, b.Transitions, before2.PID)
+	}
+}
