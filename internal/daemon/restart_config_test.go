@@ -167,3 +167,35 @@ func TestRestartAddsVIP(t *testing.T) {
 		}
 	})
 }
+
+// Single-LB mode restarts hitless too: the solo instance's frontends
+// never stop listening (the old proxy is abandoned, the new one binds on
+// the listeners handed over).
+func TestRestartSingleLB(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		text := "[[frontend]]\nname = \"kubernetes\"\nport = 6443\naddress = \"192.0.2.99\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\nservers = [\"192.0.2.31:6443\"]\ncheck = { type = \"none\" }\n"
+		b := newBus()
+		var notified []int
+		old := newNode(t, b, "lb1", text)
+		restartOS(t, b, old, &notified)
+		old.start()
+		if !old.px.isListening("kubernetes") {
+			t.Fatal("single LB not listening")
+		}
+		h := successorOf(t, b, old, text, nil)
+		if res, err := old.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, old, h)
+		synctest.Wait()
+		if !old.px.isListening("kubernetes") || old.px.abandoned != 1 {
+			t.Errorf("old proxy: listening %v abandoned %d; want true 1 (never unlistened)", old.px.isListening("kubernetes"), old.px.abandoned)
+		}
+		if !h.child.px.isListening("kubernetes") {
+			t.Error("new proxy not listening")
+		}
+		if st := h.child.d.Status(); st.Mode != "single" || st.LastRestart == nil {
+			t.Errorf("new status: mode %q last restart %+v", st.Mode, st.LastRestart)
+		}
+	})
+}
