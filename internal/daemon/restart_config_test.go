@@ -199,3 +199,27 @@ func TestRestartSingleLB(t *testing.T) {
 		}
 	})
 }
+
+// A renamed instance (same VRID, same interface) is the same virtual
+// router: it carries on with no transition.
+func TestRestartRenamedInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1, lb2 := pair(t, b, twoInstances(false), &notified)
+		t1, t2 := lb1.transitions(), lb2.transitions()
+		h := successorOf(t, b, lb1, strings.Replace(twoInstances(false), `name = "api"`, `name = "kube"`, 1), nil)
+		if res, err := lb1.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, lb1, h)
+		settle(3 * time.Second)
+		st := h.child.d.Status()
+		if len(st.Instances) != 1 || st.Instances[0].Name != "kube" || st.Instances[0].State != "MASTER" || st.Instances[0].Transitions != t1 {
+			t.Errorf("new lb1: %+v, want kube MASTER with %d transitions", st.Instances, t1)
+		}
+		if lb2.transitions() != t2 {
+			t.Errorf("lb2 made %d transitions", lb2.transitions()-t2)
+		}
+	})
+}
