@@ -112,13 +112,19 @@ func (r *Runner) Freeze(ctx context.Context) (Snapshot, error) {
 		}
 		r.mu.Unlock()
 		if !mine {
-			select {
-			case rep := <-req.reply:
-				if rep.err == nil {
-					r.resumeReq(req)
+			// The runner took it (it waits for its advert, or an effect
+			// holds it up): it freezes later and is resumed at once. Not
+			// waited for here: what holds the runner up may be waiting
+			// for the caller.
+			go func() {
+				select {
+				case rep := <-req.reply:
+					if rep.err == nil {
+						r.resumeReq(req)
+					}
+				case <-r.done:
 				}
-			case <-r.done:
-			}
+			}()
 		}
 		return Snapshot{}, ctx.Err()
 	}

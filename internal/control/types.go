@@ -386,6 +386,11 @@ type RestartResult struct {
 	FrozenMs float64 `json:"frozen_ms,omitempty"`
 	// Reason says why it was not handed over, or what the new one runs.
 	Reason string `json:"reason,omitempty"`
+	// PhasesMs are the steps of a handover, each from the end of the one
+	// before: "export" (the proxy's freeze, after the runners froze),
+	// "send" (state and descriptors), "ready" (the new process adopted
+	// everything), "running" (GO to RUNNING).
+	PhasesMs map[string]float64 `json:"phases_ms,omitempty"`
 	// Conns and Listeners count what the proxy handed over.
 	Conns     int `json:"conns,omitempty"`
 	Listeners int `json:"listeners,omitempty"`

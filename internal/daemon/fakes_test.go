@@ -227,8 +227,11 @@ type fakeProxy struct {
 	failListen error
 	// healthy is the healthy-server count per frontend; 1 when not set.
 	healthy map[string]int
-	// A restart's calls.
+	// A restart's calls; thawed is open while frozen, and onFreeze runs
+	// in Freeze.
 	frozen, resumed, abandoned, adopted, closeAdopted int
+	thawed                                            chan struct{}
+	onFreeze                                          func()
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -244,6 +247,14 @@ func (p *fakeProxy) names(fes []string) []string {
 }
 func (p *fakeProxy) Listen(fes ...string) error {
 	p.mu.Lock()
+	for p.thawed != nil {
+		// Frozen for a restart: Listen waits for Resume or Abandon, as
+		// the real proxy's does.
+		ch := p.thawed
+		p.mu.Unlock()
+		<-ch
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	if p.failListen != nil {
 		return p.failListen
@@ -270,12 +281,23 @@ func (p *fakeProxy) Update(cfg proxy.Config) error {
 }
 func (p *fakeProxy) Freeze(context.Context) (*proxy.Handoff, []*os.File, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.frozen++
+	p.thawed = make(chan struct{})
+	f := p.onFreeze
+	p.mu.Unlock()
+	if f != nil {
+		f()
+	}
 	return &proxy.Handoff{}, nil, nil
 }
-func (p *fakeProxy) Resume() error { p.mu.Lock(); p.resumed++; p.mu.Unlock(); return nil }
-func (p *fakeProxy) Abandon()      { p.mu.Lock(); p.abandoned++; p.mu.Unlock() }
+func (p *fakeProxy) thaw() {
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
+}
+func (p *fakeProxy) Resume() error { p.mu.Lock(); p.resumed++; p.thaw(); p.mu.Unlock(); return nil }
+func (p *fakeProxy) Abandon()      { p.mu.Lock(); p.abandoned++; p.thaw(); p.mu.Unlock() }
 func (p *fakeProxy) Adopt(*proxy.Handoff, []*os.File) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -92,7 +92,7 @@ func (d *Daemon) Restart(ctx context.Context) (control.RestartResult, error) {
 			handoff.ErrTimeout, fr.deadline().Sub(fr.at).Round(time.Millisecond))
 	}
 	cancel()
-	res.FrozenMs = ms(time.Since(fr.at))
+	res.FrozenMs, res.PhasesMs = ms(time.Since(fr.at)), fr.phases
 	if err != nil {
 		succ.Abort()
 		d.thaw(fr)
@@ -109,7 +109,7 @@ func (d *Daemon) Restart(ctx context.Context) (control.RestartResult, error) {
 	res.Reason = fmt.Sprintf("vipd %s (pid %d) runs with every socket and the state", hello.BinaryVersion, res.NewPID)
 	res.TookMs = ms(time.Since(start))
 	log.Info().Int("new_pid", res.NewPID).Str("new_version", hello.BinaryVersion).Float64("took_ms", res.TookMs).
-		Float64("frozen_ms", res.FrozenMs).Int("conns", res.Conns).Msg("handed over to the new process; this one exits")
+		Float64("frozen_ms", res.FrozenMs).Any("phases_ms", res.PhasesMs).Int("conns", res.Conns).Msg("handed over to the new process; this one exits")
 	return res, nil
 }
 
@@ -126,9 +126,11 @@ func (d *Daemon) handOver(ctx context.Context, succ Successor, fr *frozen) (stri
 	if err != nil {
 		return "send the state", err
 	}
+	fr.phase("send")
 	if err := succ.AwaitReady(ctx); err != nil {
 		return "wait for READY", err
 	}
+	fr.phase("ready")
 	select {
 	case <-d.stop:
 		// A stop (SIGTERM) came meanwhile: it is this process's to carry
@@ -142,6 +144,7 @@ func (d *Daemon) handOver(ctx context.Context, succ Successor, fr *frozen) (stri
 	if err := succ.AwaitRunning(ctx); err != nil {
 		return "wait for RUNNING", err
 	}
+	fr.phase("running")
 	return "", nil
 }
 

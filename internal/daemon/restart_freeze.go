@@ -16,6 +16,8 @@ import (
 // let go of (abandon) exactly that.
 type frozen struct {
 	at      time.Time
+	last    time.Time          // end of the last phase
+	phases  map[string]float64 // ms each phase took (control.RestartResult.PhasesMs)
 	runners []*instance
 	health  bool
 	aux     bool
@@ -25,37 +27,24 @@ type frozen struct {
 }
 
 // freeze stops everything that acts at a safe point and collects the
-// state and the sockets: the runners first (an effect in flight must not
-// wait on a frozen proxy), health results and trackers, the beacon and
-// liveness (with a goodbye), the proxy last. On error everything frozen
-// so far is thawed.
-func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
-	fr = &frozen{at: time.Now()}
+// state and the sockets: health results (trackers' verdicts with them),
+// the beacon and liveness (with a goodbye), the proxy (its export is the
+// longest step), and the runners last, each right after an advert, so
+// the new process's whole interval is left for the handover itself. A
+// runner whose effect waits on the frozen proxy (a transition in that
+// window) cannot freeze: the freeze gives up after runnerFreezeMax and
+// everything is thawed, as on any error.
+func (d *Daemon) freeze(ctx context.Context) (_ *frozen, err error) {
+	fr := &frozen{at: time.Now()}
+	fr.last = fr.at
 	defer func() {
 		if err != nil {
-			d.thaw(fr)
-			fr = nil
+			d.thaw(fr) // what froze so far
 		}
 	}()
 	st := &fr.state
 	st.PID, st.BinaryVersion, st.Started = os.Getpid(), Version, d.started
 	st.ControlFD, st.HTTPFD = -1, -1
-	snaps, err := d.freezeRunners(ctx, fr)
-	if err != nil {
-		return nil, err
-	}
-	fr.at = time.Now() // a MASTER froze right after an advert: from here
-	for i, inst := range fr.runners {
-		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snaps[i], ConnFD: -1, Plan: inst.plan}
-		if inst.conn != nil {
-			f, err := d.os.ExportVRRP(inst.conn)
-			if err != nil {
-				return nil, fmt.Errorf("instance %s: %w", inst.name, err)
-			}
-			is.ConnFD = fr.add(f)
-		}
-		st.Instances = append(st.Instances, is)
-	}
 	d.health.pause()
 	fr.health = true
 	st.Checks = d.health.saved()
@@ -76,15 +65,54 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 			*l.fd = fr.add(f)
 		}
 	}
-	h, files, err := d.proxy.Freeze(ctx)
+	h, pfiles, err := d.proxy.Freeze(ctx)
 	if err != nil {
 		return nil, err
 	}
 	fr.proxy = true
+	fr.phase("export")
+	defer func() {
+		if err != nil {
+			closeFiles(pfiles)
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, runnerFreezeMax(d.insts))
+	snaps, err := d.freezeRunners(rctx, fr)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	fr.at = time.Now() // a MASTER froze right after an advert: from here
+	fr.last = fr.at
+	for i, inst := range fr.runners {
+		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snaps[i], ConnFD: -1, Plan: inst.plan}
+		if inst.conn != nil {
+			f, err := d.os.ExportVRRP(inst.conn)
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", inst.name, err)
+			}
+			is.ConnFD = fr.add(f)
+		}
+		st.Instances = append(st.Instances, is)
+	}
 	st.Proxy, st.ProxyBase = h, len(fr.files)
-	fr.files = append(fr.files, files...)
+	fr.files = append(fr.files, pfiles...)
 	st.FrozenAt = fr.at
 	return fr, nil
+}
+
+// runnerFreezeMax bounds the runners' freeze: a MASTER waits up to one
+// interval for its advert, and half of one more is slack. A runner stuck
+// longer (its effect waits on the frozen proxy) has not advertised for
+// at most 2.5 intervals when it resumes: its peers wait 3 and more.
+func runnerFreezeMax(insts []*instance) time.Duration {
+	var d time.Duration
+	for _, inst := range insts {
+		if iv := inst.runner.Status().MasterInterval; d == 0 || iv < d {
+			d = iv
+		}
+	}
+	return max(d*3/2, 50*time.Millisecond)
 }
 
 // freezeRunners freezes every running instance at once (a MASTER waits
@@ -151,6 +179,16 @@ func (fr *frozen) deadline() time.Time {
 // handoffMax bounds a handover with nothing that falls due (single LB, a
 // FAULT node): READY and RUNNING's own deadlines.
 const handoffMax = 12 * time.Second
+
+// phase records how long the step that just ended took.
+func (fr *frozen) phase(name string) {
+	now := time.Now()
+	if fr.phases == nil {
+		fr.phases = map[string]float64{}
+	}
+	fr.phases[name] = ms(now.Sub(fr.last))
+	fr.last = now
+}
 
 // add appends f to the files and returns its index.
 func (fr *frozen) add(f *os.File) int {

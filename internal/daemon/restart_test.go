@@ -11,6 +11,7 @@ import (
 
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/handoff"
+	"github.com/vipd/vipd/vrrp"
 )
 
 // pair starts lb1 (priority 150, MASTER once settled) and lb2 on b, with
@@ -341,4 +342,36 @@ type stopOnSend struct {
 func (s stopOnSend) Send(format uint16, body []byte, files []*os.File) error {
 	s.d.Shutdown()
 	return s.Successor.Send(format, body, files)
+}
+
+// The proxy freezes before the runners (its export is the long step);
+// a runner whose effect waits on the frozen proxy (here a Listen asked
+// for at that moment) cannot freeze: the restart gives up and rolls
+// back, the effect completes, and nothing is left frozen.
+func TestRestartRunnerBlockedOnFrozenProxy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1, lb2 := pair(t, b, baseConfig(""), &notified)
+		t1, t2 := lb1.transitions(), lb2.transitions()
+		lb1.px.onFreeze = func() { lb1.d.insts[0].runner.Relisten() }
+		h := successorOf(t, b, lb1, baseConfig(""), nil)
+		res, err := lb1.d.Restart(context.Background())
+		if err != nil || res.Outcome != control.RestartRolledBack || !strings.Contains(res.Reason, "freeze") {
+			t.Fatalf("restart: %+v %v; want rolled back in the freeze", res, err)
+		}
+		if !h.aborted {
+			t.Error("the new process was not killed")
+		}
+		settle(3 * time.Second)
+		lb1.mustState("MASTER")
+		lb2.mustState("BACKUP")
+		if lb1.transitions() != t1 || lb2.transitions() != t2 {
+			t.Errorf("transitions %d/%d, want %d/%d", lb1.transitions(), lb2.transitions(), t1, t2)
+		}
+		lb1.px.onFreeze = nil
+		if err := lb1.d.insts[0].runner.Resume(); !errors.Is(err, vrrp.ErrNotFrozen) {
+			t.Errorf("runner left frozen: Resume says %v", err)
+		}
+	})
 }
