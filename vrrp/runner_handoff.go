@@ -268,10 +268,9 @@ func (r *Runner) snapshot() (Snapshot, error) {
 }
 
 // ResumeRunner builds a runner that takes up snap (from Freeze, in this
-// process or another) under cfg, on conn: Run makes no transition and
-// takes no action to start; a MASTER sends its next advert at the
-// snapshot's deadline (at once if it passed, and no later than one new
-// interval), a BACKUP's Master_Down_Timer runs on. Effects implementing
+// process or another) under cfg, on conn: Run makes no transition; a
+// MASTER binds its listeners (the ones handed over) and advertises at
+// once, then every interval; a BACKUP's Master_Down_Timer runs on. Effects implementing
 // Resumer are told the state first. See RestoreMachine for a cfg that
 // differs from the snapshot's.
 func ResumeRunner(cfg RunnerConfig, conn Conn, fx Effects, snap Snapshot) (*Runner, error) {
@@ -309,7 +308,8 @@ func (r *Runner) resumedFx() {
 		res.Resumed(st)
 	}
 	if st == StateMaster {
-		r.exec([]Action{{Kind: ActionListen, Reason: "taken over from the previous process: serving on its listeners"}})
+		listen := Action{Kind: ActionListen, Reason: "taken over from the previous process: serving on its listeners"}
+		r.exec(append([]Action{listen}, r.m.takeUp(time.Now())...))
 		return
 	}
 	r.publish()

@@ -115,7 +115,7 @@ func TestRunnerFreezeAndResume(t *testing.T) {
 }
 
 // A MASTER handed to a new runner (the new process) on the same socket:
-// the new one sends its first advert exactly at the snapshot's deadline,
+// the new one sends its first advert at once and then every interval,
 // with no transition and no effect but Resumed and Listen (on the listeners
 // handed over); status carries on; the old
 // one returns ErrHandedOver having taken no action.
@@ -155,19 +155,24 @@ func TestRunnerHandOver(t *testing.T) {
 		if calls := fx2.take(); !slices.Equal(calls, []string{"resumed MASTER", "listen"}) {
 			t.Errorf("new runner's effects at start: %v, want resumed MASTER, listen", calls)
 		}
-		time.Sleep(time.Until(snap.Machine.AdverAt) - time.Millisecond)
+		// The first advert goes out at once (no later than the handover
+		// took), the next one interval on.
+		if n := len(tr.conn.sent(t)); n != sent+1 {
+			t.Fatalf("%d adverts when the new runner started, want 1", n-sent)
+		}
+		time.Sleep(time.Second - time.Millisecond)
 		synctest.Wait()
-		if n := len(tr.conn.sent(t)); n != sent {
-			t.Fatalf("%d adverts before the snapshot's deadline, want none", n-sent)
+		if n := len(tr.conn.sent(t)); n != sent+1 {
+			t.Fatalf("%d adverts within the interval, want only the first", n-sent)
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
-		if n := len(tr.conn.sent(t)); n != sent+1 {
-			t.Fatalf("%d adverts at the snapshot's deadline, want 1", n-sent)
+		if n := len(tr.conn.sent(t)); n != sent+2 {
+			t.Fatalf("%d adverts one interval on, want 2", n-sent)
 		}
 		st := r2.Status()
-		if st.State != StateMaster || st.Transitions != snap.Transitions || st.AdvertsSent != snap.AdvertsSent+1 {
-			t.Errorf("new runner: %v, %d transitions, %d sent; want MASTER, %d, %d", st.State, st.Transitions, st.AdvertsSent, snap.Transitions, snap.AdvertsSent+1)
+		if st.State != StateMaster || st.Transitions != snap.Transitions || st.AdvertsSent != snap.AdvertsSent+2 {
+			t.Errorf("new runner: %v, %d transitions, %d sent; want MASTER, %d, %d", st.State, st.Transitions, st.AdvertsSent, snap.Transitions, snap.AdvertsSent+2)
 		}
 		if calls := fx2.take(); len(calls) > 0 {
 			t.Errorf("new runner's effects: %v", calls)
@@ -245,8 +250,8 @@ func TestRunnerResumedThenStopped(t *testing.T) {
 		go func() { done <- r2.Run(context.Background()) }()
 		synctest.Wait()
 		adv := tr.conn.sent(t)[sent:]
-		if len(adv) != 1 || adv[0].Priority != 0 {
-			t.Fatalf("sent %+v, want one priority-0 advert", adv)
+		if len(adv) != 2 || adv[0].Priority != 100 || adv[1].Priority != 0 {
+			t.Fatalf("sent %+v, want the takeover's advert, then priority 0", adv)
 		}
 		time.Sleep(4 * time.Second)
 		synctest.Wait()

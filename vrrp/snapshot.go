@@ -154,3 +154,17 @@ func (m *Machine) thaw(now time.Time) {
 	}
 	m.rearm()
 }
+
+// takeUp is a restored machine's first step in its new process (vipd's
+// rule): a MASTER advertises at once, and every interval from then. Its
+// peers then hear it no later than the handover took, however busy the
+// new process's first moments are (adopting a thousand connections); the
+// restored deadline would be raced by them.
+func (m *Machine) takeUp(now time.Time) []Action {
+	if m.state != StateMaster || m.cfg.Solo || m.stopped || m.leaving != leaveNone {
+		return nil
+	}
+	m.adverAt = now.Add(m.cfg.AdvertInterval)
+	m.rearm()
+	return []Action{{Kind: ActionSendAdvert, Priority: m.prio}}
+}
