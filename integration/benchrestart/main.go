@@ -11,7 +11,8 @@
 //     the state to the binary on disk);
 //   - vipd SIGTERM + start on the master (today: the planned handover);
 //   - HAProxy's seamless reload on the master (-x stats socket with
-//     expose-fd listeners, -sf), keepalived untouched;
+//     expose-fd listeners, -sf), keepalived untouched, without and with
+//     hard-stop-after 5s;
 //   - keepalived stop + start on the master (systemctl restart
 //     keepalived), HAProxy untouched.
 //
@@ -53,6 +54,7 @@ var runs = []run{
 	{lab.SysVipdRestart, true},
 	{lab.SysVipdTerm, false},
 	{lab.SysHAProxy, false},
+	{lab.SysHAProxyHard, false},
 	{lab.SysKeepalived, false},
 }
 

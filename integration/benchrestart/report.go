@@ -76,7 +76,7 @@ written by one side and never received by the other.
 			nodeTr += " (counter reset)"
 		}
 		old := "–"
-		if r.System == lab.SysHAProxy {
+		if r.System == lab.SysHAProxy || r.System == lab.SysHAProxyHard {
 			old = fmt.Sprintf("%d (%s)", r.OldLeft, ms(r.LingerMax))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d / %s | %d / %d | %s (%s) | %s (%s) | %d → %d (%s) | %s → %s (%s) | %s |\n",

@@ -21,6 +21,9 @@ const (
 	SysVipdTerm    = "vipd SIGTERM + start"     // today's planned handover and a fresh start
 	SysHAProxy     = "HAProxy reload (-x, -sf)" // keepalived untouched
 	SysKeepalived  = "keepalived stop + start"  // HAProxy untouched
+	// SysHAProxyHard is the seamless reload with hard-stop-after 5s: the
+	// old process is stopped 5 s after the reload, connections or not.
+	SysHAProxyHard = "HAProxy reload, hard-stop-after 5s"
 )
 
 // RestartScenario is one run.
@@ -50,12 +53,15 @@ type RestartResult struct {
 	NodeFresh bool `json:"node_fresh"`
 	// WireChanges and Resigns are seen in the capture over the run: the
 	// sender of the adverts changing, and priority-0 adverts.
-	WireChanges int `json:"wire_changes"`
-	Resigns     int `json:"resigns"`
+	WireChanges int      `json:"wire_changes"`
+	Resigns     int      `json:"resigns"`
+	WireLog     []string `json:"wire_log,omitempty"`
 	// Gaps is the longest time between adverts around each restart;
-	// Steady the longest before the first.
-	Gaps   []time.Duration `json:"gaps"`
-	Steady time.Duration   `json:"steady_gap"`
+	// Steady the longest before the first, and SteadyChanges the master
+	// changes on the wire then (with no restart: the machine's noise).
+	Gaps          []time.Duration `json:"gaps"`
+	Steady        time.Duration   `json:"steady_gap"`
+	SteadyChanges int             `json:"steady_changes"`
 	// Took is each restart's time: the command (vipd restart), or from
 	// the signal to the node back in its role with the VIP where it was.
 	Took []time.Duration `json:"took"`
@@ -132,7 +138,7 @@ func RunRestartScenario(t testing.TB, sc RestartScenario) RestartResult {
 	switch sc.System {
 	case SysVipdRestart, SysVipdTerm:
 		sys = startVipdPair(t, l, sc, vip, cp)
-	case SysHAProxy, SysKeepalived:
+	case SysHAProxy, SysHAProxyHard, SysKeepalived:
 		sys = startKeepalivedPair(t, l, sc, vip, cp)
 	default:
 		t.Fatalf("unknown system %q", sc.System)
@@ -144,6 +150,7 @@ func RunRestartScenario(t testing.TB, sc RestartScenario) RestartResult {
 	time.Sleep(sc.Dwell)
 	steadyFrom := time.Now().Add(-sc.Dwell)
 	res.Steady = AdvertGap(capt.Adverts(), 51, steadyFrom, time.Now())
+	res.SteadyChanges, _ = MasterChanges(capt.Adverts(), 51, steadyFrom, time.Now())
 	runFrom := time.Now()
 	for i := 1; i <= sc.Restarts; i++ {
 		from := time.Now()
@@ -205,5 +212,6 @@ func RunRestartScenario(t testing.TB, sc RestartScenario) RestartResult {
 		res.Node, res.NodeFresh = res.Node+node0, true
 	}
 	res.WireChanges, res.Resigns = MasterChanges(capt.Adverts(), 51, runFrom, runTo)
+	res.WireLog = ChangeLog(capt.Adverts(), 51, runFrom, runTo)
 	return res
 }

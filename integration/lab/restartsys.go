@@ -94,11 +94,11 @@ func startVipdPair(t testing.TB, l *Lab, sc RestartScenario, vip netip.Addr, cp 
 // haproxyRestartConfig is HAProxy in `mode tcp` with timeouts longer than
 // the run and a stats socket that hands its listeners over (expose-fd
 // listeners), as a seamless reload needs.
-func haproxyRestartConfig(bind, server netip.AddrPort, maxconn int, stats string) string {
+func haproxyRestartConfig(bind, server netip.AddrPort, maxconn int, stats, extra string) string {
 	return fmt.Sprintf(`global
     maxconn %d
     stats socket %s mode 600 level admin expose-fd listeners
-
+%s
 defaults
     mode tcp
     timeout connect 5s
@@ -111,7 +111,7 @@ frontend k8s
 
 backend apiservers
     server cp1 %s
-`, maxconn, stats, bind, server)
+`, maxconn, stats, extra, bind, server)
 }
 
 var pidRE = regexp.MustCompile(`pid=(\d+)`)
@@ -141,7 +141,11 @@ func startKeepalivedPair(t testing.TB, l *Lab, sc RestartScenario, vip netip.Add
 		name := fmt.Sprintf("ha%d", i+1)
 		sock := filepath.Join(l.Dir(), "haproxy-"+name, "admin.sock")
 		socks = append(socks, sock)
-		has = append(has, l.StartHAProxyConfig(t, h, name, haproxyRestartConfig(bind, server, 2*sc.Streams.N+2000, sock)))
+		extra := ""
+		if sc.System == SysHAProxyHard {
+			extra = "    hard-stop-after 5s\n"
+		}
+		has = append(has, l.StartHAProxyConfig(t, h, name, haproxyRestartConfig(bind, server, 2*sc.Streams.N+2000, sock, extra)))
 	}
 	adv := strconv.FormatFloat(sc.Interval.Seconds(), 'f', -1, 64)
 	k1 := l.StartKeepalived(t, hosts[0], "ka1", KeepalivedOptions{VIP: vip, Priority: 150, AdvertInt: adv})

@@ -193,6 +193,29 @@ func MasterChanges(as []Advert, vrid int, from, to time.Time) (changes, resigns 
 	return changes, resigns
 }
 
+// ChangeLog describes the first few master changes and priority-0
+// adverts of vrid in (from, to], with their time after from.
+func ChangeLog(as []Advert, vrid int, from, to time.Time) []string {
+	var out []string
+	var cur netip.Addr
+	for _, a := range as {
+		if a.VRID != vrid || len(out) >= 10 {
+			continue
+		}
+		in := a.At.After(from) && !a.At.After(to)
+		switch {
+		case a.Priority == 0 && in:
+			out = append(out, fmt.Sprintf("+%s %s resigns (priority 0)", a.At.Sub(from).Round(time.Millisecond), a.Src))
+		case a.Priority > 0 && cur.IsValid() && a.Src != cur && in:
+			out = append(out, fmt.Sprintf("+%s %s -> %s (priority %d)", a.At.Sub(from).Round(time.Millisecond), cur, a.Src, a.Priority))
+		}
+		if a.Priority > 0 {
+			cur = a.Src
+		}
+	}
+	return out
+}
+
 // AwaitLine reads lines from r until one equals want; other lines
 // starting with "error" end the wait with that line.
 func AwaitLine(r *bufio.Reader, want string, timeout time.Duration) error {
