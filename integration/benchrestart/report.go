@@ -56,7 +56,13 @@ HAProxy's reload is the seamless one (a new process with
 `+"`-x <stats socket> -sf <old pid>`"+`); keepalived's restart is SIGTERM, exit, start, as
 `+"`systemctl restart keepalived`"+` does. A stream is *cut* when it did not end in
 order (a reset, an EOF its sender never sent, an error); bytes *lost* were
-written by one side and never received by the other.
+written by one side and never received by the other (for a cut stream,
+also what its sender wrote before it saw the cut). VRRP transitions are
+the status JSON's `+"`transitions`"+` (keepalived: its "Entering ... STATE" log
+lines); on the wire, a master change is the sender of the adverts
+changing (a backup's last advert after a preempting master's first counts
+twice). The advert gap is the longest time between two adverts on the
+segment, from any router, around each restart.
 
 `, o.interval, o.n, o.chunk, o.every, o.restarts, o.dwell)
 	b.WriteString("| restart | node | restarts done | streams cut (reset) | bytes lost / duplicated (of bytes sent) | half-closed streams ended in order | new connections failed |\n")
@@ -87,6 +93,13 @@ written by one side and never received by the other.
 	b.WriteString("\n")
 	b.WriteString(targets(rs, o))
 	for _, r := range rs {
+		if r.SteadyChanges > 0 {
+			fmt.Fprintf(&b, "\n%s on %s: %d master changes on the wire in the %s before the first restart (no restart: the loaded machine's noise).\n",
+				r.System, node(r.OnBackup), r.SteadyChanges, o.dwell)
+		}
+		if len(r.WireLog) > 0 && r.System == lab.SysVipdRestart {
+			fmt.Fprintf(&b, "\n%s on %s, on the wire (after the first restart began): %s.\n", r.System, node(r.OnBackup), strings.Join(r.WireLog, "; "))
+		}
 		if r.Err != "" || len(r.Streams.Why) > 0 {
 			fmt.Fprintf(&b, "\n%s on %s: ", r.System, node(r.OnBackup))
 			if r.Err != "" {
