@@ -68,8 +68,8 @@ func (l *loop) listenerEvent(fd int32) {
 // acceptAll accepts from every ready listener, a batch each.
 func (l *loop) acceptAll() {
 	l.lnWork = false
-	if l.fdRetryAt != 0 {
-		return // short of fds: fdRetry resumes accepting
+	if l.fdRetryAt != 0 || l.frozen {
+		return // short of fds: fdRetry resumes accepting; frozen: Resume does
 	}
 	for _, ls := range l.lns {
 		if !ls.ready || ls.waitSlot {
@@ -156,7 +156,7 @@ func (l *loop) acceptFrom(ls *lnState) {
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa, start: l.now}
 		if o := l.lighter(); o != nil && o.post(c) {
 			continue
 		}

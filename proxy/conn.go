@@ -44,6 +44,8 @@ type conn struct {
 	pend     [2][]byte      // bytes read but not yet written, only after a short write
 	deadline int64          // connect deadline
 	last     int64          // last activity, for the idle timeout
+	start    int64          // accepted at, ns since Proxy.epoch
+	n        [2]uint64      // bytes written to the server [0] and to the client [1]
 	tried    [maxTries]*server
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored

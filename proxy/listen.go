@@ -110,7 +110,10 @@ func listenFreebind(addr netip.AddrPort) (*rawListener, error) {
 // rawListener is a non-blocking listening socket. It is not registered
 // with the runtime poller: every event loop has it in its epoll set with
 // EPOLLEXCLUSIVE and accepts from it directly (see loop.acceptFrom).
-type rawListener struct{ fd int }
+type rawListener struct {
+	fd      int
+	adopted bool // taken over from the old process (adopt.go)
+}
 
 func newRawListener(fd int) (*rawListener, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {

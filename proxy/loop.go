@@ -32,6 +32,7 @@ type loop struct {
 
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
+	frozen     bool            // a handoff is under way: no accepting (freeze.go)
 	conns      map[int32]*conn // by fd, client and server side
 	lns        []*lnState
 	lnWork     bool  // some listener may have connections to accept now

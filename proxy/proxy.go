@@ -52,6 +52,14 @@ type Proxy struct {
 	backends  map[string]*backend
 	running   bool
 	closed    bool
+	// adopted holds the listeners Adopt took over until Listen uses them
+	// (adopt.go).
+	adopted map[adoptKey]*rawListener
+
+	// frzMu guards frz, the handoff under way (freeze.go). Not p.mu: a
+	// Listen or Update blocked on a frozen loop holds p.mu.
+	frzMu sync.Mutex
+	frz   *freezeState
 }
 
 // frontend is a named set of listeners. Settings the loops read are
@@ -152,6 +160,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.Unlisten()
 	p.mu.Lock()
 	p.closed = true
+	p.closeAdoptedLocked()
 	for _, b := range p.backends {
 		for _, s := range b.servers {
 			s.stopDrain()
@@ -206,6 +215,10 @@ func (p *Proxy) Listen(frontends ...string) error {
 			ln, err := p.bind(fe, a)
 			if err != nil {
 				for _, o := range lns {
+					if o.ln.adopted {
+						p.adopted[adoptKey{o.fe.name, o.addr}] = o.ln // for the next Listen
+						continue
+					}
 					o.ln.close()
 				}
 				return err
@@ -223,6 +236,9 @@ func (p *Proxy) Listen(frontends ...string) error {
 }
 
 func (p *Proxy) bind(fe *frontend, a netip.AddrPort) (*rawListener, error) {
+	if ln := p.takeAdopted(fe, a); ln != nil {
+		return ln, nil
+	}
 	ln, err := listenFreebind(a)
 	if err != nil {
 		be := &BindError{Frontend: fe.name, Addr: a, Err: err}
@@ -235,7 +251,7 @@ func (p *Proxy) bind(fe *frontend, a netip.AddrPort) (*rawListener, error) {
 func (p *Proxy) serveLocked(fe *frontend, a netip.AddrPort, ln *rawListener) {
 	fe.listeners[a] = &listener{ln: ln}
 	p.attach(fe, ln)
-	p.log.Info().Str("frontend", fe.name).Stringer("bind", a).Msg("listening")
+	p.log.Info().Str("frontend", fe.name).Stringer("bind", a).Bool("adopted", ln.adopted).Msg("listening")
 }
 
 // Unlisten closes the listeners of the named frontends (every frontend when

@@ -97,6 +97,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			}
 			p.n -= int(n)
 			counter.Add(uint64(n))
+			c.n[d] += uint64(n)
 			if p.n == 0 {
 				c.pipes[d] = nil
 				l.putPipe(p)
@@ -119,6 +120,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 				return false, false
 			}
 			counter.Add(uint64(n))
+			c.n[d] += uint64(n)
 			if c.pend[d] = c.pend[d][n:]; len(c.pend[d]) == 0 {
 				c.pend[d] = nil
 			}
@@ -196,6 +198,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			c.flags &^= f.write
 		}
 		counter.Add(uint64(w))
+		c.n[d] += uint64(w)
 		if w < n {
 			c.pend[d] = append([]byte(nil), l.buf[w:n]...)
 		}

@@ -112,6 +112,12 @@ func (e *vipEffects) Announce(rounds int) {
 			break
 		}
 	}
+	e.background(rounds, g)
+}
+
+// background runs the rest of a burst of rounds (the first went out) and
+// then the periodic refresh.
+func (e *vipEffects) background(rounds int, g garpSettings) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.stopAnnounc = cancel
 	e.announcing.Add(1)
@@ -156,6 +162,21 @@ func (e *vipEffects) StopAnnounce() {
 		e.stopAnnounc = nil
 	}
 	e.announcing.Wait()
+}
+
+// Resumed takes up a state handed over by the old process of a restart:
+// a MASTER's VIPs are this process's now and their periodic refresh runs
+// on (no burst: nothing moved).
+func (e *vipEffects) Resumed(state vrrp.State) {
+	if state != vrrp.StateMaster {
+		return
+	}
+	e.held = true
+	if e.ann == nil || len(e.announced) == 0 {
+		return
+	}
+	_, g := e.current()
+	e.background(1, g)
 }
 
 func (e *vipEffects) RemoveVIP() error {

@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/vipd/vipd/proxy"
+)
+
+// frozen is what the old process stopped for a restart: Resume (thaw) or
+// let go of (abandon) exactly that.
+type frozen struct {
+	at      time.Time
+	runners []*instance
+	health  bool
+	aux     bool
+	proxy   bool
+	files   []*os.File // duplicates for the child; closed once sent
+	state   restartState
+}
+
+// freeze stops everything that acts at a safe point and collects the
+// state and the sockets: the runners first (an effect in flight must not
+// wait on a frozen proxy), health results and trackers, the beacon and
+// liveness (with a goodbye), the proxy last. On error everything frozen
+// so far is thawed.
+func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
+	fr = &frozen{at: time.Now()}
+	defer func() {
+		if err != nil {
+			d.thaw(fr)
+			fr = nil
+		}
+	}()
+	st := &fr.state
+	st.PID, st.BinaryVersion, st.Started = os.Getpid(), Version, d.started
+	st.ControlFD, st.HTTPFD = -1, -1
+	for _, inst := range d.insts {
+		snap, err := inst.runner.Freeze(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s: %w", inst.name, err)
+		}
+		fr.runners = append(fr.runners, inst)
+		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snap, ConnFD: -1, Plan: inst.plan}
+		if inst.conn != nil {
+			f, err := d.os.ExportVRRP(inst.conn)
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", inst.name, err)
+			}
+			is.ConnFD = fr.add(f)
+		}
+		st.Instances = append(st.Instances, is)
+	}
+	d.health.pause()
+	fr.health = true
+	st.Checks = d.health.saved()
+	st.Trackers = d.trk.saved()
+	st.Servers = adminStates(d.proxy)
+	st.LastDrill = d.drills.last()
+	d.stopAux("restarting: a new vipd process takes over")
+	fr.aux = true
+	for _, l := range []struct {
+		ln net.Listener
+		fd *int
+	}{{d.ctlLn, &st.ControlFD}, {d.httpLn, &st.HTTPFD}} {
+		f, err := listenerFile(l.ln)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			*l.fd = fr.add(f)
+		}
+	}
+	h, files, err := d.proxy.Freeze(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fr.proxy = true
+	st.Proxy, st.ProxyBase = h, len(fr.files)
+	fr.files = append(fr.files, files...)
+	st.FrozenAt = fr.at
+	return fr, nil
+}
+
+// deadline is when the handover must be done, or be rolled back: a
+// MASTER's next advert plus one interval (its peers wait three and more),
+// a BACKUP's Master_Down_Timer (past it, a master that failed meanwhile
+// would be noticed late). Handoff's own deadlines apply as well.
+func (fr *frozen) deadline() time.Time {
+	at := fr.at.Add(handoffMax)
+	for _, is := range fr.state.Instances {
+		m := is.Runner.Machine
+		var due time.Time
+		switch {
+		case is.Solo:
+		case m.State == "MASTER" && !m.AdverAt.IsZero():
+			due = m.AdverAt.Add(m.MasterInterval)
+		case m.State == "BACKUP":
+			due = m.DownTimer
+		}
+		if !due.IsZero() && due.Before(at) {
+			at = due
+		}
+	}
+	return at
+}
+
+// handoffMax bounds a handover with nothing that falls due (single LB, a
+// FAULT node): READY and RUNNING's own deadlines.
+const handoffMax = 12 * time.Second
+
+// add appends f to the files and returns its index.
+func (fr *frozen) add(f *os.File) int {
+	fr.files = append(fr.files, f)
+	return len(fr.files) - 1
+}
+
+// listenerFile duplicates a listener's socket for the child; nil for a
+// listener that has none (a test's fake): the child binds its own.
+func listenerFile(ln net.Listener) (*os.File, error) {
+	fl, ok := ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, nil
+	}
+	f, err := fl.File()
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	}
+	return f, nil
+}
+
+// thaw undoes freeze after a failed handover: everything carries on where
+// it stopped.
+func (d *Daemon) thaw(fr *frozen) {
+	if fr == nil {
+		return
+	}
+	closeFiles(fr.files)
+	fr.files = nil
+	if fr.proxy {
+		if err := d.proxy.Resume(); err != nil {
+			d.log.Error().Err(err).Msg("restart rollback: resume the proxy")
+		}
+	}
+	if fr.aux {
+		d.startAux(d.runCtx)
+	}
+	if fr.health {
+		d.health.resume()
+	}
+	for _, inst := range fr.runners {
+		if err := inst.runner.Resume(); err != nil {
+			inst.log.Error().Err(err).Msg("restart rollback: resume the instance")
+		}
+	}
+}
+
+// abandon lets go of everything frozen once the new process runs: no
+// leave action, no shutdown(2) on a socket the new process holds.
+func (d *Daemon) abandon(fr *frozen) {
+	closeFiles(fr.files)
+	fr.files = nil
+	if fr.proxy {
+		d.proxy.Abandon()
+	}
+	for _, inst := range fr.runners {
+		inst.runner.Abandon()
+	}
+	if ul, ok := d.ctlLn.(*net.UnixListener); ok {
+		// The socket's path is the new process's now.
+		ul.SetUnlinkOnClose(false)
+	}
+}
+
+// adminStates lists the servers an operator took out of rotation.
+func adminStates(p Proxy) []serverSaved {
+	var out []serverSaved
+	for _, b := range p.Status().Backends {
+		for _, s := range b.Servers {
+			if s.Admin == proxy.AdminDrain.String() || s.Admin == proxy.AdminMaint.String() {
+				out = append(out, serverSaved{Backend: b.Name, Server: s.Name, Admin: s.Admin})
+			}
+		}
+	}
+	return out
+}
