@@ -42,7 +42,7 @@ unit:
 integration: deps
 	$(GO) test -count=1 -v -timeout 20m ./integration/
 
-bench: bench-failover bench-proxy bench-storm
+bench: bench-failover bench-proxy bench-storm bench-restart
 
 bench-failover: deps build
 	$(GO) run ./integration/benchfailover -reps 10 -out docs/benchmarks.md -plots docs
