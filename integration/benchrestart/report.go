@@ -73,7 +73,7 @@ segment, from any router, around each restart.
 			r.System, node(r.OnBackup), r.Restarts, o.restarts, errNote(r), s.Cut, s.Streams, s.Reset,
 			s.LostBytes, s.DupBytes, s.SentC2S+s.SentS2C, s.HalfClosed, o.n/5, r.Probe.Failed, r.Probe.Attempts)
 	}
-	b.WriteString("\n| restart | node | VRRP transitions: peer / restarted node | on the wire: master changes / priority-0 adverts | longest advert gap around a restart (× interval) | time per restart, median (max) | restarted process fds after restart 1 → last | RSS after restart 1 → last | old processes left after the last restart (longest lived) |\n")
+	b.WriteString("\n| restart | node | VRRP transitions: peer / restarted node | on the wire: master changes / priority-0 adverts | longest advert gap around a restart (× interval); before the first restart | time per restart, median (max) | restarted process fds after restart 1 → last | RSS after restart 1 → last | old processes left after the last restart (longest lived) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		gap := maxDur(r.Gaps)
@@ -85,8 +85,8 @@ segment, from any router, around each restart.
 		if r.System == lab.SysHAProxy || r.System == lab.SysHAProxyHard {
 			old = fmt.Sprintf("%d (%s)", r.OldLeft, ms(r.LingerMax))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d / %s | %d / %d | %s (%s) | %s (%s) | %d → %d (%s) | %s → %s (%s) | %s |\n",
-			r.System, node(r.OnBackup), r.Peer, nodeTr, r.WireChanges, r.Resigns, ms(gap), ratio(float64(gap), float64(o.interval)),
+		fmt.Fprintf(&b, "| %s | %s | %d / %s | %d / %d | %s (%s); %s | %s (%s) | %d → %d (%s) | %s → %s (%s) | %s |\n",
+			r.System, node(r.OnBackup), r.Peer, nodeTr, r.WireChanges, r.Resigns, ms(gap), ratio(float64(gap), float64(o.interval)), ms(r.Steady),
 			ms(lab.Median(r.Took)), ms(maxDur(r.Took)), r.FDFirst, r.FDLast, ratio(float64(r.FDLast), float64(r.FDFirst)),
 			mib(r.RSSFirst), mib(r.RSSLast), ratio(float64(r.RSSLast), float64(r.RSSFirst)), old)
 	}
