@@ -118,7 +118,8 @@ type Spawn struct {
 	// Path is the binary to run; Args is the full argv (Args[0] included).
 	Path string
 	Args []string
-	// Env is the child's environment (nil: none); EnvFD is appended.
+	// Env is the child's environment (nil: this process's); any EnvFD in
+	// it is replaced by EnvFD=3.
 	Env []string
 	// Stdout and Stderr receive the child's output (nil: discarded).
 	Stdout, Stderr io.Writer

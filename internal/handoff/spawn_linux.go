@@ -172,6 +172,10 @@ func (c *Child) next(ctx context.Context, deadline time.Time, phase string) (eve
 	select {
 	case ev, ok := <-c.sock.events:
 		if ok {
+			// A child sends no descriptors: the frame is refused by the
+			// caller, its files closed here.
+			closeFiles(ev.Files)
+			ev.Files = nil
 			return ev, nil
 		}
 		return event{}, c.ended(ctx, t.C, phase, c.sock.term)

@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Helpers of the handoff tests: an old proxy, a second Proxy in the same
+// process standing for the new one, byte streams checked end to end.
+
+// hoConfig is one frontend on a free 127.0.0.1 port to backend be.
+func hoConfig(t *testing.T, servers ...ServerConfig) Config {
+	t.Helper()
+	ap := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t))
+	return Config{
+		Frontends: []FrontendConfig{{Name: "fe", Backend: "be", Binds: []netip.AddrPort{ap}}},
+		Backends:  []BackendConfig{{Name: "be", Servers: servers}},
+	}
+}
+
+func feAddr(cfg Config) string { return cfg.Frontends[0].Binds[0].String() }
+
+// hoOld starts the old proxy, listening; its log goes to the returned
+// buffer.
+func hoOld(t *testing.T, cfg Config) (*Proxy, *syncBuf) {
+	t.Helper()
+	buf := &syncBuf{}
+	p := startProxy(t, cfg, zerolog.New(buf))
+	if err := p.Listen(); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	return p, buf
+}
+
+// freeze freezes p and checks the Handoff survives JSON.
+func freeze(t *testing.T, p *Proxy) (*Handoff, []*os.File) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, files, err := p.Freeze(ctx)
+	if err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	t.Cleanup(func() { p.Resume() }) // a test that failed while frozen
+	data, err := json.Marshal(h)
+	if err != nil {
+		t.Fatalf("marshal Handoff: %v", err)
+	}
+	var back Handoff
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("unmarshal Handoff: %v", err)
+	}
+	return &back, files
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// handover freezes old, adopts into a new Proxy built from cfg (Adopt,
+// Listen, CloseAdopted, Run: the new process's order), then abandons old.
+// It returns the new proxy and what was handed over.
+func handover(t *testing.T, old *Proxy, cfg Config) (*Proxy, *Handoff) {
+	t.Helper()
+	h, files := freeze(t, old)
+	return adopt(t, old, cfg, h, files), h
+}
+
+// adopt is handover after the freeze.
+func adopt(t *testing.T, old *Proxy, cfg Config, h *Handoff, files []*os.File) *Proxy {
+	t.Helper()
+	np, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := np.Adopt(h, files); err != nil {
+		t.Fatalf("Adopt: %v", err)
+	}
+	if err := np.Listen(); err != nil {
+		t.Fatalf("Listen after Adopt: %v", err)
+	}
+	np.CloseAdopted()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { np.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("new proxy's Run did not return")
+		}
+	})
+	old.Abandon()
+	return np
+}
+
+// anyConn reports whether some connection of p satisfies f, looked at
+// from its loop.
+func anyConn(p *Proxy, f func(c *conn) bool) bool {
+	found := false
+	for _, l := range p.loops {
+		l.do(func(l *loop) {
+			for fd, c := range l.conns {
+				if fd == c.cfd && f(c) {
+					found = true
+				}
+			}
+		})
+	}
+	return found
+}
+
+// gen is a reproducible byte stream.
+type gen struct {
+	r   *rand.Rand
+	buf [8]byte
+	i   int
+}
+
+func newGen(seed uint64) *gen { return &gen{r: rand.New(rand.NewPCG(seed, 7))} }
+
+func (g *gen) fill(b []byte) {
+	for k := range b {
+		if g.i == 0 {
+			binary.LittleEndian.PutUint64(g.buf[:], g.r.Uint64())
+		}
+		b[k] = g.buf[g.i]
+		g.i = (g.i + 1) % 8
+	}
+}
+
+// sum is a byte count and a SHA-256.
+type sum struct {
+	n   int64
+	sha [32]byte
+}
+
+// writer writes seeded chunks to c until stop is set (or max bytes), then
+// half-closes it; done delivers what it wrote.
+func writer(c net.Conn, seed uint64, chunk int, max int64, stop *atomic.Bool, paced bool) <-chan sum {
+	if cl, ok := c.(*client); ok {
+		c = cl.Conn
+	}
+	done := make(chan sum, 1)
+	go func() {
+		g, h := newGen(seed), sha256.New()
+		b := make([]byte, chunk)
+		var n int64
+		for !stop.Load() && (max == 0 || n < max) {
+			g.fill(b)
+			c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			w, err := c.Write(b)
+			h.Write(b[:w])
+			n += int64(w)
+			if err != nil {
+				break
+			}
+			if paced {
+				// One chunk at a time: the proxy reads each one alone, so
+				// it stays in buffer mode (no splice).
+				for !stop.Load() && outq(c) > 0 {
+					time.Sleep(20 * time.Microsecond) // polling the socket's queue
+				}
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+		var s sum
+		s.n = n
+		copy(s.sha[:], h.Sum(nil))
+		done <- s
+	}()
+	return done
+}
+
+// outq is the bytes of c not yet acknowledged by the peer (SIOCOUTQ).
+func outq(c net.Conn) int {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	return n
+}
+
+// readSum reads r to EOF.
+func readSum(r io.Reader) (sum, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	var s sum
+	s.n = n
+	copy(s.sha[:], h.Sum(nil))
+	return s, err
+}
+
+// slowListener listens on 127.0.0.1 with a small receive buffer
+// (inherited by accepted sockets), so a server that does not read fills
+// up fast.
+func slowListener(t *testing.T) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+		return err
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// noErrors fails if the log holds a warning or an error.
+func noErrors(t *testing.T, log *syncBuf) {
+	t.Helper()
+	for line := range strings.SplitSeq(log.String(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			t.Errorf("old proxy logged: %s", line)
+		}
+	}
+}
+
+// countFds counts this process's open file descriptors but pipes (Go's
+// io.Copy keeps a pool of splice pipes that come and go with the garbage
+// collector) and the directory read.
+func countFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(l, "pipe:") {
+			n++
+		}
+	}
+	return n - 1 // the directory's own fd
+}
+
+// fdLinks maps each fd to what it refers to (/proc/self/fd).
+func fdLink(fd int) string {
+	l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	return l
+}
+
+// proxyFds lists every fd p holds (its loops must be parked or stopped):
+// epoll, eventfd, spare, listeners, connections, pooled pipes.
+func proxyFds(p *Proxy) map[int]string {
+	fds := map[int]string{}
+	add := func(fd int) {
+		if fd >= 0 {
+			fds[fd] = fdLink(fd)
+		}
+	}
+	for _, l := range p.loops {
+		add(l.epfd)
+		add(l.efd)
+		add(l.spare)
+		for _, ls := range l.lns {
+			add(int(ls.fd))
+		}
+		for _, c := range l.conns {
+			add(int(c.cfd))
+			add(int(c.sfd))
+		}
+		for _, pp := range l.free {
+			add(pp.r)
+			add(pp.w)
+		}
+	}
+	return fds
+}
