@@ -179,8 +179,8 @@ func raiseNofile() {
 // oneLine is a run's figures on one line, for the progress output.
 func oneLine(r lab.RestartResult) string {
 	s := r.Streams
-	return fmt.Sprintf("restarts %d cut %d (reset %d) lost %d dup %d corrupt %d probes failed %d/%d peer %d node %d wire %d resign %d gap %s took %s fds %d->%d rss %d->%d old %d linger %s %s",
-		r.Restarts, s.Cut, s.Reset, s.LostBytes, s.DupBytes, s.Corrupt, r.Probe.Failed, r.Probe.Attempts, r.Peer, r.Node,
+	return fmt.Sprintf("failed %d restarts %d cut %d (reset %d) lost %d dup %d corrupt %d probes failed %d/%d peer %d node %d wire %d resign %d gap %s took %s fds %d->%d rss %d->%d old %d linger %s %s",
+		r.Failed, r.Restarts, s.Cut, s.Reset, s.LostBytes, s.DupBytes, s.Corrupt, r.Probe.Failed, r.Probe.Attempts, r.Peer, r.Node,
 		r.WireChanges, r.Resigns, maxDur(r.Gaps), lab.Median(r.Took).Round(time.Millisecond), r.FDFirst, r.FDLast,
 		r.RSSFirst, r.RSSLast, r.OldLeft, r.LingerMax.Round(time.Millisecond), r.Err)
 }
