@@ -52,7 +52,7 @@ func TestRestartUnderLoad(t *testing.T) {
 					r.Peer, r.Node, r.NodeFresh, r.WireChanges, r.Resigns)
 			}
 			for i, g := range r.Gaps {
-				if g > sc.Interval*3/2 {
+				if g > 2*sc.Interval {
 					t.Errorf("restart %d: adverts %s apart, interval %s", i+1, g, sc.Interval)
 				}
 			}

@@ -80,6 +80,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 200*time.Millisecond, "VRRP advert interval of both systems")
 	flag.DurationVar(&o.every, "every", 200*time.Millisecond, "one chunk per stream and direction this often")
 	flag.IntVar(&o.chunk, "chunk", 256, "bytes per chunk")
+	on := flag.String("on", "", "run only the restarts of this node: master or backup")
 	only := flag.String("only", "", "run only the scenarios whose system contains this (vipd restart, SIGTERM, HAProxy, keepalived)")
 	out := flag.String("out", "", "markdown file whose \"## Hitless restart\" section is (re)written")
 	data := flag.String("json", "", "also write the results as JSON to this file")
@@ -113,7 +114,7 @@ func main() {
 	started := time.Now()
 	var results []lab.RestartResult
 	for _, rn := range runs {
-		if *only != "" && !strings.Contains(rn.System, *only) {
+		if *only != "" && !strings.Contains(rn.System, *only) || *on != "" && *on != node(rn.OnBackup) {
 			continue
 		}
 		select {

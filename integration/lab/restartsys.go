@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -59,10 +60,19 @@ func startVipdPair(t testing.TB, l *Lab, sc RestartScenario, vip netip.Addr, cp 
 		r.node = func() int { return transitions(node) }
 		r.restart = func(int) (time.Duration, error) {
 			took, err := tr.Restart()
-			if err == nil {
-				settle()
+			if err != nil {
+				return took, err
 			}
-			return took, err
+			if werr := WaitFor(20*time.Second, func() error {
+				if s := node.State(); s != want {
+					return fmt.Errorf("%s is %q, want %q", node.Name, s, want)
+				}
+				return nil
+			}); werr != nil {
+				t.Fatalf("after vipd restart: %v; %s", werr, diagnose(node, tr.Pid()))
+			}
+			settle()
+			return took, nil
 		}
 		return r
 	}
@@ -89,6 +99,27 @@ func startVipdPair(t testing.TB, l *Lab, sc RestartScenario, vip netip.Addr, cp 
 		return time.Since(start), nil
 	}
 	return r
+}
+
+// diagnose describes a node process that stopped answering: its state in
+// /proc, then a goroutine dump (SIGQUIT: the Go runtime prints every
+// goroutine's stack to the log and exits), with the log kept in
+// os.TempDir() for a look afterwards.
+func diagnose(n *Node, pid int) string {
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+	alive := n.isNodeProc(pid)
+	var trace []byte
+	if alive {
+		// What it does in the kernel for a second: syscalls by count.
+		trace, _ = exec.Command("timeout", "3", "strace", "-c", "-f", "-p", strconv.Itoa(pid)).CombinedOutput()
+		syscall.Kill(pid, syscall.SIGQUIT)
+		time.Sleep(2 * time.Second)
+	}
+	keep := filepath.Join(os.TempDir(), fmt.Sprintf("vipd-restart-%s-%d.log", n.Name, pid))
+	os.WriteFile(keep, append([]byte(n.Log()+"\n--- strace -c -f for 3 s before the dump ---\n"), trace...), 0o644)
+	return fmt.Sprintf("process %d alive %v, stat %q, wchan %q; log (with a goroutine dump) kept in %s",
+		pid, alive, strings.TrimSpace(string(stat)), wchan, keep)
 }
 
 // haproxyRestartConfig is HAProxy in `mode tcp` with timeouts longer than
