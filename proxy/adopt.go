@@ -53,6 +53,9 @@ func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
 		fd, err := dupFile(files[i])
 		if err == nil {
 			dups = append(dups, fd)
+			// The loops need it; it is set already unless someone cleared
+			// it (os.File.Fd on a file made by net does).
+			err = unix.SetNonblock(fd, true)
 		}
 		return fd, err
 	}
@@ -105,7 +108,6 @@ func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
 			unix.Close(lfds[i])
 			continue
 		}
-		unix.SetNonblock(lfds[i], true)
 		p.adopted[k] = &rawListener{fd: lfds[i], adopted: true}
 	}
 	r := resolver{p: p, fes: map[string]*frontend{}, bes: map[string]*backend{}}

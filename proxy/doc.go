@@ -35,6 +35,12 @@
 //   - Every connection is owned by one event loop, so Unlisten, CloseConns,
 //     drain, maint and the Status counters are exact; Update applies only
 //     differences and never drops an established connection.
+//   - Hitless restart (handoff.go, freeze.go, adopt.go): Freeze stops every
+//     loop at a safe point and exports the listeners and connections (dups
+//     of their sockets, the bytes held, read out of splice pipes too,
+//     half-close state, deadlines, counters); a new process Adopts them and
+//     Listen reuses the adopted listeners; the old one Abandons (closes its
+//     copies without shutdown or RST) or, on rollback, Resumes.
 //
 // It does not terminate TLS, look into the stream, or balance per request.
 //
@@ -89,7 +95,9 @@
 // fdlimit.go (out of file descriptors), backend.go (servers and pickers),
 // proxyproto.go (the PROXY protocol header), admin.go, update.go and
 // status.go (the operator's and the daemon's calls), rawsock.go and sys.go
-// (raw system calls), procs.go (GOMAXPROCS while the loops run).
+// (raw system calls), procs.go (GOMAXPROCS while the loops run),
+// handoff.go (the Handoff a new process gets), freeze.go (Freeze, Resume,
+// Abandon) and adopt.go (Adopt).
 //
 // The price is Linux-only code with explicit epoll bookkeeping instead of
 // the io.Copy model; tests cover half-close, partial writes under

@@ -42,8 +42,9 @@ type connExport struct {
 // until Abandon. Freeze returns within ctx (and 2 s at most); on error
 // nothing stays frozen. Listen, Unlisten, Update and CloseConns called
 // during a freeze block until Resume or Abandon: do not call them from the
-// goroutine that decides. Run must be running. Connections accepted by
-// Serve's goroutine for a listener that is not TCP are not exported.
+// goroutine that decides. The loops answer once Run runs them. Only
+// Listen's listeners are exported, not those given to Serve, nor the
+// connections Serve's goroutine accepts from a listener that is not TCP.
 func (p *Proxy) Freeze(ctx context.Context) (*Handoff, []*os.File, error) {
 	ctx, cancel := context.WithTimeout(ctx, freezeMax)
 	defer cancel()
@@ -64,7 +65,10 @@ func (p *Proxy) Freeze(ctx context.Context) (*Handoff, []*os.File, error) {
 		p.frzMu.Lock()
 		p.frz = nil
 		p.frzMu.Unlock()
-		return nil, nil, fmt.Errorf("proxy: freeze: %w", err)
+		if err != ErrClosed {
+			err = fmt.Errorf("proxy: freeze: %w", err)
+		}
+		return nil, nil, err
 	}
 	p.frzMu.Lock()
 	fs.complete = true
@@ -90,7 +94,7 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 	// Listeners and the counters' owners, while nothing is frozen: a
 	// caller blocked on a frozen loop may hold p.mu later.
 	p.mu.Lock()
-	if p.closed || !p.running {
+	if p.closed {
 		p.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
@@ -119,9 +123,11 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 
 	// Phase 1: no loop accepts any more, so none hands a new connection
 	// to another that has parked already.
+	// Queued, never run inline (as async does before a loop has started):
+	// parkForHandoff blocks its caller.
 	acks := make(chan struct{}, len(p.loops))
 	for _, l := range p.loops {
-		l.async(func(l *loop) {
+		l.queue(func(l *loop) {
 			l.frozen = true
 			acks <- struct{}{}
 		})
@@ -131,7 +137,7 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 		case <-acks:
 		case <-ctx.Done():
 			for _, l := range p.loops {
-				l.async(func(l *loop) { l.thaw() }) // queued after the freeze
+				l.queue(func(l *loop) { l.thaw() }) // after the freeze
 			}
 			return nil, files, ctx.Err()
 		}
@@ -140,7 +146,7 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 	// Phase 2: each loop exports its connections and parks until decided.
 	exports := make(chan []connExport, len(p.loops))
 	for _, l := range p.loops {
-		l.async(func(l *loop) { l.parkForHandoff(fs, exports) })
+		l.queue(func(l *loop) { l.parkForHandoff(fs, exports) })
 	}
 	var all []connExport
 	for range p.loops {

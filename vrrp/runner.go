@@ -102,6 +102,12 @@ type Runner struct {
 	readCancel func()
 	readDone   chan struct{}
 	resumed    bool
+	// A MASTER freezes right after a periodic advert (runner_handoff.go):
+	// the freeze waits in pendingFreeze until advertSent, or until
+	// pendingSince is two intervals old.
+	pendingFreeze *freezeRequest
+	pendingSince  time.Time
+	advertSent    bool
 
 	sent, received, late atomic.Uint64
 
@@ -211,7 +217,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return nil
 	}
 	for {
-		if req := r.takeFreeze(); req != nil {
+		if req := r.freezeNow(); req != nil {
 			if done, err := r.frozen(ctx, req); done {
 				return err
 			}
@@ -232,7 +238,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			stopped = r.exec(r.m.Step(time.Now(), p.ev))
 		case now := <-timer.C:
 			r.woke(at)
+			sent := r.sent.Load()
 			stopped = r.exec(r.m.Step(now, TimerFired{Gen: gen}))
+			r.advertSent = r.sent.Load() != sent
 		case <-r.wake:
 			r.woke(at)
 			stopped = r.drain(time.Now())

@@ -67,8 +67,9 @@ type freezeReply struct {
 	err  error
 }
 
-// Freeze stops the runner at a safe point and returns its state: the read
-// loop stops (what it read is fed to the machine first; what it did not
+// Freeze stops the runner at a safe point and returns its state (a
+// MASTER right after its next periodic advert, so the new process has a
+// whole interval before the next one is due): the read loop stops (what it read is fed to the machine first; what it did not
 // stays queued on the socket for the new process), no advert is sent and
 // no timer fires until Resume or Abandon. It refuses (wrapping
 // ErrNoSnapshot) while a handover is under way, and returns ErrStopped
@@ -155,6 +156,32 @@ func (r *Runner) Abandon() error {
 	}
 	close(req.leave)
 	<-r.done
+	return nil
+}
+
+// freezeNow returns the Freeze to serve now, if any. A MASTER that
+// advertises serves it right after its next periodic advert: the new
+// process then has nearly a whole interval before the next one falls due,
+// and its peers see no longer gap than usual. Anything else freezes at
+// once (and a MASTER whose advert does not come within two intervals).
+func (r *Runner) freezeNow() *freezeRequest {
+	if req := r.takeFreeze(); req != nil {
+		st := r.m.Status()
+		if st.State != StateMaster || st.Leaving || r.cfg.Machine.Solo || r.conn == nil {
+			return req
+		}
+		r.pendingFreeze, r.pendingSince, r.advertSent = req, time.Now(), false
+		return nil
+	}
+	req := r.pendingFreeze
+	if req == nil {
+		return nil
+	}
+	st := r.m.Status()
+	if r.advertSent || st.State != StateMaster || time.Since(r.pendingSince) > 2*st.MasterInterval {
+		r.pendingFreeze = nil
+		return req
+	}
 	return nil
 }
 

@@ -78,8 +78,13 @@ func TestRunnerFreezeAndResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if snap.Machine.State != "MASTER" || snap.Transitions != before.Transitions || snap.AdvertsSent != before.AdvertsSent {
-			t.Errorf("snapshot %+v, want MASTER with %d transitions and %d adverts", snap, before.Transitions, before.AdvertsSent)
+		// A MASTER freezes right after its next periodic advert: the next
+		// one is a whole interval away.
+		if snap.Machine.State != "MASTER" || snap.Transitions != before.Transitions || snap.AdvertsSent != before.AdvertsSent+1 {
+			t.Errorf("snapshot %+v, want MASTER with %d transitions and %d adverts", snap, before.Transitions, before.AdvertsSent+1)
+		}
+		if d := snap.Machine.AdverAt.Sub(snap.TakenAt); d != time.Second {
+			t.Errorf("frozen %v before the next advert, want the whole interval (1s)", d)
 		}
 		sent := len(tr.conn.sent(t))
 		time.Sleep(5 * time.Second)

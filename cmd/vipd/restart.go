@@ -12,6 +12,7 @@ import (
 
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/daemon"
+	"github.com/vipd/vipd/internal/safetext"
 )
 
 // restartTimeout bounds `vipd restart`: the new process's hello, READY
@@ -48,9 +49,9 @@ func cmdRestart(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "restarted: pid %d -> %d in %.0f ms (loops frozen %.0f ms), %d connections and %d listeners handed over\n",
 				res.OldPID, res.NewPID, res.TookMs, res.FrozenMs, res.Conns, res.Listeners)
 		case control.RestartPlanned:
-			fmt.Fprintf(stdout, "not hitless: %s\n", res.Reason)
+			fmt.Fprintf(stdout, "not hitless: %s\n", safetext.Clean(res.Reason))
 		default:
-			fmt.Fprintf(stderr, "vipd restart rolled back: %s\n", res.Reason)
+			fmt.Fprintf(stderr, "vipd restart rolled back: %s\n", safetext.Clean(res.Reason))
 		}
 	}
 	if res.Outcome == control.RestartRolledBack {

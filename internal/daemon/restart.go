@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -127,6 +128,13 @@ func (d *Daemon) handOver(ctx context.Context, succ Successor, fr *frozen) (stri
 	}
 	if err := succ.AwaitReady(ctx); err != nil {
 		return "wait for READY", err
+	}
+	select {
+	case <-d.stop:
+		// A stop (SIGTERM) came meanwhile: it is this process's to carry
+		// out the planned way, not to be lost in the handover.
+		return "before GO", errors.New("a stop was requested during the restart")
+	default:
 	}
 	if err := succ.Go(); err != nil {
 		return "send GO", err

@@ -60,7 +60,11 @@ func successorOf(t *testing.T, b *bus, old *testNode, cfgText string, formats []
 		h.child = n
 		cctx, cancel := context.WithCancel(context.Background())
 		h.cancel = cancel
-		go func() { h.done <- n.d.Run(cctx) }()
+		go func() {
+			err := n.d.Run(cctx)
+			n.done <- err // a later restart of this one waits on it
+			h.done <- err
+		}()
 		t.Cleanup(func() {
 			cancel()
 			<-h.done

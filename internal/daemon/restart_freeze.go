@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/vipd/vipd/proxy"
+	"github.com/vipd/vipd/vrrp"
 )
 
 // frozen is what the old process stopped for a restart: Resume (thaw) or
@@ -38,13 +40,12 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 	st := &fr.state
 	st.PID, st.BinaryVersion, st.Started = os.Getpid(), Version, d.started
 	st.ControlFD, st.HTTPFD = -1, -1
-	for _, inst := range d.insts {
-		snap, err := inst.runner.Freeze(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("instance %s: %w", inst.name, err)
-		}
-		fr.runners = append(fr.runners, inst)
-		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snap, ConnFD: -1, Plan: inst.plan}
+	snaps, err := d.freezeRunners(ctx, fr)
+	if err != nil {
+		return nil, err
+	}
+	for i, inst := range fr.runners {
+		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snaps[i], ConnFD: -1, Plan: inst.plan}
 		if inst.conn != nil {
 			f, err := d.os.ExportVRRP(inst.conn)
 			if err != nil {
@@ -85,8 +86,46 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 	return fr, nil
 }
 
+// freezeRunners freezes every running instance at once (a MASTER waits
+// for its next advert, and several must not wait in turn); fr.runners
+// lists the frozen ones, in order, also on error.
+func (d *Daemon) freezeRunners(ctx context.Context, fr *frozen) ([]vrrp.Snapshot, error) {
+	var insts []*instance
+	for _, inst := range d.insts {
+		if !stoppedRunner(inst) { // a leaving instance that has left is not
+			insts = append(insts, inst)
+		}
+	}
+	snaps := make([]vrrp.Snapshot, len(insts))
+	errs := make([]error, len(insts))
+	var wg sync.WaitGroup
+	for i, inst := range insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snaps[i], errs[i] = inst.runner.Freeze(ctx)
+		}()
+	}
+	wg.Wait()
+	var out []vrrp.Snapshot
+	var first error
+	for i, inst := range insts {
+		if errs[i] != nil {
+			if first == nil {
+				first = fmt.Errorf("instance %s: %w", inst.name, errs[i])
+			}
+			continue
+		}
+		fr.runners = append(fr.runners, inst)
+		out = append(out, snaps[i])
+	}
+	return out, first
+}
+
 // deadline is when the handover must be done, or be rolled back: a
-// MASTER's next advert plus one interval (its peers wait three and more),
+// MASTER's next advert, a whole interval after the freeze, plus a
+// quarter (the new process sends it then at the latest: no gap over
+// 1.25 intervals; its peers wait three and more),
 // a BACKUP's Master_Down_Timer (past it, a master that failed meanwhile
 // would be noticed late). Handoff's own deadlines apply as well.
 func (fr *frozen) deadline() time.Time {
@@ -97,7 +136,7 @@ func (fr *frozen) deadline() time.Time {
 		switch {
 		case is.Solo:
 		case m.State == "MASTER" && !m.AdverAt.IsZero():
-			due = m.AdverAt.Add(m.MasterInterval)
+			due = m.AdverAt.Add(m.MasterInterval / 4)
 		case m.State == "BACKUP":
 			due = m.DownTimer
 		}
@@ -186,4 +225,14 @@ func adminStates(p Proxy) []serverSaved {
 		}
 	}
 	return out
+}
+
+// stoppedRunner reports whether the instance's runner has returned.
+func stoppedRunner(inst *instance) bool {
+	select {
+	case <-inst.runner.Done():
+		return true
+	default:
+		return false
+	}
 }

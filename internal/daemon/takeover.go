@@ -186,7 +186,10 @@ func (d *Daemon) controlListener(cfg *config.Config, a *adoption) (net.Listener,
 			if err != nil {
 				return nil, fmt.Errorf("restart: control socket: %w", err)
 			}
-			return ln, nil
+			if ln.Addr().String() == cfg.Control.Socket {
+				return ln, nil
+			}
+			ln.Close() // [control] socket moved: the old path is the old process's to remove
 		}
 		// Not handed over: the path is the old process's live socket,
 		// which control.Listen would refuse. It is ours now.

@@ -16,7 +16,9 @@
 //     inherit it), reads its configuration, builds everything but binds
 //     and sends nothing, and says HELLO (Parent.Hello) with its pid, its
 //     binary version and the state formats it reads. Start returns once
-//     HELLO arrived, or fails after Spawn.HelloTimeout.
+//     HELLO arrived, or fails after Spawn.HelloTimeout. The pid must be
+//     the child's own (a wrapper that forks is refused): it becomes
+//     systemd's MAINPID.
 //  3. If new cannot read the format old writes (Hello.Reads), old says
 //     REFUSE (Child.Refuse): new sees Msg.Refused from Parent.Receive and
 //     waits for old's end of the socket to close (Parent.AwaitExit) before

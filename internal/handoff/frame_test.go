@@ -205,11 +205,16 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
-// pattern returns n bytes that differ from chunk to chunk.
+// pattern returns n bytes that differ from chunk to chunk: a block of a
+// size prime to MaxChunk, repeated (cheap under -race).
 func pattern(n int) []byte {
+	const block = 65521
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i ^ i>>8 ^ i>>16)
+	for i := range min(n, block) {
+		b[i] = byte(i ^ i>>8)
+	}
+	for i := block; i < n; i *= 2 {
+		copy(b[i:], b[:i])
 	}
 	return b
 }

@@ -22,7 +22,8 @@ func start(t *testing.T, ctx context.Context, script string, s Spawn, env ...str
 		t.Fatal(err)
 	}
 	s.Path, s.Args = exe, []string{exe}
-	s.Env = append(append(os.Environ(), scriptEnv+"="+script), env...)
+	// A child built with -race sleeps 1s at exit unless told not to.
+	s.Env = append(append(os.Environ(), scriptEnv+"="+script, "GORACE=atexit_sleep_ms=0"), env...)
 	s.Stderr = os.Stderr
 	c, err := Start(ctx, s)
 	if c != nil {

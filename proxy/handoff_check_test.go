@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Adopt refuses a malformed Handoff whole, and closes the files it got
+// either way.
+func TestAdoptRefusesMalformed(t *testing.T) {
+	ok := HandoffConn{State: ConnEstablished, Frontend: "fe", Backend: "be", Server: "s", ClientFD: 0, ServerFD: 1}
+	for _, tc := range []struct {
+		name string
+		h    Handoff
+		want string
+	}{
+		{"listener fd out of range", Handoff{Listeners: []HandoffListener{{Frontend: "fe", FD: 2}}}, "out of range"},
+		{"negative fd", Handoff{Listeners: []HandoffListener{{Frontend: "fe", FD: -1}}}, "out of range"},
+		{"server fd out of range", Handoff{Conns: []HandoffConn{func() HandoffConn { c := ok; c.ServerFD = 5; return c }()}}, "out of range"},
+		{"unknown state", Handoff{Conns: []HandoffConn{func() HandoffConn { c := ok; c.State = "half"; return c }()}}, "unknown state"},
+		{"established without a server", Handoff{Conns: []HandoffConn{func() HandoffConn { c := ok; c.Server = ""; return c }()}}, "without a server"},
+		{"waiting with a server fd", Handoff{Conns: []HandoffConn{func() HandoffConn { c := ok; c.State = ConnWaiting; return c }()}}, "waiting with a server fd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(oneBackend("", ServerConfig{Name: "s", Addr: netip.MustParseAddrPort("127.0.0.1:1")}), zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.closeLoops()
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Adopt(&tc.h, []*os.File{r, w})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Adopt: %v, want %q", err, tc.want)
+			}
+			if _, err := r.Stat(); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("file left open: %v", err)
+			}
+			if st := p.Status(); st.ActiveConns != 0 {
+				t.Errorf("adopted %d connections", st.ActiveConns)
+			}
+		})
+	}
+}
+
+// Adopted connections do not move before Run (a rollback after Adopt
+// must find every byte where the old process left it): they join their
+// loops on its first turn.
+func TestAdoptWaitsForRun(t *testing.T) {
+	srv := newTestServer(t, "s1", nil)
+	cfg := hoConfig(t, srv.config())
+	old, _ := hoOld(t, cfg)
+	c := dial(t, feAddr(cfg))
+	c.greeting(t)
+	h, files := freeze(t, old)
+	np, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := np.Adopt(h, files); err != nil {
+		t.Fatal(err)
+	}
+	registered := 0
+	for _, l := range np.loops {
+		l.do(func(l *loop) { registered += len(l.conns) })
+	}
+	if registered != 0 {
+		t.Fatalf("%d sockets registered before Run", registered)
+	}
+	if st := np.Status(); st.ActiveConns != 1 {
+		t.Errorf("status before Run: %d active, want 1", st.ActiveConns)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { np.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	old.Abandon()
+	c.echo(t, "after Run")
+}
+
+// A second Freeze while one is under way is refused; Resume and Abandon
+// without one do nothing.
+func TestFreezeTwice(t *testing.T) {
+	srv := newTestServer(t, "s1", nil)
+	cfg := hoConfig(t, srv.config())
+	old, _ := hoOld(t, cfg)
+	if err := old.Resume(); !errors.Is(err, ErrNotFrozen) {
+		t.Errorf("Resume before Freeze: %v", err)
+	}
+	old.Abandon() // nothing
+	_, files := freeze(t, old)
+	closeFiles(files)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := old.Freeze(ctx); !errors.Is(err, ErrFrozen) {
+		t.Errorf("second Freeze: %v, want ErrFrozen", err)
+	}
+	if err := old.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, feAddr(cfg))
+	if got := c.greeting(t); got != "s1" {
+		t.Errorf("greeting %q after Resume", got)
+	}
+}
