@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -41,6 +42,26 @@ func vrrpCaptureMain() int {
 		fmt.Fprintln(os.Stderr, "vrrpcap: socket:", err)
 		return 1
 	}
+	// Only protocol 112 reaches the socket (a classic BPF filter on the
+	// IP header's protocol byte): the streams' packets would fill its
+	// buffer. The kernel stamps each packet on arrival (SO_TIMESTAMPNS),
+	// so this process's scheduling does not move the adverts.
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_B | unix.BPF_ABS, K: 9},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: 112},
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffff},
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+		&unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}); err != nil {
+		fmt.Fprintln(os.Stderr, "vrrpcap: filter:", err)
+		return 1
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		fmt.Fprintln(os.Stderr, "vrrpcap: timestamps:", err)
+		return 1
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		fmt.Fprintln(os.Stderr, "vrrpcap: bind:", err)
 		return 1
@@ -53,9 +74,9 @@ func vrrpCaptureMain() int {
 	w := bufio.NewWriter(out)
 	enc := json.NewEncoder(w)
 	fmt.Println("ready")
-	buf := make([]byte, 2048)
+	buf, oob := make([]byte, 2048), make([]byte, 128)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -64,11 +85,27 @@ func vrrpCaptureMain() int {
 			return 1
 		}
 		if a, ok := parseAdvert(buf[:n]); ok {
-			a.At = time.Now()
+			a.At = stamp(oob[:oobn])
 			enc.Encode(a)
 			w.Flush()
 		}
 	}
+}
+
+// stamp is the kernel's receive time from the control messages, or now.
+func stamp(oob []byte) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Now()
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return time.Unix(sec, nsec)
+		}
+	}
+	return time.Now()
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
