@@ -109,6 +109,8 @@ func diagnose(n *Node, pid int) string {
 	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
 	alive := n.isNodeProc(pid)
+	_, serr := n.Status()
+	_, sockErr := os.Stat(n.Socket)
 	var trace []byte
 	if alive {
 		// What it does in the kernel for a second: syscalls by count.
@@ -118,8 +120,8 @@ func diagnose(n *Node, pid int) string {
 	}
 	keep := filepath.Join(os.TempDir(), fmt.Sprintf("vipd-restart-%s-%d.log", n.Name, pid))
 	os.WriteFile(keep, append([]byte(n.Log()+"\n--- strace -c -f for 3 s before the dump ---\n"), trace...), 0o644)
-	return fmt.Sprintf("process %d alive %v, stat %q, wchan %q; log (with a goroutine dump) kept in %s",
-		pid, alive, strings.TrimSpace(string(stat)), wchan, keep)
+	return fmt.Sprintf("process %d alive %v, status: %v, control socket %s: %v, stat %q, wchan %q; log (with a goroutine dump) kept in %s",
+		pid, alive, serr, n.Socket, sockErr, strings.TrimSpace(string(stat)), wchan, keep)
 }
 
 // haproxyRestartConfig is HAProxy in `mode tcp` with timeouts longer than

@@ -65,6 +65,9 @@ type stream struct {
 	// error from an EOF.
 	readDone   chan struct{}
 	readFailed bool
+	// writeDone, on the server, is closed when the write side returned
+	// (its Closed or WriteErr is then final).
+	writeDone chan struct{}
 }
 
 func (s *stream) snapshot() StreamSide {
@@ -209,14 +212,19 @@ func (r *streamRegistry) all() []*stream {
 	return append([]*stream(nil), r.streams...)
 }
 
-// awaitReads waits up to d for every stream's read side to end.
-func (r *streamRegistry) awaitReads(d time.Duration) {
+// awaitEnds waits up to d for both sides of every stream to end.
+func (r *streamRegistry) awaitEnds(d time.Duration) {
 	deadline := time.After(d)
 	for _, s := range r.all() {
-		select {
-		case <-s.readDone:
-		case <-deadline:
-			return
+		for _, ch := range []chan struct{}{s.readDone, s.writeDone} {
+			if ch == nil {
+				continue
+			}
+			select {
+			case <-ch:
+			case <-deadline:
+				return
+			}
 		}
 	}
 }
@@ -306,7 +314,7 @@ func streamServerMain() int {
 				endOnce.Do(func() { close(end) })
 			case "dump":
 				// The clients' last FINs may still be on their way.
-				reg.awaitReads(10 * time.Second)
+				reg.awaitEnds(10 * time.Second)
 				if err := reg.dump(os.Getenv("VIPD_STREAM_OUT")); err != nil {
 					fmt.Println("error", err)
 					continue
@@ -340,7 +348,7 @@ func serveStream(c *net.TCPConn, reg *streamRegistry, e streamEnv, half, end cha
 		c.Write(probeReply)
 		return
 	}
-	s := &stream{side: StreamSide{ID: id, Mode: mode}, readDone: make(chan struct{})}
+	s := &stream{side: StreamSide{ID: id, Mode: mode}, readDone: make(chan struct{}), writeDone: make(chan struct{})}
 	reg.add(s)
 	// The server's direction ends: at "half" for ModeS2CHalf; at "end"
 	// for ModeC2SHalf (the client shut its side long before); otherwise
@@ -354,10 +362,9 @@ func serveStream(c *net.TCPConn, reg *streamRegistry, e streamEnv, half, end cha
 	default:
 		closeOn = []<-chan struct{}{eofOf(s)}
 	}
-	wdone := make(chan struct{})
-	go func() { defer close(wdone); s.writeSide(c, StreamSeed(id, 1), e, closeOn...) }()
+	go func() { defer close(s.writeDone); s.writeSide(c, StreamSeed(id, 1), e, closeOn...) }()
 	s.readSide(c, StreamSeed(id, 0))
-	<-wdone
+	<-s.writeDone
 }
 
 // eofOf is closed when s's read side ends with an EOF (never on an error:
