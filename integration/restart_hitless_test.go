@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,7 @@ servers = ["%s:50000"]
 check = { type = "tcp", interval = "500ms", timeout = "300ms", rise = 1, fall = 2 }
 `
 
-func newHitlessLab(t *testing.T, env ...string) *hitlessLab {
+func newHitlessLab(t *testing.T, setup func(*lab.Node), env ...string) *hitlessLab {
 	l := lab.NewLab(t)
 	h := &hitlessLab{Lab: l, lb1: l.AddHost("lb1", 11), lb2: l.AddHost("lb2", 12), client: l.AddHost("client", 100), cp: l.AddHost("cp1", 31)}
 	vip := l.Addr(10)
@@ -59,7 +60,12 @@ func newHitlessLab(t *testing.T, env ...string) *hitlessLab {
 	nodes := l.StartNodes(t, lab.PairOptions{
 		VIP: vip, Backends: []*lab.Host{h.cp}, HTTP: "127.0.0.1:9600",
 		Extra: fmt.Sprintf(hitlessTalos, h.cp.Addr),
-		Setup: func(n *lab.Node) { n.Env = append(n.Env, env...) },
+		Setup: func(n *lab.Node) {
+			n.Env = append(n.Env, env...)
+			if setup != nil {
+				setup(n)
+			}
+		},
 	}, []lab.LBNode{lab.N("lb1", h.lb1, 150), lab.N("lb2", h.lb2, 100)})
 	h.n1, h.n2 = nodes[0], nodes[1]
 	h.n1.AwaitState("MASTER", 5*time.Second)
@@ -115,7 +121,14 @@ func awaitExit(t *testing.T, n *lab.Node, timeout time.Duration) error {
 // process exited 0, every stream carried on with every byte in order
 // both ways, and the status page's listener was handed over too.
 func TestRestartHitlessMaster(t *testing.T) {
-	h := newHitlessLab(t)
+	var notify *notifyStandIn
+	h := newHitlessLab(t, func(n *lab.Node) {
+		if n.Name == "lb1" {
+			path := filepath.Join(filepath.Dir(n.LogPath), "notify-hitless.sock")
+			notify = newNotifyStandIn(t, path)
+			n.Env = append(n.Env, "NOTIFY_SOCKET="+path, "WATCHDOG_USEC=1000000")
+		}
+	})
 	before1, err := h.n1.Status()
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +175,22 @@ func TestRestartHitlessMaster(t *testing.T) {
 	if !httpUp(h.lb1) {
 		t.Error("the status page does not answer after the restart")
 	}
+	// systemd follows the new process: the old one named it (MAINPID=),
+	// and the new one pings the watchdog once the old one has gone.
+	exited := time.Now()
+	if err := lab.WaitFor(3*time.Second, func() error {
+		notify.mu.Lock()
+		defer notify.mu.Unlock()
+		if !slices.Contains(notify.other, fmt.Sprintf("MAINPID=%d", newPID)) {
+			return fmt.Errorf("no MAINPID=%d in %q", newPID, notify.other)
+		}
+		if len(notify.pings) == 0 || notify.pings[len(notify.pings)-1].Before(exited) {
+			return fmt.Errorf("no watchdog ping since the old process exited")
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestRestartHitlessRollback: a binary on disk that exits at once, and
@@ -182,7 +211,7 @@ func TestRestartHitlessRollback(t *testing.T) {
 			if err := os.WriteFile(wrapper, []byte(tc.script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			h := newHitlessLab(t, "VIPD_RESTART_EXEC="+wrapper)
+			h := newHitlessLab(t, nil, "VIPD_RESTART_EXEC="+wrapper)
 			before1, _ := h.n1.Status()
 			before2, _ := h.n2.Status()
 			streams := startStreams(t, h.client, h.vip+":50000", 4, tc.streams)
@@ -221,7 +250,7 @@ func TestRestartHitlessVersionSkew(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := newHitlessLab(t, "VIPD_RESTART_EXEC="+wrapper)
+	h := newHitlessLab(t, nil, "VIPD_RESTART_EXEC="+wrapper)
 	before, _ := h.n1.Status()
 	code, res, stderr := restartCLI(t, h.n1)
 	if code != 0 || res["outcome"] != "planned-handover" || !strings.Contains(fmt.Sprint(res["reason"]), "formats 99") {
@@ -386,4 +415,51 @@ func hitlessStreamsMain() int {
 	wg.Wait()
 	json.NewEncoder(os.Stdout).Encode(res)
 	return 0
+}
+
+// TestRestartHitlessNewInterval: the backup restarts hitless too, and a
+// restart of the master with advert_interval changed in its file (a
+// setting reload refuses) applies it with no transition on either node:
+// the backup follows the new interval.
+func TestRestartHitlessNewInterval(t *testing.T) {
+	h := newHitlessLab(t, nil)
+	before1, _ := h.n1.Status()
+	before2, _ := h.n2.Status()
+	if code, res, stderr := restartCLI(t, h.n2); code != 0 || res["outcome"] != "handed-over" {
+		t.Fatalf("restart of the backup: exit %d, %v, %q\n%s", code, res, stderr, h.n2.Log())
+	}
+	awaitExit(t, h.n2, 5*time.Second)
+	data, err := os.ReadFile(h.n1.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), `advert_interval = "200ms"`, `advert_interval = "300ms"`, 1)
+	if changed == string(data) {
+		t.Fatal("no advert_interval in the config")
+	}
+	if err := os.WriteFile(h.n1.Config, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, res, stderr := restartCLI(t, h.n1); code != 0 || res["outcome"] != "handed-over" {
+		t.Fatalf("restart of the master: exit %d, %v, %q\n%s", code, res, stderr, h.n1.Log())
+	}
+	awaitExit(t, h.n1, 5*time.Second)
+	if err := lab.WaitFor(3*time.Second, func() error {
+		st, err := h.n2.Status()
+		if err != nil || st.Instances[0].MasterIntervalMs != 300 {
+			return fmt.Errorf("backup follows %v ms (%v)", st.Instances, err)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	time.Sleep(2 * time.Second) // well past the backup's Down_Interval
+	after1, _ := h.n1.Status()
+	after2, _ := h.n2.Status()
+	if a, b := after1.Instances[0], before1.Instances[0]; a.State != "MASTER" || a.Transitions != b.Transitions || a.AdvertIntervalMs != 300 {
+		t.Errorf("lb1: %s, %d transitions, advert %v ms; want MASTER, %d, 300", a.State, a.Transitions, a.AdvertIntervalMs, b.Transitions)
+	}
+	if a, b := after2.Instances[0], before2.Instances[0]; a.State != "BACKUP" || a.Transitions != b.Transitions || after2.PID == before2.PID {
+		t.Errorf("lb2: %s, %d transitions, pid %d; want BACKUP, %d, a new pid (was %d)", a.State, a.Transitions, after2.PID, b.Transitions, before2.PID)
+	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -110,5 +111,39 @@ func TestFreezeTwice(t *testing.T) {
 	c := dial(t, feAddr(cfg))
 	if got := c.greeting(t); got != "s1" {
 		t.Errorf("greeting %q after Resume", got)
+	}
+}
+
+// An adopted listener no frontend of the new config binds is closed by
+// CloseAdopted: its address refuses connections once the old process let
+// go.
+func TestCloseAdoptedUnmatched(t *testing.T) {
+	srv := newTestServer(t, "s1", nil)
+	cfg := hoConfig(t, srv.config())
+	old, _ := hoOld(t, cfg)
+	h, files := freeze(t, old)
+	ncfg := hoConfig(t, srv.config()) // another port
+	np, err := New(ncfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer np.closeLoops()
+	if err := np.Adopt(h, files); err != nil {
+		t.Fatal(err)
+	}
+	if err := np.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	defer np.Unlisten()
+	if n := np.CloseAdopted(); n != 1 {
+		t.Errorf("CloseAdopted closed %d, want 1", n)
+	}
+	if n := np.CloseAdopted(); n != 0 {
+		t.Errorf("second CloseAdopted closed %d, want 0", n)
+	}
+	old.Abandon()
+	if c, err := net.DialTimeout("tcp4", feAddr(cfg), time.Second); err == nil {
+		c.Close()
+		t.Error("the old address still accepts")
 	}
 }

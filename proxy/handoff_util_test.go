@@ -212,24 +212,6 @@ func readSum(r io.Reader) (sum, error) {
 	return s, err
 }
 
-// slowListener listens on 127.0.0.1 with a small receive buffer
-// (inherited by accepted sockets), so a server that does not read fills
-// up fast.
-func slowListener(t *testing.T) net.Listener {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-		return err
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
 // noErrors fails if the log holds a warning or an error.
 func noErrors(t *testing.T, log *syncBuf) {
 	t.Helper()

@@ -36,6 +36,10 @@ func cmdRestart(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	defer cancel()
 	res, err := control.NewClient(path).Restart(ctx)
+	if err != nil && strings.Contains(err.Error(), "404") {
+		// A daemon older than vipd restart: its mux knows no such route.
+		err = fmt.Errorf("%w: the running vipd predates `vipd restart`; restart it the planned way (systemctl restart vipd: the backup holds the VIP meanwhile)", err)
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}

@@ -50,3 +50,20 @@ func TestRestartCommand(t *testing.T) {
 		}
 	}
 }
+
+// Against a vipd that predates the command, vipd restart says so and
+// what to do instead.
+func TestRestartCommandOldDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "vipd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	code, _, errs := runCLI(t, "restart", "--socket", sock)
+	if code != 1 || !strings.Contains(errs, "predates") || !strings.Contains(errs, "systemctl restart vipd") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +86,7 @@ type Daemon struct {
 	runCtx       context.Context
 	ctlLn        net.Listener
 	httpLn       net.Listener
+	serving      atomic.Bool // everything started: a restart may freeze it
 	restarting   atomic.Bool
 	handedOver   atomic.Bool
 	restartMu    sync.Mutex
@@ -125,22 +125,7 @@ func New(opts Options) (*Daemon, error) {
 		changes: newChanges(),
 		hooks:   hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
-	d.exec, d.args = opts.Exec, opts.Args
-	if d.exec == "" {
-		if exe, err := os.Executable(); err == nil {
-			d.exec = strings.TrimSuffix(exe, " (deleted)")
-		}
-	}
-	if len(d.args) == 0 {
-		d.args = os.Args
-	}
-	if d.opts.Stdout == nil {
-		d.opts.Stdout = os.Stdout
-	}
-	if d.opts.Stderr == nil {
-		d.opts.Stderr = os.Stderr
-	}
-	d.notifySocket, d.watchdogUsec = os.Getenv("NOTIFY_SOCKET"), os.Getenv("WATCHDOG_USEC")
+	d.initRestart()
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
 	node, err := cfg.SelectNode(opts.NodeName, hostname, local)
@@ -355,6 +340,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runners.Wait()
 		cancel()
 	}()
+	d.serving.Store(true)
 	if ad != nil {
 		ad.running(gctx, d)
 	} else {

@@ -228,7 +228,7 @@ type fakeProxy struct {
 	// healthy is the healthy-server count per frontend; 1 when not set.
 	healthy map[string]int
 	// A restart's calls.
-	frozen, resumed, abandoned, adopted int
+	frozen, resumed, abandoned, adopted, closeAdopted int
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -282,7 +282,12 @@ func (p *fakeProxy) Adopt(*proxy.Handoff, []*os.File) error {
 	p.adopted++
 	return nil
 }
-func (p *fakeProxy) CloseAdopted() int                          { return 0 }
+func (p *fakeProxy) CloseAdopted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeAdopted++
+	return 0
+}
 func (p *fakeProxy) SetHealth(string, string, bool)             {}
 func (p *fakeProxy) SetAdmin(string, string, proxy.Admin) error { return nil }
 func (p *fakeProxy) Healthy(f string) int {

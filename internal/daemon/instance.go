@@ -166,14 +166,22 @@ func (d *Daemon) buildInstance(ctx context.Context, inst *instance, pl instanceP
 		return err
 	}
 	inst.conn, inst.ann = conn, ann
+	vips, added := pl.managed, false
+	if saved != nil {
+		// A VIP the old process held and the config dropped stays this
+		// instance's until it leaves MASTER (then it goes with the rest);
+		// one the config added is added by the MASTER at once (below).
+		vips, added = mergeVIPs(saved.Plan.Managed, pl.managed)
+	}
 	inst.fx = &vipEffects{
 		log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, ifname: inst.ifname,
-		vips: pl.managed, announced: pl.rc.VIPs, ann: ann,
+		vips: vips, announced: pl.rc.VIPs, ann: ann,
 		frontends: inst.plan.Frontends, garp: garp,
 	}
 	inst.fx.onTransition = d.transitionFunc(inst)
 	var r *vrrp.Runner
 	if saved != nil {
+		inst.fx.settled = make(chan struct{})
 		r, err = vrrp.ResumeRunner(pl.rc, conn, inst.fx, saved.Runner)
 		if err == nil {
 			inst.log.Info().Str("state", saved.Runner.Machine.State).Msg("taking over the instance from the old process: no transition")
@@ -186,8 +194,25 @@ func (d *Daemon) buildInstance(ctx context.Context, inst *instance, pl instanceP
 		ann.Close()
 		return err
 	}
+	if added {
+		// To a MASTER a missing VIP is one to add and announce; others
+		// ignore it.
+		r.VIPRemoved()
+	}
 	inst.runner = r
 	return nil
+}
+
+// mergeVIPs is old's VIPs and then new's that old lacks; added reports
+// whether there were any.
+func mergeVIPs(old, new []netip.Prefix) (out []netip.Prefix, added bool) {
+	out = append(out, old...)
+	for _, p := range new {
+		if !slices.Contains(old, p) {
+			out, added = append(out, p), true
+		}
+	}
+	return out, added
 }
 
 // leavingInstance takes up an instance of the old process's config that
@@ -297,6 +322,7 @@ func (d *Daemon) soloInstance(ctx context.Context, cfg *config.Config, saved *in
 	var r *vrrp.Runner
 	var err error
 	if saved != nil {
+		inst.fx.settled = make(chan struct{})
 		r, err = vrrp.ResumeRunner(rc, nil, inst.fx, saved.Runner)
 	} else {
 		r, err = vrrp.NewRunner(rc, nil, inst.fx)

@@ -28,7 +28,7 @@ import (
 func (d *Daemon) Restart(ctx context.Context) (control.RestartResult, error) {
 	res := control.RestartResult{OldPID: os.Getpid(), At: time.Now()}
 	switch {
-	case !d.up.Load():
+	case !d.serving.Load():
 		return res, fmt.Errorf("%w: vipd is still starting", control.ErrRefused)
 	case d.bgpSide() != nil:
 		return res, fmt.Errorf("%w: BGP mode: the BGP sessions cannot be handed to a new process without the routers seeing them end; use `systemctl restart vipd` (withdraws this node's VIPs the planned way, as `vipd drain self` does, and the other nodes keep serving)", control.ErrRefused)
@@ -190,6 +190,29 @@ func (d *Daemon) getLastRestart() *control.RestartResult {
 	d.restartMu.Lock()
 	defer d.restartMu.Unlock()
 	return d.lastRestart
+}
+
+// initRestart records, at start, what a restart starts and with what:
+// the binary as it is now (a package upgrade replaces the file and
+// leaves " (deleted)" on the old one's link), argv, and systemd's
+// variables before sdnotify takes them out of the environment.
+func (d *Daemon) initRestart() {
+	d.exec, d.args = d.opts.Exec, d.opts.Args
+	if d.exec == "" {
+		if exe, err := os.Executable(); err == nil {
+			d.exec = strings.TrimSuffix(exe, " (deleted)")
+		}
+	}
+	if len(d.args) == 0 {
+		d.args = os.Args
+	}
+	if d.opts.Stdout == nil {
+		d.opts.Stdout = os.Stdout
+	}
+	if d.opts.Stderr == nil {
+		d.opts.Stderr = os.Stderr
+	}
+	d.notifySocket, d.watchdogUsec = os.Getenv("NOTIFY_SOCKET"), os.Getenv("WATCHDOG_USEC")
 }
 
 // successorEnv is this process's environment plus what systemd gave it

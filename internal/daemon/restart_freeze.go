@@ -44,6 +44,7 @@ func (d *Daemon) freeze(ctx context.Context) (fr *frozen, err error) {
 	if err != nil {
 		return nil, err
 	}
+	fr.at = time.Now() // a MASTER froze right after an advert: from here
 	for i, inst := range fr.runners {
 		is := instanceState{Name: inst.name, Solo: inst.solo, VRID: inst.cfg.VRID, Interface: inst.ifname, Runner: snaps[i], ConnFD: -1, Plan: inst.plan}
 		if inst.conn != nil {

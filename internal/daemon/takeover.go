@@ -159,12 +159,31 @@ func (a *adoption) running(ctx context.Context, d *Daemon) {
 		res.Conns, res.Listeners = len(a.st.Proxy.Conns), len(a.st.Proxy.Listeners)
 	}
 	d.setLastRestart(res)
+	go d.closeUnadopted(ctx)
 	go func() {
 		a.p.AwaitExit(ctx)
 		a.p.Close()
 		d.log.Info().Str("component", "restart").Int("old_pid", a.st.PID).Msg("the old process has exited")
 		d.systemd(ctx)
 	}()
+}
+
+// closeUnadopted closes the listeners handed over that no frontend took
+// (one the new config dropped), once every resumed instance bound its
+// own: closing one earlier would reset the clients in its backlog.
+func (d *Daemon) closeUnadopted(ctx context.Context) {
+	for _, inst := range d.insts {
+		if ch := inst.fx.settled; ch != nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	if n := d.proxy.CloseAdopted(); n > 0 {
+		d.log.Info().Str("component", "restart").Int("listeners", n).Msg("closed the listeners handed over that no frontend binds any more")
+	}
 }
 
 // adoptProxy gives the proxy the listeners and connections.

@@ -10,7 +10,8 @@
 //
 //  1. Old starts new (Start): the given path and argv, the environment plus
 //     VIPD_HANDOFF_FD=3, one end of a unix SOCK_SEQPACKET socketpair as
-//     file descriptor 3, stdout and stderr inherited.
+//     file descriptor 3, stdout and stderr as Spawn says (the daemon
+//     passes its own).
 //  2. New finds the socket (FromEnv, which also unsets the variable and
 //     marks the descriptor close-on-exec so new's own children do not
 //     inherit it), reads its configuration, builds everything but binds
