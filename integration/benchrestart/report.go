@@ -93,6 +93,7 @@ what the loaded machine alone does to the adverts.
 			mib(r.RSSFirst), mib(r.RSSLast), ratio(float64(r.RSSLast), float64(r.RSSFirst)), old)
 	}
 	b.WriteString("\n")
+	b.WriteString(summary(rs, o))
 	b.WriteString(targets(rs, o))
 	for _, r := range rs {
 		if r.SteadyChanges > 0 {
@@ -187,4 +188,47 @@ func within(a, b int, frac float64) bool {
 	}
 	d := float64(a-b) / float64(b)
 	return d <= frac && d >= -frac
+}
+
+// summary compares the rows in words, with ratios.
+func summary(rs []lab.RestartResult, o opts) string {
+	find := func(sys string, backup bool) *lab.RestartResult {
+		for i := range rs {
+			if rs[i].System == sys && rs[i].OnBackup == backup && rs[i].Restarts > 0 {
+				return &rs[i]
+			}
+		}
+		return nil
+	}
+	kept := func(r *lab.RestartResult) string {
+		return fmt.Sprintf("%d of %d streams", r.Streams.Streams-r.Streams.Cut, r.Streams.Streams)
+	}
+	var parts []string
+	v, ha, term, ka := find(lab.SysVipdRestart, false), find(lab.SysHAProxy, false), find(lab.SysVipdTerm, false), find(lab.SysKeepalived, false)
+	if v != nil {
+		parts = append(parts, fmt.Sprintf("On the master, vipd restart kept %s through %d restarts (%d rolled back) with %d failed new connections and %d VRRP transitions on the peer; a restart took %s (median)",
+			kept(v), v.Restarts+v.Failed, v.Failed, v.Probe.Failed, v.Peer, ms(lab.Median(v.Took))))
+	}
+	if term != nil {
+		parts = append(parts, fmt.Sprintf("SIGTERM + start kept %s (%d transitions on the peer, %s per restart)", kept(term), term.Peer, ms(lab.Median(term.Took))))
+	}
+	if ha != nil {
+		s := fmt.Sprintf("HAProxy's seamless reload kept %s too, but each reload leaves the old process serving its connections until they end: %d still ran after the last reload, the longest for %s (the rest of the run)",
+			kept(ha), ha.OldLeft, ms(ha.LingerMax))
+		if v != nil && lab.Median(ha.Took) > 0 {
+			s += fmt.Sprintf("; vipd restart / HAProxy reload time: %s", ratio(float64(lab.Median(v.Took)), float64(lab.Median(ha.Took))))
+		}
+		parts = append(parts, s)
+	}
+	if h := find(lab.SysHAProxyHard, false); h != nil {
+		parts = append(parts, fmt.Sprintf("with hard-stop-after 5s the old process is gone after %s and %s are left", ms(h.LingerMax), kept(h)))
+	}
+	if ka != nil && ka.Probe.Attempts > 0 {
+		parts = append(parts, fmt.Sprintf("keepalived's restart is a failover and back: %d transitions on the peer, %s left, %d of %d new connections failed (%.1f%%)",
+			ka.Peer, kept(ka), ka.Probe.Failed, ka.Probe.Attempts, 100*float64(ka.Probe.Failed)/float64(ka.Probe.Attempts)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, "; ") + ".\n\n"
 }
