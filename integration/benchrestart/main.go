@@ -85,7 +85,20 @@ func main() {
 	out := flag.String("out", "", "markdown file whose \"## Hitless restart\" section is (re)written")
 	data := flag.String("json", "", "also write the results as JSON to this file")
 	vipdBin := flag.String("vipd", "", "vipd binary to run (default: built from this tree)")
+	from := flag.String("from", "", "only print the section from a -json file of an earlier run (to check the report; the date and load printed are now's)")
 	flag.Parse()
+	if *from != "" {
+		var rs []lab.RestartResult
+		b, err := os.ReadFile(*from)
+		if err == nil {
+			err = json.Unmarshal(b, &rs)
+		}
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Println(report(rs, o, 0))
+		return
+	}
 	if os.Geteuid() != 0 {
 		fatal(errors.New("needs root (network namespaces)"))
 	}
