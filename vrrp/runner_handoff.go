@@ -112,8 +112,12 @@ func (r *Runner) Freeze(ctx context.Context) (Snapshot, error) {
 		}
 		r.mu.Unlock()
 		if !mine {
-			if rep := <-req.reply; rep.err == nil {
-				r.resumeReq(req)
+			select {
+			case rep := <-req.reply:
+				if rep.err == nil {
+					r.resumeReq(req)
+				}
+			case <-r.done:
 			}
 		}
 		return Snapshot{}, ctx.Err()

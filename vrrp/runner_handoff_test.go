@@ -282,3 +282,27 @@ func TestRunnerResumedBackupReadsQueuedFirst(t *testing.T) {
 		}
 	})
 }
+
+// A Freeze given up (its context ended) while the MASTER waits for its
+// advert leaves the runner running: it freezes, and resumes at once.
+func TestRunnerFreezeCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := startRunner(t, runnerConfig(100))
+		toMaster(t, tr)
+		time.Sleep(100 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		if _, err := tr.Freeze(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Freeze: %v, want the deadline", err)
+		}
+		sent := len(tr.conn.sent(t))
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n := len(tr.conn.sent(t)) - sent; n < 3 {
+			t.Errorf("%d adverts in 3 s after a cancelled freeze, want 3", n)
+		}
+		if err := tr.Resume(); !errors.Is(err, ErrNotFrozen) {
+			t.Errorf("Resume: %v, want ErrNotFrozen", err)
+		}
+	})
+}

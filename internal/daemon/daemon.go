@@ -225,7 +225,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Single-LB mode, or the fixed-address frontends of a BGP node: the
 	// solo instance. A BGP node with nothing else to run needs none.
 	if cfg.VRRP == nil && (bn == nil || len(frontendsOf(cfg, nil)) > 0) {
-		inst, err := d.soloInstance(ctx, cfg, ad.instance("single", 1, "", true))
+		inst, err := d.soloInstance(ctx, cfg, ad.instance(1, "", true))
 		if err != nil {
 			return fail(err)
 		}

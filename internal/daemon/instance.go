@@ -134,7 +134,7 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 	}
 	inst := &instance{name: in.Name, cfg: *in, ifname: ifname, src: pl.src, peers: pl.peers, log: log}
 	inst.plan = pl.saved(frontendsOf(cfg, in), in)
-	saved := a.instance(in.Name, in.VRID, ifname, false)
+	saved := a.instance(in.VRID, ifname, false)
 	if err := d.buildInstance(ctx, inst, pl, garpOf(in), a, saved); err != nil {
 		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 	}

@@ -167,3 +167,59 @@ func TestRestartAddsVIP(t *testing.T) {
 		}
 	})
 }
+
+// Single-LB mode restarts hitless too: the solo instance's frontends
+// never stop listening (the old proxy is abandoned, the new one binds on
+// the listeners handed over).
+func TestRestartSingleLB(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		text := "[[frontend]]\nname = \"kubernetes\"\nport = 6443\naddress = \"192.0.2.99\"\nbackend = \"b\"\n[[backend]]\nname = \"b\"\nservers = [\"192.0.2.31:6443\"]\ncheck = { type = \"none\" }\n"
+		b := newBus()
+		var notified []int
+		old := newNode(t, b, "lb1", text)
+		restartOS(t, b, old, &notified)
+		old.start()
+		if !old.px.isListening("kubernetes") {
+			t.Fatal("single LB not listening")
+		}
+		h := successorOf(t, b, old, text, nil)
+		if res, err := old.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, old, h)
+		synctest.Wait()
+		if !old.px.isListening("kubernetes") || old.px.abandoned != 1 {
+			t.Errorf("old proxy: listening %v abandoned %d; want true 1 (never unlistened)", old.px.isListening("kubernetes"), old.px.abandoned)
+		}
+		if !h.child.px.isListening("kubernetes") {
+			t.Error("new proxy not listening")
+		}
+		if st := h.child.d.Status(); st.Mode != "single" || st.LastRestart == nil {
+			t.Errorf("new status: mode %q last restart %+v", st.Mode, st.LastRestart)
+		}
+	})
+}
+
+// A renamed instance (same VRID, same interface) is the same virtual
+// router: it carries on with no transition.
+func TestRestartRenamedInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		var notified []int
+		lb1, lb2 := pair(t, b, twoInstances(false), &notified)
+		t1, t2 := lb1.transitions(), lb2.transitions()
+		h := successorOf(t, b, lb1, strings.Replace(twoInstances(false), `name = "api"`, `name = "kube"`, 1), nil)
+		if res, err := lb1.d.Restart(context.Background()); err != nil || res.Outcome != control.RestartHandedOver {
+			t.Fatalf("restart: %+v %v", res, err)
+		}
+		exitOld(t, lb1, h)
+		settle(3 * time.Second)
+		st := h.child.d.Status()
+		if len(st.Instances) != 1 || st.Instances[0].Name != "kube" || st.Instances[0].State != "MASTER" || st.Instances[0].Transitions != t1 {
+			t.Errorf("new lb1: %+v, want kube MASTER with %d transitions", st.Instances, t1)
+		}
+		if lb2.transitions() != t2 {
+			t.Errorf("lb2 made %d transitions", lb2.transitions()-t2)
+		}
+	})
+}

@@ -99,15 +99,17 @@ func (a *adoption) fail(err error) error {
 	return err
 }
 
-// instance takes the state of the instance called name with that VRID on
-// that interface (solo: the single-LB instance); nil when none.
-func (a *adoption) instance(name string, vrid uint8, ifname string, solo bool) *instanceState {
+// instance takes the state of the instance with that VRID on that
+// interface (a renamed one is the same virtual router; solo: the
+// single-LB instance); nil when none.
+func (a *adoption) instance(vrid uint8, ifname string, solo bool) *instanceState {
 	if a == nil {
 		return nil
 	}
 	for i := range a.st.Instances {
 		is := &a.st.Instances[i]
-		if is.Name == name && is.Solo == solo && (solo || is.VRID == vrid && is.Interface == ifname) && !a.taken[is.Name] {
+		same := solo && is.Solo || !solo && !is.Solo && is.VRID == vrid && is.Interface == ifname
+		if same && !a.taken[is.Name] {
 			a.taken[is.Name] = true
 			return is
 		}
