@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/vipd/vipd/internal/daemon.Version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-storm bench-ecmp bench-migration demo fuzz soak vet fmt clean deps
+.PHONY: all build package image test unit integration bench bench-failover bench-proxy bench-storm bench-restart bench-ecmp bench-migration demo fuzz soak vet fmt clean deps
 
 all: build
 
@@ -42,7 +42,7 @@ unit:
 integration: deps
 	$(GO) test -count=1 -v -timeout 20m ./integration/
 
-bench: bench-failover bench-proxy bench-storm
+bench: bench-failover bench-proxy bench-storm bench-restart
 
 bench-failover: deps build
 	$(GO) run ./integration/benchfailover -reps 10 -out docs/benchmarks.md -plots docs
@@ -54,6 +54,12 @@ bench-proxy: deps build
 # keepalived + HAProxy; writes the "## Reconnect storm" section.
 bench-storm: deps build
 	$(GO) run ./integration/benchstorm -n 4000 -reps 5 -out docs/benchmarks.md
+
+# Restarts under load (root): vipd restart on the master and on the
+# backup, against vipd SIGTERM + start, HAProxy's seamless reload and
+# keepalived's restart; writes the "## Hitless restart" section.
+bench-restart: deps build
+	$(GO) run ./integration/benchrestart -n 1000 -restarts 10 -out docs/benchmarks.md
 
 # ECMP rehash through an FRR router when an LB leaves or joins (docs/bgp.md).
 bench-ecmp: deps

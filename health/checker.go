@@ -32,6 +32,19 @@ type Event struct {
 	Changed bool   // Status differs from the previous one (Unknown -> Up/Down included)
 	Result  Result
 	Round   int // 1 for the first result; 0 in a Group snapshot means no result yet
+	// Streak is how many consecutive results so far point away from
+	// Status (Counter.Streak): with Status it is what a new process
+	// needs to carry the check on (Checker.Seed).
+	Streak int
+}
+
+// Seed is a check's rise/fall state taken over from another process (a
+// hitless restart): the counter starts there instead of Unknown, so a
+// server UP stays UP without an event that says it changed, and a streak
+// towards DOWN keeps counting.
+type Seed struct {
+	Status Status
+	Streak int
 }
 
 // Checker runs one Probe on an interval with a timeout, feeds a [Counter] and
@@ -51,6 +64,9 @@ type Checker struct {
 	// Rand drives the jitter. Inject a seeded source for a deterministic
 	// schedule.
 	Rand *rand.Rand
+	// Seed, when its Status is not Unknown, is the counter's state to
+	// start from.
+	Seed Seed
 }
 
 // Validate reports whether Run would refuse the Checker.
@@ -103,6 +119,9 @@ func (c *Checker) run(ctx context.Context, emit func(context.Context, Event) boo
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	counter := Counter{Rise: orDefault(c.Rise, DefaultRise), Fall: orDefault(c.Fall, DefaultFall)}
+	if c.Seed.Status != Unknown {
+		counter.status, counter.streak = c.Seed.Status, max(c.Seed.Streak, 0)
+	}
 
 	for round := 1; ; round++ {
 		start := clock.Now()
@@ -125,7 +144,7 @@ func (c *Checker) run(ctx context.Context, emit func(context.Context, Event) boo
 		// event (a test with a fake clock) finds the timer already set.
 		wait := start.Add(jitter(interval, rng)).Sub(clock.Now())
 		timer := clock.NewTimer(max(wait, 0))
-		ev := Event{Name: c.Name, Status: status, Changed: changed, Result: res, Round: round}
+		ev := Event{Name: c.Name, Status: status, Changed: changed, Result: res, Round: round, Streak: counter.Streak()}
 		if !emit(ctx, ev) {
 			timer.Stop()
 			return nil

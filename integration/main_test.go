@@ -19,6 +19,8 @@ func TestMain(m *testing.M) {
 	// (a prober, a stand-in apiserver) via `ip netns exec`.
 	if role := os.Getenv("VIPD_TEST_HELPER"); role == "wildcard" {
 		os.Exit(wildcardMain())
+	} else if role == "hitless-streams" {
+		os.Exit(hitlessStreamsMain())
 	} else if role != "" {
 		os.Exit(lab.HelperMain(role))
 	}

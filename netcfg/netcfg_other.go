@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"time"
 )
@@ -102,4 +103,14 @@ func NeighMAC(ifname string, addr netip.Addr) string { return "" }
 // Probe is only implemented on Linux.
 func Probe(ctx context.Context, cfg ProbeConfig) ([]Claim, error) {
 	return nil, fmt.Errorf("netcfg: probe on %s: %w", cfg.Interface, errUnsupported{})
+}
+
+// File is only implemented on Linux.
+func (*VRRPConn) File() (*os.File, error) {
+	return nil, fmt.Errorf("netcfg: vrrp socket: %w", errUnsupported{})
+}
+
+// VRRPConnFromFile is only implemented on Linux.
+func VRRPConnFromFile(f *os.File, cfg VRRPConfig) (*VRRPConn, error) {
+	return nil, fmt.Errorf("netcfg: vrrp socket on %s: %w", cfg.Interface, errUnsupported{})
 }

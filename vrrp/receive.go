@@ -168,10 +168,15 @@ func (r *Runner) readLoop(ctx context.Context) {
 		}
 		r.received.Add(1)
 		ev := AdvertReceived{From: src, Priority: v.Advert.Priority, Interval: v.Advert.MaxAdvertInterval, OtherVersion: v.OtherVersion}
+		rec := received{ev: ev, at: now, from: src}
 		select {
-		case r.pkts <- received{ev: ev, at: now, from: src}:
-		case <-ctx.Done():
-			return
+		case r.pkts <- rec: // taken before a stop: a freeze feeds it to the machine
+		default:
+			select {
+			case r.pkts <- rec:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -97,6 +97,18 @@ type Runner struct {
 
 	box mailbox // guarded by mu
 
+	// Runner goroutine only: the read loop (stopped while frozen), and
+	// whether Run takes up a restored state instead of starting.
+	readCancel func()
+	readDone   chan struct{}
+	resumed    bool
+	// A MASTER freezes right after a periodic advert (runner_handoff.go):
+	// the freeze waits in pendingFreeze until advertSent, or until
+	// pendingSince is two intervals old.
+	pendingFreeze *freezeRequest
+	pendingSince  time.Time
+	advertSent    bool
+
 	sent, received, late atomic.Uint64
 
 	// Runner goroutine only.
@@ -112,6 +124,7 @@ type Runner struct {
 	notices   map[Notice]uint64
 	senders   map[netip.Addr]*Sender
 	lastLog   map[DropReason]time.Time
+	frozenReq *freezeRequest // set by Freeze, taken by Resume or Abandon
 }
 
 // mailbox holds what other goroutines asked of the runner.
@@ -124,6 +137,7 @@ type mailbox struct {
 	relisten   bool
 	gone       []MasterGone // one per sender, the latest reason wins
 	leave      *leaveRequest
+	freeze     *freezeRequest
 }
 
 type leaveRequest struct {
@@ -187,17 +201,28 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.conn != nil {
 		// The runner owns the socket: closing it is what ends the read
 		// loop, and Run returns only once it has.
-		readCtx, stopRead := context.WithCancel(ctx)
-		readDone := make(chan struct{})
-		go func() { defer close(readDone); r.readLoop(readCtx) }()
-		defer func() { stopRead(); r.conn.Close(); <-readDone }()
+		r.startReading(ctx)
+		defer func() { r.stopRead(); r.conn.Close(); r.waitRead() }()
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	if r.drain(time.Now()) || r.exec(r.m.Step(time.Now(), Start{})) {
+	if r.resumed {
+		// Taken over from another process (ResumeRunner): no Start, no
+		// transition; the state carries on.
+		r.resumedFx()
+		if r.drain(time.Now()) {
+			return nil
+		}
+	} else if r.drain(time.Now()) || r.exec(r.m.Step(time.Now(), Start{})) {
 		return nil
 	}
 	for {
+		if req := r.freezeNow(); req != nil {
+			if done, err := r.frozen(ctx, req); done {
+				return err
+			}
+			continue
+		}
 		at, gen := r.m.Deadline()
 		timer.Stop()
 		if !at.IsZero() {
@@ -213,7 +238,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			stopped = r.exec(r.m.Step(time.Now(), p.ev))
 		case now := <-timer.C:
 			r.woke(at)
+			sent := r.sent.Load()
 			stopped = r.exec(r.m.Step(now, TimerFired{Gen: gen}))
+			r.advertSent = r.sent.Load() != sent
 		case <-r.wake:
 			r.woke(at)
 			stopped = r.drain(time.Now())
@@ -248,7 +275,7 @@ func (r *Runner) lateThreshold() time.Duration {
 func (r *Runner) drain(now time.Time) bool {
 	r.mu.Lock()
 	box := r.box
-	r.box = mailbox{stop: box.stop}
+	r.box = mailbox{stop: box.stop, freeze: box.freeze}
 	r.mu.Unlock()
 	var stopped bool
 	step := func(ev Event) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ type fakeConn struct {
 	out    []fakePkt
 	closed chan struct{}
 	once   sync.Once
+	// kick is closed by a read deadline in the past (runner_handoff_test.go).
+	kick chan struct{}
 }
 
 type fakePkt struct {
@@ -35,11 +38,16 @@ type fakePkt struct {
 }
 
 func newFakeConn() *fakeConn {
-	return &fakeConn{in: make(chan fakePkt, 64), closed: make(chan struct{})}
+	return &fakeConn{in: make(chan fakePkt, 64), closed: make(chan struct{}), kick: make(chan struct{})}
 }
 
 func (c *fakeConn) ReadFrom(b []byte) (int, netip.Addr, netip.Addr, int, error) {
+	c.mu.Lock()
+	kick := c.kick
+	c.mu.Unlock()
 	select {
+	case <-kick:
+		return 0, netip.Addr{}, netip.Addr{}, 0, os.ErrDeadlineExceeded
 	case p := <-c.in:
 		return copy(b, p.b), p.src, p.dst, p.ttl, nil
 	case <-c.closed:

@@ -104,6 +104,7 @@ func TestCLIDocReadsTheHelp(t *testing.T) {
 		{"drill", "failover [", "hand the VIP to a backup and measure the gap", []string{"failover"}},
 		{"server", "drain|maint|ready BACKEND/SERVER", "take a server out of rotation, or back in", []string{"drain", "maint", "ready"}},
 		{"reload", "", "re-read the config (same as SIGHUP)", nil},
+		{"restart", "[-o json|table]", "hand the sockets and the state to the binary on disk (same as SIGUSR2): no VRRP transition, no connection cut; exit 0 once the new process runs, 1 on a rollback", nil},
 		{"manifest", "static-pod|talos -c FILE [--image REF]", "print a static pod / Talos patch (YAML)", []string{"static-pod", "talos"}},
 		{"version", "", "print the version", nil},
 	} {
@@ -123,6 +124,7 @@ func TestCLIDocReadsTheHelp(t *testing.T) {
 		{"drill", "hold", "DURATION", nil},
 		{"drill", "hard", "", nil},
 		{"manifest", "image", "REF", nil},
+		{"restart", "o", "STRING", []string{"json", "table"}},
 	} {
 		f := findFlag(t, findCmd(t, doc, tc.cmd), tc.flag)
 		if f.Arg != tc.arg || !cmp.Equal(f.Choices, tc.choices) || f.Usage == "" {

@@ -4,9 +4,10 @@ package main
 
 // Test-only crash triggers, compiled only with -tags vipd_crashtest (the
 // failover benchmark builds such a binary; bin/vipd never has them, see
-// TestCrashTriggersNotInRelease): SIGUSR2 panics on a goroutine, as a bug
-// would; SIGUSR1 allocates and touches memory without end, as a leak
-// would, until a cgroup memory limit gets the process OOM-killed.
+// TestCrashTriggersNotInRelease): SIGTTIN panics on a goroutine, as a bug
+// would (SIGUSR2 is vipd restart's); SIGUSR1 allocates and touches memory
+// without end, as a leak would, until a cgroup memory limit gets the
+// process OOM-killed.
 
 import (
 	"os"
@@ -16,11 +17,11 @@ import (
 
 func init() {
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTTIN)
 	go func() {
 		for s := range sigs {
-			if s == syscall.SIGUSR2 {
-				go func() { panic("vipd crash test: a panic on a goroutine (SIGUSR2)") }()
+			if s == syscall.SIGTTIN {
+				go func() { panic("vipd crash test: a panic on a goroutine (SIGTTIN)") }()
 				continue
 			}
 			go leak()

@@ -22,6 +22,7 @@ import (
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/daemon"
 	"github.com/vipd/vipd/internal/fdlimit"
+	"github.com/vipd/vipd/internal/handoff"
 	"github.com/vipd/vipd/internal/verify"
 )
 
@@ -41,6 +42,9 @@ Usage:
   vipd server  drain|maint|ready BACKEND/SERVER
                                           take a server out of rotation, or back in
   vipd reload                             re-read the config (same as SIGHUP)
+  vipd restart [-o json|table]            hand the sockets and the state to the binary on disk
+                                          (same as SIGUSR2): no VRRP transition, no connection cut;
+                                          exit 0 once the new process runs, 1 on a rollback
   vipd import  --keepalived NAME=FILE [--keepalived NAME=FILE]... [--haproxy FILE] [--address NAME=IP]...
                                           translate keepalived.conf + haproxy.cfg into a vipd
                                           TOML on stdout; what is not carried over goes to stderr
@@ -83,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDrain(ctx, rest, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, rest, stdout, stderr)
+	case "restart":
+		return cmdRestart(ctx, rest, stdout, stderr)
 	case "cleanup":
 		return cmdCleanup(ctx, rest, stdout, stderr)
 	case "import":
@@ -167,22 +173,38 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 		level = *logLevel
 	}
 	log := newLogger(stderr, level, format)
+	// Started by `vipd restart` (VIPD_HANDOFF_FD): take over from the
+	// running vipd instead of starting from nothing.
+	parent, err := handoff.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "vipd: %v\n", err)
+		return 1
+	}
 	if code := prepare(*cfgPath, log, stderr); code != 0 {
 		return code
 	}
-	d, err := daemon.New(daemon.Options{ConfigPath: *cfgPath, NodeName: *node, Log: log})
+	opts := daemon.Options{ConfigPath: *cfgPath, NodeName: *node, Log: log}
+	if parent != nil {
+		opts.Handoff = parent
+	}
+	if err := restartEnv(&opts); err != nil {
+		fmt.Fprintf(stderr, "vipd: %v\n", err)
+		return 1
+	}
+	d, err := daemon.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vipd: %v\n", err)
 		return 1
 	}
 
-	// Terminal signals and reload are decided here, in one place, and
-	// nowhere else registers for them (main does not): SIGTERM and SIGINT
-	// hand the VIP over (priority 0) and exit; a second one stops at once;
-	// SIGHUP reloads. ctx ending (a test's cancel) is a first terminal
+	// Terminal signals, reload and restart are decided here, in one place,
+	// and nowhere else registers for them (main does not): SIGTERM and
+	// SIGINT hand the VIP over (priority 0) and exit; a second one stops at
+	// once; SIGHUP reloads; SIGUSR2 hands everything to the binary on disk
+	// (vipd restart). ctx ending (a test's cancel) is a first terminal
 	// signal too.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -198,9 +220,21 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 				log.Info().Msg("stopping: handing the VIP over first")
 				d.Shutdown()
 			case s := <-sigs:
-				if s == syscall.SIGHUP {
+				switch s {
+				case syscall.SIGHUP:
 					log.Info().Msg("SIGHUP: reloading")
 					go d.Reload(runCtx)
+					continue
+				case syscall.SIGUSR2:
+					log.Info().Msg("SIGUSR2: restarting (hitless: the binary on disk takes over)")
+					go func() {
+						res, err := d.Restart(runCtx)
+						if err != nil {
+							log.Error().Err(err).Msg("SIGUSR2: restart refused")
+							return
+						}
+						log.Info().Str("outcome", res.Outcome).Int("new_pid", res.NewPID).Str("reason", res.Reason).Msg("SIGUSR2: restart done")
+					}()
 					continue
 				}
 				terminal++

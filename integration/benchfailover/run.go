@@ -167,7 +167,7 @@ func runOne(t *lab.Bench, c config, f fault, steady time.Duration) result {
 			fire = func() { n1.Signal(syscall.SIGKILL) }
 			after = cleanup
 		case "panic":
-			fire = func() { n1.Signal(syscall.SIGUSR2) }
+			fire = func() { n1.Signal(syscall.SIGTTIN) } // crashtest build: a panic
 			after = cleanup
 		case "OOM kill":
 			cg := newMemCgroup(t, "vbf"+l.ID)

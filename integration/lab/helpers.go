@@ -50,6 +50,12 @@ func HelperMain(role string) int {
 		return speakerMain()
 	case "flows":
 		return flowsMain()
+	case "streamsrv":
+		return streamServerMain()
+	case "streamcli":
+		return streamClientMain()
+	case "vrrpcap":
+		return vrrpCaptureMain()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper role", role)
 	return 2

@@ -121,3 +121,20 @@ func (t *Tail) Bytes() []byte {
 	defer t.mu.Unlock()
 	return slices.Clone(t.buf)
 }
+
+// Successor runs start, which starts a new vipd (a hitless restart's
+// binary on disk), from an OS thread whose ambient set holds again every
+// capability this process has in both its permitted and inheritable sets:
+// the unit gave vipd its capabilities as ambient ones, DropAmbient cleared
+// them so hooks get none, and the successor needs them across execve as
+// much as this process did. The thread's ambient set is cleared again
+// before it is released. Where raising is not possible (root without
+// inheritable capabilities, another OS) start runs all the same: root
+// needs none.
+func Successor(start func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	raiseThreadAmbient()
+	defer clearThreadAmbient()
+	return start()
+}

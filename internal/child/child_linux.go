@@ -32,3 +32,22 @@ func DropAmbient() error {
 	}
 	return e
 }
+
+// raiseThreadAmbient raises, in the calling thread's ambient set, every
+// capability in both its permitted and inheritable sets (the condition
+// the kernel puts on ambient capabilities). Errors are ignored: a
+// capability that cannot be raised is one the successor does without.
+func raiseThreadAmbient() {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return
+	}
+	for c := range 64 {
+		d := data[c/32]
+		bit := uint32(1) << (c % 32)
+		if d.Permitted&bit != 0 && d.Inheritable&bit != 0 {
+			unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
+		}
+	}
+}

@@ -67,6 +67,15 @@ func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 	return res, err
 }
 
+// Restart asks the daemon to hand itself over to the binary on disk
+// (vipd restart). It answers once the new process runs, or once the old
+// one rolled back (an error that says why).
+func (c *Client) Restart(ctx context.Context) (RestartResult, error) {
+	var res RestartResult
+	err := c.do(ctx, http.MethodPost, "/v1/restart", struct{}{}, &res)
+	return res, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

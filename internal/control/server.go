@@ -36,6 +36,13 @@ type SelfDrainer interface {
 	DrainSelf(ctx context.Context, req DrainRequest) (DrainResult, error)
 }
 
+// Restarter is implemented by a Service that can hand itself over to a
+// new process (`vipd restart`); the route exists only then. A rollback is
+// an error whose text says why.
+type Restarter interface {
+	Restart(ctx context.Context) (RestartResult, error)
+}
+
 // Errors a Service may wrap so the server picks the HTTP status.
 var (
 	ErrRefused  = errors.New("refused")   // 409: the request makes no sense in this state
@@ -253,6 +260,16 @@ func (s *API) Handler() http.Handler {
 				return
 			}
 			res, err := sd.DrainSelf(r.Context(), req)
+			if err != nil {
+				writeErr(w, err)
+				return
+			}
+			WriteJSON(w, http.StatusOK, res)
+		}))
+	}
+	if rs, ok := s.Service.(Restarter); ok {
+		mux.HandleFunc("POST /v1/restart", s.mutating(func(w http.ResponseWriter, r *http.Request) {
+			res, err := rs.Restart(r.Context())
 			if err != nil {
 				writeErr(w, err)
 				return

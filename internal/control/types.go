@@ -6,16 +6,22 @@ import "time"
 // The fields named in DESIGN.md section 6 are a contract: add fields, never
 // rename them.
 type Status struct {
-	Node      string       `json:"node"`
-	Version   string       `json:"version,omitempty"`
-	Mode      string       `json:"mode"` // "vrrp", "bgp" (no VRRP instance) or "single"
-	Started   time.Time    `json:"started"`
-	Instances []Instance   `json:"instances"`
-	Frontends []Frontend   `json:"frontends"`
-	Backends  []Backend    `json:"backends"`
-	Peers     []Peer       `json:"peers,omitempty"`
-	Trackers  []Tracker    `json:"trackers,omitempty"`
-	LastDrill *DrillResult `json:"last_drill,omitempty"`
+	Node    string    `json:"node"`
+	Version string    `json:"version,omitempty"`
+	Mode    string    `json:"mode"` // "vrrp", "bgp" (no VRRP instance) or "single"
+	Started time.Time `json:"started"`
+	// PID is the daemon's process id: a hitless restart (vipd restart)
+	// changes it and nothing else.
+	PID int `json:"pid,omitempty"`
+	// LastRestart is the last `vipd restart` this process took part in:
+	// the one that started it (new side), or the last one it rolled back.
+	LastRestart *RestartResult `json:"last_restart,omitempty"`
+	Instances   []Instance     `json:"instances"`
+	Frontends   []Frontend     `json:"frontends"`
+	Backends    []Backend      `json:"backends"`
+	Peers       []Peer         `json:"peers,omitempty"`
+	Trackers    []Tracker      `json:"trackers,omitempty"`
+	LastDrill   *DrillResult   `json:"last_drill,omitempty"`
 	// BGP is the node's BGP announcer; nil when it announces nothing.
 	BGP *BGP `json:"bgp,omitempty"`
 	// Findings are what vipd doctor's cheap checks (the interface and its
@@ -349,6 +355,45 @@ type ServerRequest struct {
 // ReloadResult says what a reload applied.
 type ReloadResult struct {
 	Applied []string `json:"applied"`
+}
+
+// Outcomes of a restart (RestartResult.Outcome).
+const (
+	// RestartHandedOver: the new process runs with every socket and the
+	// state; the old one exited.
+	RestartHandedOver = "handed-over"
+	// RestartPlanned: no common handoff format (version skew): the old
+	// process hands the VIP to the backup with priority 0 and exits, as on
+	// SIGTERM, and the new one starts fresh once it has.
+	RestartPlanned = "planned-handover"
+	// RestartRolledBack: the new process failed; the old one resumed
+	// everything it had frozen and runs on.
+	RestartRolledBack = "rolled-back"
+)
+
+// RestartResult says how a `vipd restart` ended.
+type RestartResult struct {
+	Outcome string    `json:"outcome"`
+	OldPID  int       `json:"old_pid"`
+	NewPID  int       `json:"new_pid,omitempty"`
+	At      time.Time `json:"at"`
+	// TookMs is from the request to the new process's RUNNING (or the
+	// rollback).
+	TookMs float64 `json:"took_ms"`
+	// FrozenMs is how long the old process's VRRP and proxy loops stood
+	// still (none sent or forwarded a byte): freeze to the new process's
+	// start.
+	FrozenMs float64 `json:"frozen_ms,omitempty"`
+	// Reason says why it was not handed over, or what the new one runs.
+	Reason string `json:"reason,omitempty"`
+	// PhasesMs are the steps of a handover, each from the end of the one
+	// before: "export" (the proxy's freeze, after the runners froze),
+	// "send" (state and descriptors), "ready" (the new process adopted
+	// everything), "running" (GO to RUNNING).
+	PhasesMs map[string]float64 `json:"phases_ms,omitempty"`
+	// Conns and Listeners count what the proxy handed over.
+	Conns     int `json:"conns,omitempty"`
+	Listeners int `json:"listeners,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,21 @@ type Options struct {
 	NodeName   string // --node; empty: by hostname, then by local address
 	Log        zerolog.Logger
 	OS         OS
+	// Handoff, when set, makes Run take over from the old process of a
+	// hitless restart (`vipd run` started by `vipd restart`).
+	Handoff Predecessor
+	// Formats replaces the state formats this binary says it reads (a
+	// version skew test: VIPD_HANDOFF_FORMATS); nil: handoff.Supported.
+	Formats []uint16
+	// Exec and Args are what a restart starts: the binary on disk and
+	// this process's argv. Empty: os.Executable() as it was at start
+	// (without the " (deleted)" a package upgrade leaves) and os.Args.
+	Exec string
+	Args []string
+	// Stdout and Stderr are what the restarted process inherits (nil:
+	// os.Stdout and os.Stderr): files, so it keeps them once this process
+	// has exited.
+	Stdout, Stderr *os.File
 }
 
 // Daemon is one vipd node (see the package documentation for the flow).
@@ -46,8 +62,11 @@ type Daemon struct {
 	links  *linkTrackers
 	peers  *peerTable
 	// liveness is nil when liveness_port = 0 or there is no peer; set by
-	// Run before up.
+	// startAux (a restart that rolls back makes a fresh one); auxMu
+	// guards it and aux.
+	auxMu    sync.Mutex
 	liveness Liveness
+	aux      *aux
 	changes  *changes
 	drills   *drills
 	hooks    *hooks.Runner // [notify], in transition order
@@ -60,6 +79,23 @@ type Daemon struct {
 	up    atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time
+
+	// Hitless restart (restart.go). runCtx is Run's, for what a rollback
+	// starts again; ctlLn and httpLn are the control and status
+	// listeners, handed to the new process.
+	runCtx       context.Context
+	ctlLn        net.Listener
+	httpLn       net.Listener
+	serving      atomic.Bool // everything started: a restart may freeze it
+	restarting   atomic.Bool
+	handedOver   atomic.Bool
+	restartMu    sync.Mutex
+	lastRestart  *control.RestartResult
+	successor    Successor // the planned path's child, kept until exit
+	exec         string
+	args         []string
+	notifySocket string // $NOTIFY_SOCKET and $WATCHDOG_USEC as found, for
+	watchdogUsec string // the restarted process (sdnotify unsets them)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown, at any time
@@ -89,6 +125,7 @@ func New(opts Options) (*Daemon, error) {
 		changes: newChanges(),
 		hooks:   hooks.New(opts.Log.With().Str("component", "notify").Logger()),
 	}
+	d.initRestart()
 	hostname, _ := os.Hostname()
 	local, _ := d.os.LocalAddrs()
 	node, err := cfg.SelectNode(opts.NodeName, hostname, local)
@@ -124,24 +161,48 @@ func (d *Daemon) config() (*config.Config, *config.Node) {
 }
 
 // Run brings the node up and blocks until it has stopped: after Shutdown
-// (every instance handed over), or when ctx ends (every instance lets go
-// at once). Every component stops when Run returns.
+// (every instance handed over), when ctx ends (every instance lets go
+// at once), or after a hitless restart handed everything to a new
+// process (nothing let go). Every component stops when Run returns. With
+// Options.Handoff it first takes over from the old process of a restart
+// (takeover.go).
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cfg, node := d.config()
-
-	// Fail fast on the co-location trap (kube-apiserver on *:6443),
-	// without binding anything, before we could ever win an election
-	// with listeners that cannot bind.
-	if err := d.proxy.CheckBinds(); err != nil {
-		return err
-	}
-	ln, err := d.os.ListenControl(control.SocketOptions{Path: cfg.Control.Socket, Mode: cfg.Control.Mode, Group: cfg.Control.Group})
+	ad, err := d.receive(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(cfg.Control.Socket)
+	defer ad.close()
+	cfg, node := d.config()
+
+	if ad == nil {
+		// Fail fast on the co-location trap (kube-apiserver on *:6443),
+		// without binding anything, before we could ever win an election
+		// with listeners that cannot bind. (A new process of a restart
+		// takes over listeners that pass.)
+		if err := d.proxy.CheckBinds(); err != nil {
+			return err
+		}
+	} else if err := d.adoptProxy(ad); err != nil {
+		return ad.fail(err)
+	}
+	ln, err := d.controlListener(cfg, ad)
+	if err != nil {
+		return ad.fail(err)
+	}
+	d.ctlLn = ln
+	defer func() {
+		if !d.handedOver.Load() {
+			os.Remove(cfg.Control.Socket)
+		}
+	}()
+	if h := cfg.HTTP; h != nil {
+		if d.httpLn, err = d.httpListener(h, ad); err != nil {
+			ln.Close()
+			return ad.fail(err)
+		}
+	}
 
 	var insts []*instance
 	closeAll := func() {
@@ -149,40 +210,54 @@ func (d *Daemon) Run(ctx context.Context) error {
 			inst.close()
 		}
 	}
+	fail := func(err error) error {
+		closeAll()
+		ln.Close()
+		if d.httpLn != nil {
+			d.httpLn.Close()
+		}
+		return ad.fail(err)
+	}
 	bn, err := d.openBGP(cfg, node)
 	if err != nil {
-		ln.Close()
-		return err
+		return fail(err)
 	}
 	// Single-LB mode, or the fixed-address frontends of a BGP node: the
 	// solo instance. A BGP node with nothing else to run needs none.
 	if cfg.VRRP == nil && (bn == nil || len(frontendsOf(cfg, nil)) > 0) {
-		inst, err := d.soloInstance(ctx, cfg)
+		inst, err := d.soloInstance(ctx, cfg, ad.instance(1, "", true))
 		if err != nil {
-			ln.Close()
-			return err
+			return fail(err)
 		}
 		insts = append(insts, inst)
 	}
 	for i := range cfg.Instances {
-		inst, err := d.openInstance(ctx, cfg, node, &cfg.Instances[i])
+		inst, err := d.openInstance(ctx, cfg, node, &cfg.Instances[i], ad)
 		if err != nil {
-			closeAll()
-			ln.Close()
-			return err
+			return fail(err)
 		}
 		insts = append(insts, inst)
 	}
+	leaving, err := d.leavingInstances(ctx, ad)
+	if err != nil {
+		return fail(err)
+	}
+	insts = append(insts, leaving...)
 	defer closeAll()
 	d.insts = insts
 	d.bgp = bn
-	d.liveness = d.newLiveness(cfg, node, insts)
+	if ad != nil {
+		d.adoptState(ad)
+	}
 	for _, inst := range insts {
-		if !inst.solo {
+		if !inst.solo && !inst.leaving {
 			d.trk.attach(inst.name, inst.runner)
 		}
 	}
 	d.up.Store(true)
+	if err := ad.ready(ctx); err != nil {
+		return err
+	}
 
 	// A stop requested at any moment, during start-up too, reaches every
 	// runner; a runner stopped before it ran never starts.
@@ -211,6 +286,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
+	d.runCtx = gctx
 	api := &control.API{Service: d, Group: cfg.Control.Group, Log: d.log.With().Str("component", "control").Logger()}
 	g.Go(func() error { return api.Serve(gctx, ln) })
 	g.Go(func() error { return d.proxy.Run(gctx) })
@@ -228,12 +304,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	})
 	if h := cfg.HTTP; h != nil {
-		g.Go(func() error { return d.serveHTTP(gctx, h) })
+		g.Go(func() error { return d.serveHTTP(gctx, h, d.httpLn) })
 	}
-	if cfg.VRRP != nil {
-		g.Go(func() error { return d.runBeacon(gctx) })
-		g.Go(func() error { return d.runLiveness(gctx) })
-	}
+	d.startAux(gctx)
 	d.links.start(gctx, cfg)
 	go d.runLive(gctx)
 	var runners sync.WaitGroup
@@ -244,7 +317,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error {
 			defer runners.Done()
 			err := inst.runner.Run(gctx)
-			if errors.Is(err, context.Canceled) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, vrrp.ErrHandedOver) {
 				return nil
 			}
 			return err
@@ -262,17 +335,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	go func() {
-		// Once every instance has stopped (a completed Shutdown), the
-		// node is done.
+		// Once every instance has stopped (a completed Shutdown, or a
+		// restart that handed them over), the node is done.
 		runners.Wait()
 		cancel()
 	}()
-	go d.systemd(gctx)
-	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Int("instances", len(cfg.Instances)).Msg("vipd started")
+	d.serving.Store(true)
+	if ad != nil {
+		ad.running(gctx, d)
+	} else {
+		go d.systemd(gctx)
+	}
+	d.log.Info().Str("version", Version).Str("config", cfg.Path).Str("mode", d.mode()).Int("instances", len(cfg.Instances)).Int("pid", os.Getpid()).Msg("vipd started")
 	err = g.Wait()
+	d.stopAux("stopping")
 	d.waitHooks()
 	if errors.Is(err, context.Canceled) {
 		err = nil
+	}
+	if d.handedOver.Load() {
+		d.log.Info().Msg("vipd handed over and exits")
+		return err
 	}
 	d.log.Info().Msg("vipd stopped")
 	return err
@@ -329,7 +412,7 @@ func (d *Daemon) vrrpInstances() []*instance {
 	}
 	var out []*instance
 	for _, inst := range d.insts {
-		if !inst.solo {
+		if !inst.solo && !inst.leaving {
 			out = append(out, inst)
 		}
 	}

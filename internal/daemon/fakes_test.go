@@ -98,12 +98,15 @@ type busConn struct {
 	in    chan datagram
 	once  sync.Once
 	close chan struct{}
+	// kick is closed by a read deadline in the past (a restart's freeze).
+	mu   sync.Mutex
+	kick chan struct{}
 }
 
 func (b *bus) listen(addr netip.Addr) *busConn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := &busConn{bus: b, addr: addr, in: make(chan datagram, 64), close: make(chan struct{})}
+	c := &busConn{bus: b, addr: addr, in: make(chan datagram, 64), close: make(chan struct{}), kick: make(chan struct{})}
 	b.conns = append(b.conns, c)
 	return c
 }
@@ -115,7 +118,12 @@ func (b *bus) setCut(a netip.Addr, cut bool) {
 }
 
 func (c *busConn) ReadFrom(p []byte) (int, netip.Addr, netip.Addr, int, error) {
+	c.mu.Lock()
+	kick := c.kick
+	c.mu.Unlock()
 	select {
+	case <-kick:
+		return 0, netip.Addr{}, netip.Addr{}, 0, os.ErrDeadlineExceeded
 	case d := <-c.in:
 		return copy(p, d.b), d.src, d.dst, 255, nil
 	case <-c.close:
@@ -219,6 +227,11 @@ type fakeProxy struct {
 	failListen error
 	// healthy is the healthy-server count per frontend; 1 when not set.
 	healthy map[string]int
+	// A restart's calls; thawed is open while frozen, and onFreeze runs
+	// in Freeze.
+	frozen, resumed, abandoned, adopted, closeAdopted int
+	thawed                                            chan struct{}
+	onFreeze                                          func()
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -234,6 +247,14 @@ func (p *fakeProxy) names(fes []string) []string {
 }
 func (p *fakeProxy) Listen(fes ...string) error {
 	p.mu.Lock()
+	for p.thawed != nil {
+		// Frozen for a restart: Listen waits for Resume or Abandon, as
+		// the real proxy's does.
+		ch := p.thawed
+		p.mu.Unlock()
+		<-ch
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	if p.failListen != nil {
 		return p.failListen
@@ -257,6 +278,37 @@ func (p *fakeProxy) Update(cfg proxy.Config) error {
 	defer p.mu.Unlock()
 	p.cfg = cfg
 	return nil
+}
+func (p *fakeProxy) Freeze(context.Context) (*proxy.Handoff, []*os.File, error) {
+	p.mu.Lock()
+	p.frozen++
+	p.thawed = make(chan struct{})
+	f := p.onFreeze
+	p.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return &proxy.Handoff{}, nil, nil
+}
+func (p *fakeProxy) thaw() {
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
+}
+func (p *fakeProxy) Resume() error { p.mu.Lock(); p.resumed++; p.thaw(); p.mu.Unlock(); return nil }
+func (p *fakeProxy) Abandon()      { p.mu.Lock(); p.abandoned++; p.thaw(); p.mu.Unlock() }
+func (p *fakeProxy) Adopt(*proxy.Handoff, []*os.File) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.adopted++
+	return nil
+}
+func (p *fakeProxy) CloseAdopted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeAdopted++
+	return 0
 }
 func (p *fakeProxy) SetHealth(string, string, bool)             {}
 func (p *fakeProxy) SetAdmin(string, string, proxy.Admin) error { return nil }
@@ -373,11 +425,25 @@ func writeFile(t *testing.T, content string) string {
 // given config text; have are addresses already on its interface.
 func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *testNode {
 	t.Helper()
-	n := &testNode{
-		t: t, name: name, path: writeFile(t, cfgText), addrs: newFakeAddrs(have...), ann: &fakeAnnouncer{},
+	n := blankNode(t, name, writeFile(t, cfgText), newFakeAddrs(have...))
+	n.build(b, nil)
+	return n
+}
+
+// blankNode is a testNode before its daemon is built.
+func blankNode(t *testing.T, name, path string, addrs *fakeAddrs) *testNode {
+	return &testNode{
+		t: t, name: name, path: path, addrs: addrs, ann: &fakeAnnouncer{},
 		px: &fakeProxy{listening: map[string]bool{}}, link: make(chan bool, 16), own: make(chan bool, 16),
 		vipGone: make(chan netip.Prefix, 16), done: make(chan error, 1),
 	}
+}
+
+// build builds n's daemon on b; opts, when set, adjusts its Options.
+func (n *testNode) build(b *bus, opts func(*Options)) {
+	t := n.t
+	t.Helper()
+	name := n.name
 	osSeam := OS{
 		Addrs:        n.addrs,
 		NewAnnouncer: func(string) (netcfg.Announcer, error) { return n.ann, nil },
@@ -443,12 +509,15 @@ func newNode(t *testing.T, b *bus, name, cfgText string, have ...netip.Prefix) *
 	b.mu.Lock()
 	b.nodes = append(b.nodes, n)
 	b.mu.Unlock()
-	d, err := New(Options{ConfigPath: n.path, NodeName: name, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Str("node", name).Logger(), OS: osSeam})
+	o := Options{ConfigPath: n.path, NodeName: name, Log: zerolog.New(zerolog.NewTestWriter(t)).With().Str("node", name).Logger(), OS: osSeam}
+	if opts != nil {
+		opts(&o)
+	}
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.d = d
-	return n
 }
 
 // start runs the daemon; the bubble's end stops it.

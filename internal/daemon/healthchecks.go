@@ -60,6 +60,11 @@ type healthChecks struct {
 
 	mu      sync.Mutex
 	planned map[string]plannedCheck // by checkKey.String()
+
+	// A restart pauses the routing of results (restart_health.go).
+	gateMu sync.Mutex
+	paused chan struct{} // non-nil while paused
+	busy   sync.Mutex    // held while a result is routed
 }
 
 func newHealthChecks(log zerolog.Logger, p Proxy, trk *trackers, notify func()) *healthChecks {
@@ -148,7 +153,7 @@ func (h *healthChecks) run(ctx context.Context, ready func()) error {
 		case err := <-errc:
 			return err
 		case ev := <-h.events:
-			h.onResult(ev)
+			h.route(ctx, ev)
 		}
 	}
 }

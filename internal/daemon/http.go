@@ -44,12 +44,10 @@ import (
 // listener keeps a spare descriptor for the flood case, and net/http's own
 // errors go to zerolog.
 
-// serveHTTP runs the optional status listener ([http] listen).
-func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP) error {
-	inner, err := net.Listen("tcp", h.Listen)
-	if err != nil {
-		return err
-	}
+// serveHTTP runs the optional status listener ([http] listen) on inner,
+// its socket (bound by Run, or taken over from the old process of a
+// restart).
+func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP, inner net.Listener) error {
 	ln := connlimit.New(inner, fdlimit.HTTPConns, connlimit.HTTPRefusal("text/plain; charset=utf-8", "503 too many connections to the page; try again\n"))
 	srv := &http.Server{
 		Handler:           d.httpHandler(h),

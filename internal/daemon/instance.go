@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,6 +32,11 @@ type instance struct {
 	runner *vrrp.Runner
 	conn   vrrp.Conn
 	ann    netcfg.Announcer
+	// plan is what a restart hands over besides the runner's state; a
+	// leaving instance is one the new config of a restart no longer has
+	// (it runs until it has handed over, out of status).
+	plan    savedPlan
+	leaving bool
 }
 
 // frontendsOf names the frontends that follow instance in (for the solo
@@ -90,14 +96,21 @@ func planInstance(os *OS, cfg *config.Config, node *config.Node, in *config.Inst
 
 // listenVRRP opens the instance's VRRP socket.
 func (pl instancePlan) listenVRRP(os *OS) (vrrp.Conn, error) {
-	return os.ListenVRRP(netcfg.VRRPConfig{Interface: pl.ifname, Source: pl.src, IPv6: pl.rc.VIPs[0].Is6(), Unicast: pl.rc.Unicast, Peers: pl.peers})
+	return os.ListenVRRP(pl.vrrpConfig())
+}
+
+func (pl instancePlan) vrrpConfig() netcfg.VRRPConfig {
+	return netcfg.VRRPConfig{Interface: pl.ifname, Source: pl.src, IPv6: pl.rc.VIPs[0].Is6(), Unicast: pl.rc.Unicast, Peers: pl.peers}
 }
 
 // openInstance opens the VRRP socket and the announcer of one instance and
 // builds its runner. The runner has not started: nothing is on the host yet
 // (a VIP left behind by a crashed run is removed by the machine's first
 // step).
-func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *config.Node, in *config.Instance) (*instance, error) {
+//
+// With a, the instance takes up the state the old process of a restart
+// handed over for it, on its socket when the socket is still right.
+func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *config.Node, in *config.Instance, a *adoption) (*instance, error) {
 	ifname := in.InterfaceFor(node)
 	log := d.log.With().Str("component", "vrrp").Str("instance", in.Name).Int("vrid", int(in.VRID)).Logger()
 	// Without promote_secondaries, deleting the node's own address would
@@ -120,30 +133,130 @@ func (d *Daemon) openInstance(ctx context.Context, cfg *config.Config, node *con
 		return nil, err
 	}
 	inst := &instance{name: in.Name, cfg: *in, ifname: ifname, src: pl.src, peers: pl.peers, log: log}
-	conn, err := pl.listenVRRP(&d.os)
-	if err != nil {
+	inst.plan = pl.saved(frontendsOf(cfg, in), in)
+	saved := a.instance(in.VRID, ifname, false)
+	if err := d.buildInstance(ctx, inst, pl, garpOf(in), a, saved); err != nil {
 		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 	}
-	ann, err := d.os.NewAnnouncer(ifname)
+	return inst, nil
+}
+
+// buildInstance opens (or takes over) the instance's socket and its
+// announcer and builds its runner, fresh or from saved.
+func (d *Daemon) buildInstance(ctx context.Context, inst *instance, pl instancePlan, garp garpSettings, a *adoption, saved *instanceState) error {
+	var conn vrrp.Conn
+	var err error
+	if saved != nil {
+		if f := a.file(saved.ConnFD); f != nil && sameSocket(saved.Plan, inst.plan) {
+			conn, err = d.os.AdoptVRRP(f, pl.vrrpConfig())
+			if err != nil {
+				inst.log.Warn().Err(err).Msg("restart: the VRRP socket handed over cannot be used; opening one")
+				conn = nil
+			}
+		}
+	}
+	if conn == nil {
+		if conn, err = pl.listenVRRP(&d.os); err != nil {
+			return err
+		}
+	}
+	ann, err := d.os.NewAnnouncer(inst.ifname)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+		return err
 	}
 	inst.conn, inst.ann = conn, ann
+	vips, added := pl.managed, false
+	if saved != nil {
+		// A VIP the old process held and the config dropped stays this
+		// instance's until it leaves MASTER (then it goes with the rest);
+		// one the config added is added by the MASTER at once (below).
+		vips, added = mergeVIPs(saved.Plan.Managed, pl.managed)
+	}
 	inst.fx = &vipEffects{
-		log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, ifname: ifname,
-		vips: pl.managed, announced: pl.rc.VIPs, ann: ann,
-		frontends: frontendsOf(cfg, in), garp: garpOf(in),
+		log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, ifname: inst.ifname,
+		vips: vips, announced: pl.rc.VIPs, ann: ann,
+		frontends: inst.plan.Frontends, garp: garp,
 	}
 	inst.fx.onTransition = d.transitionFunc(inst)
-	r, err := vrrp.NewRunner(pl.rc, conn, inst.fx)
+	var r *vrrp.Runner
+	if saved != nil {
+		inst.fx.settled = make(chan struct{})
+		r, err = vrrp.ResumeRunner(pl.rc, conn, inst.fx, saved.Runner)
+		if err == nil {
+			inst.log.Info().Str("state", saved.Runner.Machine.State).Msg("taking over the instance from the old process: no transition")
+		}
+	} else {
+		r, err = vrrp.NewRunner(pl.rc, conn, inst.fx)
+	}
 	if err != nil {
 		conn.Close()
 		ann.Close()
-		return nil, err
+		return err
+	}
+	if added {
+		// To a MASTER a missing VIP is one to add and announce; others
+		// ignore it.
+		r.VIPRemoved()
 	}
 	inst.runner = r
+	return nil
+}
+
+// mergeVIPs is old's VIPs and then new's that old lacks; added reports
+// whether there were any.
+func mergeVIPs(old, new []netip.Prefix) (out []netip.Prefix, added bool) {
+	out = append(out, old...)
+	for _, p := range new {
+		if !slices.Contains(old, p) {
+			out, added = append(out, p), true
+		}
+	}
+	return out, added
+}
+
+// leavingInstance takes up an instance of the old process's config that
+// the new one does not have, from what the old process planned for it.
+func (d *Daemon) leavingInstance(ctx context.Context, a *adoption, is *instanceState) (*instance, error) {
+	p := is.Plan
+	log := d.log.With().Str("component", "vrrp").Str("instance", is.Name).Int("vrid", int(is.VRID)).Logger()
+	inst := &instance{name: is.Name, ifname: is.Interface, src: p.Source, peers: p.Peers, log: log, plan: p, leaving: true}
+	inst.cfg = config.Instance{Name: is.Name, VRID: is.VRID}
+	mode := vrrp.ChecksumPseudoHeader
+	if p.Checksum == config.ChecksumRFC9568 {
+		mode = vrrp.ChecksumMessage
+	}
+	pl := instancePlan{ifname: is.Interface, src: p.Source, peers: p.Peers, managed: p.Managed, rc: vrrp.RunnerConfig{
+		Machine: vrrp.Config{VRID: is.VRID, Priority: p.Priority, AdvertInterval: p.AdvertInterval, Preempt: true,
+			Addr: p.Source, Version: p.Version},
+		VIPs: p.Announced, Checksum: mode, AuthPass: p.AuthPass, Unicast: p.Unicast, Peers: p.Peers, Siblings: p.Siblings, Log: log,
+	}}
+	if err := d.buildInstance(ctx, inst, pl, garpSettings{}, a, is); err != nil {
+		return nil, fmt.Errorf("instance %s (gone from the config): %w", is.Name, err)
+	}
 	return inst, nil
+}
+
+// saved is what a restart hands over of the plan.
+func (pl instancePlan) saved(frontends []string, in *config.Instance) savedPlan {
+	sp := savedPlan{
+		Source: pl.src, Peers: pl.peers, Unicast: pl.rc.Unicast, Managed: pl.managed, Announced: pl.rc.VIPs,
+		Frontends: frontends, Version: pl.rc.Machine.Version, Priority: pl.rc.Machine.Priority,
+		AdvertInterval: pl.rc.Machine.AdvertInterval, AuthPass: pl.rc.AuthPass, Siblings: pl.rc.Siblings,
+	}
+	if len(pl.rc.VIPs) > 0 {
+		sp.IPv6 = pl.rc.VIPs[0].Is6()
+	}
+	if in != nil {
+		sp.Checksum = in.Checksum
+	}
+	return sp
+}
+
+// sameSocket reports whether a socket opened for old serves new as it is:
+// the same source, family, mode and peers (the interface matched already).
+func sameSocket(old, new savedPlan) bool {
+	return old.Source == new.Source && old.IPv6 == new.IPv6 && old.Unicast == new.Unicast && slices.Equal(old.Peers, new.Peers)
 }
 
 // peersOf are the addresses of the other [[node]]s.
@@ -195,14 +308,25 @@ func runnerConfig(cfg *config.Config, node *config.Node, in *config.Instance, sr
 
 // soloInstance is single-LB mode: no VRRP, every frontend always listens.
 // It runs the same runner and effects as a VRRP instance, with no socket.
-func (d *Daemon) soloInstance(ctx context.Context, cfg *config.Config) (*instance, error) {
+// After a restart (saved) it takes up the old one's state: MASTER, on the
+// listeners handed over.
+func (d *Daemon) soloInstance(ctx context.Context, cfg *config.Config, saved *instanceState) (*instance, error) {
 	inst := &instance{name: "single", solo: true, log: d.log.With().Str("component", "single").Logger()}
+	inst.cfg.VRID = 1
 	inst.fx = &vipEffects{log: inst.log, os: &d.os, proxy: d.proxy, ctx: ctx, frontends: frontendsOf(cfg, nil)}
 	inst.fx.onTransition = d.transitionFunc(inst)
-	r, err := vrrp.NewRunner(vrrp.RunnerConfig{
+	rc := vrrp.RunnerConfig{
 		Machine: vrrp.Config{VRID: 1, Priority: 255, AdvertInterval: time.Second, Solo: true},
 		Log:     inst.log,
-	}, nil, inst.fx)
+	}
+	var r *vrrp.Runner
+	var err error
+	if saved != nil {
+		inst.fx.settled = make(chan struct{})
+		r, err = vrrp.ResumeRunner(rc, nil, inst.fx, saved.Runner)
+	} else {
+		r, err = vrrp.NewRunner(rc, nil, inst.fx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -59,18 +59,26 @@ func (d *Daemon) newLiveness(cfg *config.Config, node *config.Node, insts []*ins
 
 // runLiveness runs the liveness connections until ctx ends.
 func (d *Daemon) runLiveness(ctx context.Context) error {
-	if d.liveness == nil {
-		return nil
+	if l := d.getLiveness(); l != nil {
+		return l.Run(ctx)
 	}
-	return d.liveness.Run(ctx)
+	return nil
+}
+
+// getLiveness returns the liveness connections (nil: none); a restart
+// that rolls back replaces them.
+func (d *Daemon) getLiveness() Liveness {
+	d.auxMu.Lock()
+	defer d.auxMu.Unlock()
+	return d.liveness
 }
 
 // byeLiveness tells every peer that this node's connections close on
 // purpose from now on (a stop, a hitless restart): their end is not a
 // crash.
 func (d *Daemon) byeLiveness(reason string) {
-	if d.liveness != nil {
-		d.liveness.Bye(reason)
+	if l := d.getLiveness(); l != nil {
+		l.Bye(reason)
 	}
 }
 
@@ -78,10 +86,11 @@ func (d *Daemon) byeLiveness(reason string) {
 // whose beacon was never heard gets an entry of its own) and names every
 // liveness problem in the instances' problems.
 func (d *Daemon) livenessStatus(st *control.Status) {
-	if d.liveness == nil {
+	l := d.getLiveness()
+	if l == nil {
 		return
 	}
-	for _, ls := range d.liveness.Status() {
+	for _, ls := range l.Status() {
 		pl := &control.PeerLiveness{
 			State: ls.State, Since: ls.Since, Speaks: ls.Speaks, DialError: ls.DialError,
 			LastEnd: ls.LastEnd, LastEndAt: ls.LastEndAt, Problem: ls.Problem,

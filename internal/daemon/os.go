@@ -2,16 +2,21 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vipd/vipd/bgp"
+	"github.com/vipd/vipd/internal/child"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/doctor"
+	"github.com/vipd/vipd/internal/handoff"
 	"github.com/vipd/vipd/internal/liveness"
+	"github.com/vipd/vipd/internal/sdnotify"
 	"github.com/vipd/vipd/netcfg"
 	"github.com/vipd/vipd/proxy"
 	"github.com/vipd/vipd/vrrp"
@@ -49,6 +54,18 @@ type OS struct {
 	// NewSpeaker builds the node's one BGP speaker (GoBGP runs one per
 	// process).
 	NewSpeaker func(cfg bgp.Config, log zerolog.Logger) (Speaker, error)
+	// StartSuccessor starts the binary on disk for a hitless restart and
+	// waits for its hello (handoff.Start, from a thread that passes the
+	// unit's capabilities on).
+	StartSuccessor func(ctx context.Context, s handoff.Spawn) (Successor, error)
+	// ExportVRRP duplicates a VRRP socket's descriptor for the successor;
+	// AdoptVRRP takes one up in the successor.
+	ExportVRRP func(c vrrp.Conn) (*os.File, error)
+	AdoptVRRP  func(f *os.File, cfg netcfg.VRRPConfig) (vrrp.Conn, error)
+	// NotifyMainPID tells systemd (sd_notify MAINPID=) that pid is the
+	// service's main process now; socket is $NOTIFY_SOCKET as the daemon
+	// found it ("" outside systemd: nothing to do).
+	NotifyMainPID func(socket string, pid int) error
 }
 
 // Liveness is what the daemon needs of the liveness connections
@@ -81,6 +98,12 @@ type Proxy interface {
 	CloseConns(frontends ...string)
 	CheckBinds() error
 	Update(cfg proxy.Config) error
+	// Hitless restart (proxy/handoff.go).
+	Freeze(ctx context.Context) (*proxy.Handoff, []*os.File, error)
+	Resume() error
+	Abandon()
+	Adopt(h *proxy.Handoff, files []*os.File) error
+	CloseAdopted() int
 	SetHealth(backend, server string, up bool)
 	SetAdmin(backend, server string, a proxy.Admin) error
 	Status() proxy.Status
@@ -150,6 +173,50 @@ func (o *OS) fill() error {
 	}
 	if o.NewSpeaker == nil {
 		o.NewSpeaker = func(cfg bgp.Config, log zerolog.Logger) (Speaker, error) { return bgp.New(cfg, log) }
+	}
+	if o.StartSuccessor == nil {
+		o.StartSuccessor = func(ctx context.Context, s handoff.Spawn) (Successor, error) {
+			var c *handoff.Child
+			err := child.Successor(func() (err error) {
+				c, err = handoff.Start(ctx, s)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	if o.ExportVRRP == nil {
+		o.ExportVRRP = func(c vrrp.Conn) (*os.File, error) {
+			fc, ok := c.(interface{ File() (*os.File, error) })
+			if !ok {
+				return nil, fmt.Errorf("a VRRP socket of type %T cannot be handed over", c)
+			}
+			return fc.File()
+		}
+	}
+	if o.AdoptVRRP == nil {
+		o.AdoptVRRP = func(f *os.File, cfg netcfg.VRRPConfig) (vrrp.Conn, error) {
+			c, err := netcfg.VRRPConnFromFile(f, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	if o.NotifyMainPID == nil {
+		o.NotifyMainPID = func(socket string, pid int) error {
+			if socket == "" {
+				return nil
+			}
+			n, err := sdnotify.New(socket)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			return n.MainPID(pid)
+		}
 	}
 	if o.NewProxy == nil {
 		o.NewProxy = func(cfg proxy.Config, log zerolog.Logger) (Proxy, error) { return proxy.New(cfg, log) }

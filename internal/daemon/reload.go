@@ -21,6 +21,9 @@ import (
 // new priorities reach the runners like a tracker's would — no VRRP flap.
 func (d *Daemon) Reload(ctx context.Context) (control.ReloadResult, error) {
 	var res control.ReloadResult
+	if d.restarting.Load() {
+		return res, errRestartBusy
+	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	fail := func(err error) (control.ReloadResult, error) {
@@ -113,6 +116,9 @@ func applied(ch config.Changes) []string {
 
 // Server changes a server's administrative state (vipd server drain|maint|ready).
 func (d *Daemon) Server(ctx context.Context, req control.ServerRequest) error {
+	if d.restarting.Load() {
+		return errRestartBusy
+	}
 	var a proxy.Admin
 	switch req.Action {
 	case "drain":

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -17,7 +18,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (d *Daemon) Status() control.Status {
 	cfg, node := d.config()
 	st := control.Status{
-		Node: node.Name, Version: Version, Mode: "starting", Started: d.started,
+		Node: node.Name, Version: Version, Mode: "starting", Started: d.started, PID: os.Getpid(), LastRestart: d.getLastRestart(),
 		Instances: []control.Instance{}, Frontends: []control.Frontend{}, Backends: []control.Backend{},
 	}
 	if !d.up.Load() {

@@ -39,6 +39,11 @@ type vipEffects struct {
 	frontends []string
 	garp      garpSettings
 
+	// settled is closed once a resumed instance bound its listeners (or
+	// had none to bind): the adopted listeners left over may go then.
+	settled    chan struct{}
+	settleOnce sync.Once
+
 	// Runner goroutine only.
 	held        bool               // this process added the VIPs
 	stopAnnounc context.CancelFunc // the burst and refresh running, if any
@@ -73,11 +78,21 @@ func (e *vipEffects) reconfigure(frontends []string, g garpSettings) (added bool
 }
 
 func (e *vipEffects) Listen() error {
+	defer e.settle()
 	fes, _ := e.current()
 	if len(fes) == 0 {
 		return nil
 	}
 	return e.proxy.Listen(fes...)
+}
+
+// settle marks the instance's listeners as bound (see settled).
+func (e *vipEffects) settle() {
+	e.settleOnce.Do(func() {
+		if e.settled != nil {
+			close(e.settled)
+		}
+	})
 }
 
 func (e *vipEffects) AddVIP() error {
@@ -112,6 +127,12 @@ func (e *vipEffects) Announce(rounds int) {
 			break
 		}
 	}
+	e.background(rounds, g)
+}
+
+// background runs the rest of a burst of rounds (the first went out) and
+// then the periodic refresh.
+func (e *vipEffects) background(rounds int, g garpSettings) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.stopAnnounc = cancel
 	e.announcing.Add(1)
@@ -156,6 +177,22 @@ func (e *vipEffects) StopAnnounce() {
 		e.stopAnnounc = nil
 	}
 	e.announcing.Wait()
+}
+
+// Resumed takes up a state handed over by the old process of a restart:
+// a MASTER's VIPs are this process's now and their periodic refresh runs
+// on (no burst: nothing moved).
+func (e *vipEffects) Resumed(state vrrp.State) {
+	if state != vrrp.StateMaster {
+		e.settle() // nothing to bind
+		return
+	}
+	e.held = true
+	if e.ann == nil || len(e.announced) == 0 {
+		return
+	}
+	_, g := e.current()
+	e.background(1, g)
 }
 
 func (e *vipEffects) RemoveVIP() error {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 
 // stubbed are the commands the maintainer scripts run that change the
 // system; the tests replace them with stubs that log their arguments.
-var stubbed = []string{"systemctl", "deb-systemd-invoke", "deb-systemd-helper", "adduser", "getent", "chown", "chmod", "dpkg-statoverride"}
+var stubbed = []string{"systemctl", "deb-systemd-invoke", "deb-systemd-helper", "adduser", "getent", "chown", "chmod", "dpkg-statoverride", "vipd"}
 
 // runScript runs a maintainer script as dpkg would (sh SCRIPT ARGS) with
 // the system-changing commands stubbed, in a private mount namespace
@@ -94,7 +95,9 @@ func TestPostinstFreshInstall(t *testing.T) {
 	}
 }
 
-func TestPostinstUpgradeRestartsLikeADrill(t *testing.T) {
+// An upgrade restarts a running vipd without a failover (vipd restart:
+// the running daemon hands everything to the new binary).
+func TestPostinstUpgradeRestartsHitless(t *testing.T) {
 	calls, _ := runScript(t, "postinst", true, map[string]int{"getent passwd": 0, "dpkg-statoverride --list": 1}, "configure", "0.9")
 	want := []string{
 		"getent passwd vipd",
@@ -106,15 +109,41 @@ func TestPostinstUpgradeRestartsLikeADrill(t *testing.T) {
 		"deb-systemd-helper enable vipd.service", // an enabled unit stays enabled
 		"deb-systemd-helper update-state vipd.service",
 		"systemctl --system daemon-reload",
-		"deb-systemd-invoke try-restart vipd.service", // SIGTERM: priority 0, make before break
+		"systemctl is-active --quiet vipd.service",
+		"vipd restart -c /etc/vipd/vipd.toml", // hitless: no transition, no connection cut
 	}
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("upgrade (-want +got):\n%s", diff)
 	}
 }
 
+// When the hitless restart rolls back (or vipd is not running), the
+// upgrade restarts the unit like a drill: SIGTERM, priority 0, make
+// before break.
+func TestPostinstUpgradeFallsBackToTryRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rc   map[string]int
+		want []string
+	}{
+		{"rolled back", map[string]int{"vipd restart": 1}, []string{"systemctl is-active --quiet vipd.service", "vipd restart -c /etc/vipd/vipd.toml", "deb-systemd-invoke try-restart vipd.service"}},
+		{"not running", map[string]int{"systemctl is-active": 3}, []string{"systemctl is-active --quiet vipd.service", "deb-systemd-invoke try-restart vipd.service"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls, stderr := runScript(t, "postinst", true, tc.rc, "configure", "0.9")
+			i := slices.Index(calls, "systemctl --system daemon-reload")
+			if diff := cmp.Diff(tc.want, calls[i+1:]); diff != "" {
+				t.Errorf("restart calls (-want +got):\n%s", diff)
+			}
+			if tc.rc["vipd restart"] != 0 && !strings.Contains(stderr, "did not complete") {
+				t.Errorf("stderr %q: the rollback must be reported", stderr)
+			}
+		})
+	}
+}
+
 func TestPostinstUpgradeRestartFailureIsReported(t *testing.T) {
-	_, stderr := runScript(t, "postinst", true, map[string]int{"deb-systemd-invoke try-restart": 1}, "configure", "0.9")
+	_, stderr := runScript(t, "postinst", true, map[string]int{"vipd restart": 1, "deb-systemd-invoke try-restart": 1}, "configure", "0.9")
 	if !strings.Contains(stderr, "restart after the upgrade failed") || !strings.Contains(stderr, "journalctl -u vipd") {
 		t.Errorf("stderr %q: a failed restart must be reported, and not fail the upgrade", stderr)
 	}
