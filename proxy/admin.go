@@ -38,6 +38,21 @@ func (p *Proxy) SetHealth(backend, server string, up bool) {
 // connections and closes those left after the backend's DrainTimeout; maint
 // closes its connections now.
 func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
+	return p.setAdmin(backend, server, a, -1)
+}
+
+// SetDrainLeft puts a server in DRAIN whose remaining connections are
+// closed after left rather than after the backend's whole DrainTimeout: a
+// hitless restart carries a drain's deadline (ServerStatus.DrainEnds) over
+// to the new process, so a restart never extends a drain. A left of 0 or
+// less closes them at once.
+func (p *Proxy) SetDrainLeft(backend, server string, left time.Duration) error {
+	return p.setAdmin(backend, server, AdminDrain, max(left, 0))
+}
+
+// setAdmin is SetAdmin; left >= 0 sets a DRAIN's time left (even on a
+// server already draining), < 0 takes the backend's DrainTimeout.
+func (p *Proxy) setAdmin(backend, server string, a Admin, left time.Duration) error {
 	if a > AdminMaint {
 		return fmt.Errorf("proxy: invalid admin state %d", a)
 	}
@@ -51,7 +66,7 @@ func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
 	if s == nil {
 		return fmt.Errorf("%w: server %q in backend %q", ErrUnknown, server, backend)
 	}
-	if s.admin == a {
+	if s.admin == a && left < 0 {
 		return nil
 	}
 	s.admin = a
@@ -59,7 +74,12 @@ func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
 	switch a {
 	case AdminDrain:
 		gen := s.drainGen
-		s.drainStop = p.afterFunc(b.drainTimeout(), func() {
+		d := b.drainTimeout()
+		if left >= 0 {
+			d = left
+		}
+		s.drainEnds = time.Now().Add(d)
+		s.drainStop = p.afterFunc(d, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if s.admin == AdminDrain && s.drainGen == gen && !p.closed {
@@ -77,6 +97,7 @@ func (p *Proxy) SetAdmin(backend, server string, a Admin) error {
 
 func (s *server) stopDrain() {
 	s.drainGen++
+	s.drainEnds = time.Time{}
 	if s.drainStop != nil {
 		s.drainStop()
 		s.drainStop = nil

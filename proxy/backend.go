@@ -28,6 +28,7 @@ type server struct {
 	admin     Admin
 	drainStop func() bool // stops the drain timeout's timer
 	drainGen  uint64
+	drainEnds time.Time // when a DRAIN closes what is left; zero otherwise
 }
 
 func newServer(sc ServerConfig) *server {

@@ -136,3 +136,53 @@ func TestDrainFakeClock(t *testing.T) {
 		t.Errorf("state %v after the deadline, want DRAIN", st)
 	}
 }
+
+// TestDrainLeft: a drain carried over by a hitless restart keeps its
+// deadline (SetDrainLeft) instead of starting the backend's whole
+// DrainTimeout again, and Status says when it ends.
+func TestDrainLeft(t *testing.T) {
+	const drain = time.Hour
+	p, addr, _, _ := twoServers(t, BackendConfig{DrainTimeout: drain})
+	clk := &fakeClock{}
+	p.mu.Lock()
+	p.afterFunc = clk.afterFunc
+	p.mu.Unlock()
+	old := connectTo(t, p, addr, "a", "b")
+
+	before := time.Now()
+	if err := p.SetAdmin("be", "a", AdminDrain); err != nil {
+		t.Fatal(err)
+	}
+	if ends := serverStatus(p, "be", "a").DrainEnds; ends.Before(before.Add(drain)) || ends.After(time.Now().Add(drain)) {
+		t.Fatalf("DrainEnds %v, want an hour after the drain began (%v)", ends, before)
+	}
+	// The new process: ten minutes left, not an hour.
+	const left = 10 * time.Minute
+	if err := p.SetDrainLeft("be", "a", left); err != nil {
+		t.Fatal(err)
+	}
+	if ends := serverStatus(p, "be", "a").DrainEnds; ends.After(time.Now().Add(left)) {
+		t.Errorf("DrainEnds %v, want at most %v from now", ends, left)
+	}
+	clk.advance(left - time.Second)
+	old.echo(t, "kept a second before the carried-over deadline")
+	clk.advance(time.Second)
+	old.closedWithin(t, 5*time.Second)
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d drain timers pending, want 0 (the first drain's timer was replaced)", n)
+	}
+	if err := p.SetAdmin("be", "a", AdminReady); err != nil {
+		t.Fatal(err)
+	}
+	if ends := serverStatus(p, "be", "a").DrainEnds; !ends.IsZero() {
+		t.Errorf("DrainEnds %v on a READY server, want zero", ends)
+	}
+	// A deadline already past closes at once.
+	if err := p.SetDrainLeft("be", "a", -time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(0)
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d drain timers pending after a past deadline, want 0", n)
+	}
+}

@@ -5,6 +5,7 @@ package proxy
 import (
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Status is a point-in-time view of the proxy.
@@ -36,14 +37,17 @@ type BackendStatus struct {
 
 // ServerStatus describes one server.
 type ServerStatus struct {
-	Name        string         `json:"name"`
-	Addr        netip.AddrPort `json:"addr"`
-	State       State          `json:"state"`
-	Healthy     bool           `json:"healthy"`
-	Admin       string         `json:"admin"`
-	ActiveConns int64          `json:"active_conns"`
-	TotalConns  int64          `json:"total_conns"`
-	FailedConns int64          `json:"failed_conns"`
+	Name    string         `json:"name"`
+	Addr    netip.AddrPort `json:"addr"`
+	State   State          `json:"state"`
+	Healthy bool           `json:"healthy"`
+	Admin   string         `json:"admin"`
+	// DrainEnds is when a DRAIN server's remaining connections are closed
+	// (its backend's DrainTimeout after the drain began); absent otherwise.
+	DrainEnds   time.Time `json:"drain_ends,omitzero"`
+	ActiveConns int64     `json:"active_conns"`
+	TotalConns  int64     `json:"total_conns"`
+	FailedConns int64     `json:"failed_conns"`
 }
 
 // Status returns counters and states. Connection counts are exact: they
@@ -77,7 +81,7 @@ func (p *Proxy) Status() Status {
 		bs := BackendStatus{Name: b.name, FailOpen: b.failOpen}
 		for _, s := range b.servers {
 			bs.Servers = append(bs.Servers, ServerStatus{
-				Name: s.name, Addr: s.addr, State: s.state(), Healthy: s.up, Admin: s.admin.String(),
+				Name: s.name, Addr: s.addr, State: s.state(), Healthy: s.up, Admin: s.admin.String(), DrainEnds: s.drainEnds,
 				ActiveConns: s.active.Load(), TotalConns: s.total.Load(), FailedConns: s.failed.Load(),
 			})
 		}

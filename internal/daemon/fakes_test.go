@@ -232,6 +232,8 @@ type fakeProxy struct {
 	frozen, resumed, abandoned, adopted, closeAdopted int
 	thawed                                            chan struct{}
 	onFreeze                                          func()
+	// admin records SetAdmin and SetDrainLeft calls, one line each.
+	admin []string
 }
 
 func (p *fakeProxy) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -311,7 +313,18 @@ func (p *fakeProxy) CloseAdopted() int {
 	return 0
 }
 func (p *fakeProxy) SetHealth(string, string, bool)             {}
-func (p *fakeProxy) SetAdmin(string, string, proxy.Admin) error { return nil }
+func (p *fakeProxy) SetAdmin(be, srv string, a proxy.Admin) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.admin = append(p.admin, fmt.Sprintf("%s/%s %v", be, srv, a))
+	return nil
+}
+func (p *fakeProxy) SetDrainLeft(be, srv string, left time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.admin = append(p.admin, fmt.Sprintf("%s/%s DRAIN %v left", be, srv, left))
+	return nil
+}
 func (p *fakeProxy) Healthy(f string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

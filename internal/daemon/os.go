@@ -106,6 +106,7 @@ type Proxy interface {
 	CloseAdopted() int
 	SetHealth(backend, server string, up bool)
 	SetAdmin(backend, server string, a proxy.Admin) error
+	SetDrainLeft(backend, server string, left time.Duration) error
 	Status() proxy.Status
 	Healthy(frontend string) int
 }

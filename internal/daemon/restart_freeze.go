@@ -259,7 +259,7 @@ func adminStates(p Proxy) []serverSaved {
 	for _, b := range p.Status().Backends {
 		for _, s := range b.Servers {
 			if s.Admin == proxy.AdminDrain.String() || s.Admin == proxy.AdminMaint.String() {
-				out = append(out, serverSaved{Backend: b.Name, Server: s.Name, Admin: s.Admin})
+				out = append(out, serverSaved{Backend: b.Name, Server: s.Name, Admin: s.Admin, DrainEnds: s.DrainEnds})
 			}
 		}
 	}

@@ -93,6 +93,9 @@ type serverSaved struct {
 	Backend string `json:"backend"`
 	Server  string `json:"server"`
 	Admin   string `json:"admin"`
+	// DrainEnds is when a DRAIN closes what is left: the new process keeps
+	// the deadline instead of starting a whole DrainTimeout again.
+	DrainEnds time.Time `json:"drain_ends,omitzero"`
 }
 
 func (s *restartState) encode() ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/control"
 	"github.com/vipd/vipd/internal/handoff"
@@ -254,20 +255,7 @@ func (d *Daemon) adoptState(a *adoption) {
 	st := a.st
 	d.trk.restore(st.Trackers)
 	d.health.seed(st.Checks)
-	for _, s := range st.Servers {
-		var ad proxy.Admin
-		switch s.Admin {
-		case proxy.AdminDrain.String():
-			ad = proxy.AdminDrain
-		case proxy.AdminMaint.String():
-			ad = proxy.AdminMaint
-		default:
-			continue
-		}
-		if err := d.proxy.SetAdmin(s.Backend, s.Server, ad); err != nil {
-			d.log.Warn().Err(err).Str("backend", s.Backend).Str("server", s.Server).Msg("restart: server state not carried over (gone from the config)")
-		}
-	}
+	restoreAdmin(d.proxy, st.Servers, time.Now(), d.log)
 	if st.LastDrill != nil {
 		d.drills.mu.Lock()
 		d.drills.lastDone = st.LastDrill
@@ -296,4 +284,26 @@ func (d *Daemon) leavingInstances(ctx context.Context, a *adoption) ([]*instance
 		out = append(out, inst)
 	}
 	return out, nil
+}
+
+// restoreAdmin puts the servers an operator took out of rotation back in
+// DRAIN or MAINT; a DRAIN keeps the old process's deadline (now is when
+// the time left is counted from), so a restart never lengthens a drain.
+func restoreAdmin(p Proxy, saved []serverSaved, now time.Time, log zerolog.Logger) {
+	for _, s := range saved {
+		var err error
+		switch {
+		case s.Admin == proxy.AdminDrain.String() && !s.DrainEnds.IsZero():
+			err = p.SetDrainLeft(s.Backend, s.Server, s.DrainEnds.Sub(now))
+		case s.Admin == proxy.AdminDrain.String():
+			err = p.SetAdmin(s.Backend, s.Server, proxy.AdminDrain)
+		case s.Admin == proxy.AdminMaint.String():
+			err = p.SetAdmin(s.Backend, s.Server, proxy.AdminMaint)
+		default:
+			continue
+		}
+		if err != nil {
+			log.Warn().Err(err).Str("backend", s.Backend).Str("server", s.Server).Msg("restart: server state not carried over (gone from the config)")
+		}
+	}
 }
