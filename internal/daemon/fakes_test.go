@@ -312,7 +312,7 @@ func (p *fakeProxy) CloseAdopted() int {
 	p.closeAdopted++
 	return 0
 }
-func (p *fakeProxy) SetHealth(string, string, bool)             {}
+func (p *fakeProxy) SetHealth(string, string, bool) {}
 func (p *fakeProxy) SetAdmin(be, srv string, a proxy.Admin) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
