@@ -55,6 +55,14 @@ func TestImagePodman(t *testing.T) {
 	cfg2 := filepath.Join(l.Dir(), "lb2.toml")
 	os.WriteFile(cfg2, append(base, fmt.Sprintf("\n[control]\nsocket = %q\n", sock)...), 0o644)
 
+	// What the README asks of a host that runs vipd in a container, which
+	// cannot write /proc/sys: the sysctls vipd would set itself. Without
+	// arp_announce = 2, an ARP request lb1 sends from the VIP during the
+	// handover can point the client back at lb1 (a failed connect).
+	nsSysctl(t, lb1, "net.ipv4.conf.all.promote_secondaries=1")
+	nsSysctl(t, lb1, "net.ipv4.conf.eth0.promote_secondaries=1")
+	nsSysctl(t, lb1, "net.ipv4.conf.all.arp_announce=2")
+
 	name := "vipd-test-" + l.ID
 	t.Cleanup(func() { exec.Command("podman", "rm", "-f", "-t", "0", name).Run() })
 	args := append([]string{"run", "--rm", "--name", name, "--network", "ns:/run/netns/" + lb1.NS,
