@@ -180,6 +180,10 @@ type timeoutKey struct{}
 // normalises the result: At from the clock, Err set exactly when !OK, and a
 // timeout always reported as one.
 func probeOnce(ctx context.Context, clock Clock, timeout time.Duration, p Probe) Result {
+	// The probe starts now: read the clock before arming the timeout, or a
+	// fake clock advanced as soon as the timer exists would date the
+	// result at its timeout (TestCheckerTimeout under -race).
+	at := clock.Now()
 	ctx = context.WithValue(ctx, timeoutKey{}, timeout)
 	var pctx context.Context
 	var cancel func()
@@ -206,7 +210,6 @@ func probeOnce(ctx context.Context, clock Clock, timeout time.Duration, p Probe)
 	}
 	defer cancel()
 
-	at := clock.Now()
 	r := p(pctx)
 	r.At = at
 	// Detail carries text from the server (a body's last line, an x509
