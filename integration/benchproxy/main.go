@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
+	"github.com/vipd/vipd/integration/lab"
 
 	"github.com/vipd/vipd/proxy"
 )
@@ -48,7 +48,7 @@ func main() {
 	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
 	perfDir := flag.String("perf", "", "also record each proxy with `perf record -g` (kernel included) during the counted connection run, into this directory (go build the benchmark first: perf report needs the binary that ran)")
 	flag.Parse()
-	raiseNofile()
+	lab.RaiseNofile()
 	var err error
 	switch *role {
 	case "backend":
@@ -85,14 +85,6 @@ func splitSet(s string) map[string]bool {
 		}
 	}
 	return m
-}
-
-func raiseNofile() {
-	var r unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &r) == nil {
-		r.Cur = r.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &r)
-	}
 }
 
 // --- child roles ---

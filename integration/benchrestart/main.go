@@ -26,19 +26,14 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/integration/lab"
 )
@@ -99,29 +94,11 @@ func main() {
 		fmt.Println(report(rs, o, 0))
 		return
 	}
-	if os.Geteuid() != 0 {
-		fatal(errors.New("needs root (network namespaces)"))
-	}
-	for _, bin := range []string{lab.KeepalivedBin, lab.HAProxyBin} {
-		if _, err := os.Stat(bin); err != nil {
-			fatal(fmt.Errorf("%s missing (apt-get install keepalived haproxy)", bin))
-		}
-	}
-	raiseNofile()
-	root, err := os.MkdirTemp("", "vbr")
+	root, err := lab.PrepareBench("vbr", *vipdBin)
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(root)
-	lab.Bin = *vipdBin
-	if lab.Bin == "" {
-		lab.Bin = filepath.Join(root, "vipd")
-		build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fatal(fmt.Errorf("build vipd: %w", err))
-		}
-	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	started := time.Now()
@@ -178,16 +155,6 @@ func nodeName(backup bool) string {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "benchrestart:", err)
 	os.Exit(1)
-}
-
-// raiseNofile lifts the soft RLIMIT_NOFILE to the hard one; the processes
-// started in the namespaces inherit it.
-func raiseNofile() {
-	var r unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &r) == nil {
-		r.Cur = r.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &r)
-	}
 }
 
 // oneLine is a run's figures on one line, for the progress output.

@@ -34,8 +34,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vipd/vipd/integration/lab"
 )
 
@@ -80,29 +78,11 @@ func main() {
 	vipdBin := flag.String("vipd", "", "vipd binary to run (default: built from this tree)")
 	flag.StringVar(&o.perf, "perf", "", "record the new master's LB processes with `perf record -g` during each storm into this directory")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fatal(errors.New("needs root (network namespaces)"))
-	}
-	for _, bin := range []string{lab.KeepalivedBin, lab.HAProxyBin} {
-		if _, err := os.Stat(bin); err != nil {
-			fatal(fmt.Errorf("%s missing (apt-get install keepalived haproxy)", bin))
-		}
-	}
-	raiseNofile()
-	root, err := os.MkdirTemp("", "vbs")
+	root, err := lab.PrepareBench("vbs", *vipdBin)
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(root)
-	lab.Bin = *vipdBin
-	if lab.Bin == "" {
-		lab.Bin = filepath.Join(root, "vipd")
-		build := exec.Command("go", "build", "-o", lab.Bin, "github.com/vipd/vipd/cmd/vipd")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fatal(fmt.Errorf("build vipd: %w", err))
-		}
-	}
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
@@ -152,16 +132,6 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "benchstorm:", err)
 	os.Exit(1)
-}
-
-// raiseNofile lifts the soft RLIMIT_NOFILE to the hard one; the processes
-// started in the namespaces inherit it.
-func raiseNofile() {
-	var r unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &r) == nil {
-		r.Cur = r.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &r)
-	}
 }
 
 // runOne builds a lab, makes lb1 (150) master over lb2 (100), holds o.n
