@@ -158,7 +158,7 @@ func (l *loop) acceptFrom(ls *lnState) {
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa, start: l.now}
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
 		if o := l.lighter(); o != nil && o.post(c) {
 			continue
 		}

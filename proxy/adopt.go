@@ -289,16 +289,12 @@ func (r *resolver) conn(hc *HandoffConn, fds [2]int) *conn {
 	}
 	mono := func(t time.Time) int64 { return int64(t.Sub(p.epoch)) }
 	c := &conn{fe: fe, be: be, src: hc.Client, cfd: int32(fds[0]), sfd: int32(fds[1]),
-		pend: [2][]byte{hc.ToServer, hc.ToClient}, n: [2]uint64{hc.BytesIn, hc.BytesOut},
-		start: mono(hc.Started), last: mono(hc.LastActive)}
+		last: mono(hc.LastActive)}
+	c.setPending(0, hc.ToServer)
+	c.setPending(1, hc.ToClient)
 	for i, b := range [4]bool{hc.ClientEOF, hc.ServerShut, hc.ServerEOF, hc.ClientShut} {
 		if b {
 			c.flags |= [4]uint32{fC2SEOF, fC2SShut, fS2CEOF, fS2CShut}[i]
-		}
-	}
-	for i := range c.pend {
-		if len(c.pend[i]) == 0 {
-			c.pend[i] = nil
 		}
 	}
 	if hc.Server != "" {
@@ -364,7 +360,7 @@ func (l *loop) join(c *conn) {
 		c.close(l)
 		return
 	}
-	l.conns[c.cfd] = c
+	l.conns.set(c.cfd, c)
 	if c.sfd >= 0 {
 		c.sid = l.id()
 		if err := sysEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.sfd), &unix.EpollEvent{Events: connEvents, Fd: c.sfd, Pad: c.sid}); err != nil {
@@ -372,7 +368,7 @@ func (l *loop) join(c *conn) {
 			c.close(l)
 			return
 		}
-		l.conns[c.sfd] = c
+		l.conns.set(c.sfd, c)
 	}
 	switch {
 	case c.flags&fEstablished != 0:

@@ -36,24 +36,51 @@ const (
 )
 
 // conn is one proxied connection. It holds no buffer while idle: a pipe is
-// taken from the loop's pool only while bytes are in flight.
+// taken from the loop's pool only while bytes are in flight, and pending
+// bytes hang off a pointer. Its size is the memory an idle connection
+// costs beside the kernel's sockets (TestConnSize keeps it in the 160-byte
+// size class), so what only some connections need stays out of it.
 type conn struct {
 	fe       *frontend
 	be       *backend
 	srv      *server
 	src      netip.AddrPort // client address from accept
 	pipes    [2]*pipe       // [0] client->server, [1] server->client
-	pend     [2][]byte      // bytes read but not yet written, only after a short write
+	pend     *[2][]byte     // bytes read but not yet written, only after a short write (pending)
 	deadline int64          // connect deadline
 	last     int64          // last activity, for the idle timeout
-	start    int64          // accepted at, ns since Proxy.epoch
-	n        [2]uint64      // bytes written to the server [0] and to the client [1]
 	tried    [maxTries]*server
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored
 	ci       int32 // index in the loop's connecting list, with fConnecting
 	flags    uint32
 	tries    uint8
+}
+
+// pending returns the bytes of direction d read but not yet written.
+func (c *conn) pending(d int) []byte {
+	if c.pend == nil {
+		return nil
+	}
+	return c.pend[d]
+}
+
+// setPending keeps b as direction d's unwritten bytes, and drops the
+// holder when both directions are empty.
+func (c *conn) setPending(d int, b []byte) {
+	if len(b) == 0 {
+		b = nil
+		if c.pend == nil {
+			return
+		}
+	}
+	if c.pend == nil {
+		c.pend = new([2][]byte)
+	}
+	c.pend[d] = b
+	if c.pend[0] == nil && c.pend[1] == nil {
+		c.pend = nil
+	}
 }
 
 func (l *loop) id() int32 {
@@ -72,7 +99,7 @@ func (l *loop) adopt(c *conn) {
 		c.closeUnadopted(l.p)
 		return
 	}
-	l.conns[c.cfd] = c
+	l.conns.set(c.cfd, c)
 	c.last = l.now
 	c.be = c.fe.be.Load()
 	c.connect(l)
@@ -122,7 +149,7 @@ func (c *conn) connect(l *loop) {
 			c.close(l)
 			return
 		}
-		l.conns[c.sfd] = c
+		l.conns.set(c.sfd, c)
 		if err == nil {
 			c.established(l)
 			c.run(l)
@@ -174,7 +201,7 @@ func (c *conn) connectFailed(l *loop, err error) {
 	s.active.Add(-1)
 	l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
 	c.srv = nil
-	delete(l.conns, c.sfd)
+	l.conns.del(c.sfd)
 	sysClose(int(c.sfd))
 	c.sfd = -1
 	c.connect(l)
@@ -247,10 +274,10 @@ func (c *conn) close(l *loop) {
 	if l.fdRetryAt != 0 {
 		l.fdRetryAt = l.now // fds freed: parked clients and accepting retry now
 	}
-	delete(l.conns, c.cfd)
+	l.conns.del(c.cfd)
 	sysClose(int(c.cfd))
 	if c.sfd >= 0 {
-		delete(l.conns, c.sfd)
+		l.conns.del(c.sfd)
 		sysClose(int(c.sfd))
 	}
 	for d, p := range c.pipes {

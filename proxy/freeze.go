@@ -282,21 +282,17 @@ func (l *loop) export() []connExport {
 	wall := func(t int64) time.Time { return p.epoch.Add(time.Duration(t)).Round(0) }
 	var out []connExport
 	var broken []*conn
-	for fd, c := range l.conns {
-		if fd != c.cfd {
-			continue
-		}
+	for _, c := range l.conns.clients() {
 		if !c.drainPipes(l) {
 			broken = append(broken, c)
 			continue
 		}
 		h := HandoffConn{
 			Frontend: c.fe.name, Client: c.src,
-			ToServer: c.pend[0], ToClient: c.pend[1],
+			ToServer: c.pending(0), ToClient: c.pending(1),
 			ClientEOF: c.flags&fC2SEOF != 0, ServerShut: c.flags&fC2SShut != 0,
 			ServerEOF: c.flags&fS2CEOF != 0, ClientShut: c.flags&fS2CShut != 0,
-			LastActive: wall(c.last), Started: wall(c.start),
-			BytesIn: c.n[0], BytesOut: c.n[1],
+			LastActive: wall(c.last),
 		}
 		if c.be != nil {
 			h.Backend = c.be.name
@@ -352,7 +348,7 @@ func (c *conn) drainPipes(l *loop) bool {
 				}
 				got += n
 			}
-			c.pend[d] = append(buf, c.pend[d]...)
+			c.setPending(d, append(buf, c.pending(d)...))
 			pp.n = 0
 		}
 		c.pipes[d] = nil

@@ -93,10 +93,10 @@ type HandoffConn struct {
 	// adopter applies its own frontend's idle timeout from LastActive.
 	LastActive   time.Time `json:"last_active"`
 	IdleDeadline time.Time `json:"idle_deadline,omitzero"`
-	Started      time.Time `json:"started"`
-	// BytesIn counts bytes written to the server, BytesOut to the client.
-	BytesIn  uint64 `json:"bytes_in"`
-	BytesOut uint64 `json:"bytes_out"`
+	// A connection carries no start time or byte counters of its own (the
+	// frontends' counters carry over): 24 bytes less per idle connection.
+	// Earlier builds sent "started", "bytes_in" and "bytes_out"; they are
+	// ignored.
 }
 
 // HandoffFrontend is a frontend's cumulative counters.

@@ -20,7 +20,7 @@ func TestHandoffPendingBytes(t *testing.T) {
 	for _, d := range []int{0, 1} {
 		t.Run(dirName[d], func(t *testing.T) {
 			testHandoffStream(t, d, 1000, true, func(c *conn) bool {
-				return len(c.pend[d]) > 0 && c.pipes[d] == nil && c.flags&dirFlags[d].write == 0
+				return len(c.pending(d)) > 0 && c.pipes[d] == nil && c.flags&dirFlags[d].write == 0
 			})
 		})
 	}
@@ -92,7 +92,7 @@ func testHandoffStream(t *testing.T, d, chunk int, paced bool, stuck func(*conn)
 	}
 	// The loops are parked: their state can be read from here.
 	for _, l := range old.loops {
-		for _, c := range l.conns {
+		for _, c := range l.conns.clients() {
 			if c.pipes[0] != nil || c.pipes[1] != nil {
 				t.Fatal("a connection kept a pipe through the freeze")
 			}

@@ -38,9 +38,6 @@ func TestHandoffIdle(t *testing.T) {
 			if len(h.Conns) != 1 || h.Conns[0].State != ConnEstablished || h.Conns[0].Server != "s1" {
 				t.Fatalf("exported %+v", h.Conns)
 			}
-			if h.Conns[0].BytesIn == 0 || h.Conns[0].BytesOut == 0 || h.Conns[0].Started.IsZero() {
-				t.Errorf("counters not exported: %+v", h.Conns[0])
-			}
 			c.echo(t, "after")
 			st := np.Status()
 			if st.ActiveConns != 1 || st.Frontends[0].ActiveConns != 1 || st.Frontends[0].TotalConns != 1 {

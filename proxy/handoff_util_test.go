@@ -121,8 +121,8 @@ func anyConn(p *Proxy, f func(c *conn) bool) bool {
 	found := false
 	for _, l := range p.loops {
 		l.do(func(l *loop) {
-			for fd, c := range l.conns {
-				if fd == c.cfd && f(c) {
+			for _, c := range l.conns.clients() {
+				if f(c) {
 					found = true
 				}
 			}
@@ -264,7 +264,7 @@ func proxyFds(p *Proxy) map[int]string {
 		for _, ls := range l.lns {
 			add(int(ls.fd))
 		}
-		for _, c := range l.conns {
+		for _, c := range l.conns.clients() {
 			add(int(c.cfd))
 			add(int(c.sfd))
 		}

@@ -34,8 +34,8 @@ type loop struct {
 
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
-	frozen     bool            // a handoff is under way: no accepting (freeze.go)
-	conns      map[int32]*conn // by fd, client and server side
+	frozen     bool      // a handoff is under way: no accepting (freeze.go)
+	conns      connTable // by fd, client and server side
 	lns        []*lnState
 	lnWork     bool  // some listener may have connections to accept now
 	lnRetryAt  int64 // the earliest retryAt of a listener backing off (0: none)
@@ -71,7 +71,7 @@ func newLoop(p *Proxy) (*loop, error) {
 		return nil, err
 	}
 	spare, _ := dupSpare(efd) // -1 on failure: taken before the first accept
-	return &loop{p: p, epfd: epfd, efd: efd, spare: spare, conns: make(map[int32]*conn), buf: make([]byte, bufSize)}, nil
+	return &loop{p: p, epfd: epfd, efd: efd, spare: spare, buf: make([]byte, bufSize)}, nil
 }
 
 func (l *loop) wakeLocked() bool {
@@ -215,7 +215,7 @@ func (l *loop) run() {
 				sysRead(l.efd, b[:])
 				continue
 			}
-			c := l.conns[ev.Fd]
+			c := l.conns.get(ev.Fd)
 			if c == nil {
 				continue
 			}
@@ -354,8 +354,8 @@ func (l *loop) nextWake() int64 {
 // (all if match is nil), including ones still connecting.
 func (l *loop) closeAll(match func(*conn) bool) {
 	var victims []*conn
-	for fd, c := range l.conns {
-		if fd == c.cfd && (match == nil || match(c)) {
+	for fd, c := range l.conns.s {
+		if c != nil && int32(fd) == c.cfd && (match == nil || match(c)) {
 			victims = append(victims, c)
 		}
 	}

@@ -99,18 +99,17 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			}
 			p.n -= int(n)
 			counter.Add(uint64(n))
-			c.n[d] += uint64(n)
 			if p.n == 0 {
 				c.pipes[d] = nil
 				l.putPipe(p)
 			}
 			continue
 		}
-		if len(c.pend[d]) > 0 {
+		if pend := c.pending(d); len(pend) > 0 {
 			if c.flags&f.write == 0 {
 				return false, true
 			}
-			n, err := sysWrite(dst, c.pend[d])
+			n, err := sysWrite(dst, pend)
 			if err != nil {
 				if err == unix.EAGAIN {
 					c.flags &^= f.write
@@ -122,10 +121,7 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 				return false, false
 			}
 			counter.Add(uint64(n))
-			c.n[d] += uint64(n)
-			if c.pend[d] = c.pend[d][n:]; len(c.pend[d]) == 0 {
-				c.pend[d] = nil
-			}
+			c.setPending(d, pend[n:])
 			continue
 		}
 		if c.flags&f.eof != 0 {
@@ -200,9 +196,8 @@ func (c *conn) pump(l *loop, d int) (more, ok bool) {
 			c.flags &^= f.write
 		}
 		counter.Add(uint64(w))
-		c.n[d] += uint64(w)
 		if w < n {
-			c.pend[d] = append([]byte(nil), l.buf[w:n]...)
+			c.setPending(d, append([]byte(nil), l.buf[w:n]...))
 		}
 	}
 	return true, true

@@ -38,8 +38,8 @@ func sideOpts(t *testing.T, p *Proxy) (client, server []tcpOpts) {
 	t.Helper()
 	for _, l := range p.loops {
 		l.do(func(l *loop) {
-			for fd, c := range l.conns {
-				if fd == c.cfd && c.flags&fEstablished != 0 {
+			for _, c := range l.conns.clients() {
+				if c.flags&fEstablished != 0 {
 					client = append(client, readOpts(t, int(c.cfd)))
 					server = append(server, readOpts(t, int(c.sfd)))
 				}
