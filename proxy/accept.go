@@ -158,7 +158,8 @@ func (l *loop) acceptFrom(ls *lnState) {
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1}
+		c.setSource(sa)
 		if o := l.lighter(); o != nil && o.post(c) {
 			continue
 		}

@@ -288,8 +288,9 @@ func (r *resolver) conn(hc *HandoffConn, fds [2]int) *conn {
 		be = r.backend(hc.Backend)
 	}
 	mono := func(t time.Time) int64 { return int64(t.Sub(p.epoch)) }
-	c := &conn{fe: fe, be: be, src: hc.Client, cfd: int32(fds[0]), sfd: int32(fds[1]),
+	c := &conn{fe: fe, be: be, cfd: int32(fds[0]), sfd: int32(fds[1]),
 		last: mono(hc.LastActive)}
+	c.setSource(hc.Client)
 	c.setPending(0, hc.ToServer)
 	c.setPending(1, hc.ToClient)
 	for i, b := range [4]bool{hc.ClientEOF, hc.ServerShut, hc.ServerEOF, hc.ClientShut} {
@@ -307,7 +308,7 @@ func (r *resolver) conn(hc *HandoffConn, fds [2]int) *conn {
 	}
 	for _, name := range hc.Tried {
 		if s := be.server(name); s != nil && int(c.tries) < maxTries {
-			c.tried[c.tries] = s
+			c.tried[c.tries] = s.id
 			c.tries++
 		}
 	}
@@ -316,8 +317,8 @@ func (r *resolver) conn(hc *HandoffConn, fds [2]int) *conn {
 		c.flags |= fEstablished
 	case ConnConnecting:
 		c.deadline = mono(hc.ConnectDeadline)
-		if c.srv != nil && int(c.tries) < maxTries && !triedAlready(c) {
-			c.tried[c.tries] = c.srv
+		if c.srv != nil && int(c.tries) < maxTries && !c.hasTried(c.srv) {
+			c.tried[c.tries] = c.srv.id
 			c.tries++
 		}
 	}
@@ -328,20 +329,11 @@ func (r *resolver) conn(hc *HandoffConn, fds [2]int) *conn {
 	return c
 }
 
-func triedAlready(c *conn) bool {
-	for _, s := range c.tried[:c.tries] {
-		if s == c.srv {
-			return true
-		}
-	}
-	return false
-}
-
 // queue runs fn on the loop goroutine: soon if it runs, or on its first
 // turn once Run starts it (never inline, unlike async).
 func (l *loop) queue(fn func(*loop)) {
 	l.mu.Lock()
-	l.cmds = append(l.cmds, fn)
+	l.inbox = append(l.inbox, queued{fn: fn})
 	w := l.wakeLocked()
 	l.mu.Unlock()
 	if w {
@@ -360,7 +352,7 @@ func (l *loop) join(c *conn) {
 		c.close(l)
 		return
 	}
-	l.conns.set(c.cfd, c)
+	l.register(c.cfd, c)
 	if c.sfd >= 0 {
 		c.sid = l.id()
 		if err := sysEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.sfd), &unix.EpollEvent{Events: connEvents, Fd: c.sfd, Pad: c.sid}); err != nil {
@@ -368,7 +360,7 @@ func (l *loop) join(c *conn) {
 			c.close(l)
 			return
 		}
-		l.conns.set(c.sfd, c)
+		l.register(c.sfd, c)
 	}
 	switch {
 	case c.flags&fEstablished != 0:

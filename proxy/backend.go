@@ -15,6 +15,7 @@ import (
 // server is one backend server. Counters are atomics read by Status; up,
 // admin and drain are guarded by Proxy.mu.
 type server struct {
+	id   uint32 // unique in the process: a connection's tried list holds ids
 	name string
 	addr netip.AddrPort
 	seed uint64      // hash of the name, for rendezvous (source) hashing
@@ -34,7 +35,19 @@ type server struct {
 func newServer(sc ServerConfig) *server {
 	h := fnv.New64a()
 	h.Write([]byte(sc.Name))
-	return &server{name: sc.Name, addr: sc.Addr, seed: h.Sum64(), raw: newRawSockaddr(sc.Addr), up: true}
+	return &server{id: serverIDs.Add(1), name: sc.Name, addr: sc.Addr, seed: h.Sum64(), raw: newRawSockaddr(sc.Addr), up: true}
+}
+
+var serverIDs atomic.Uint32
+
+// byID returns the backend's server with id, or nil.
+func (b *backend) byID(id uint32) *server {
+	for _, s := range b.servers {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
 }
 
 func (s *server) state() State {

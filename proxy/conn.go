@@ -44,17 +44,57 @@ type conn struct {
 	fe       *frontend
 	be       *backend
 	srv      *server
-	src      netip.AddrPort // client address from accept
-	pipes    [2]*pipe       // [0] client->server, [1] server->client
-	pend     *[2][]byte     // bytes read but not yet written, only after a short write (pending)
-	deadline int64          // connect deadline
-	last     int64          // last activity, for the idle timeout
-	tried    [maxTries]*server
+	srcIP    [16]byte         // client address from accept (source, setSource)
+	pipes    [2]*pipe         // [0] client->server, [1] server->client
+	pend     *[2][]byte       // bytes read but not yet written, only after a short write (pending)
+	deadline int64            // connect deadline
+	last     int64            // last activity, for the idle timeout
+	tried    [maxTries]uint32 // ids of the servers tried, tries of them
 	cfd, sfd int32
 	cid, sid int32 // registration ids: stale epoll events are ignored
 	ci       int32 // index in the loop's connecting list, with fConnecting
 	flags    uint32
 	tries    uint8
+	owner    uint16 // index of the loop that registered it (fdtab.go)
+	srcPort  uint16
+	srcKind  uint8 // 0: none, 4: IPv4, 6: IPv6 (a v4-mapped address stays one)
+}
+
+// setSource keeps the client's address in 19 bytes instead of a
+// netip.AddrPort's 32.
+func (c *conn) setSource(ap netip.AddrPort) {
+	a := ap.Addr()
+	switch {
+	case !a.IsValid():
+		c.srcKind = 0
+		return
+	case a.Is4():
+		c.srcKind = 4
+	default:
+		c.srcKind = 6
+	}
+	c.srcIP, c.srcPort = a.As16(), ap.Port()
+}
+
+// source returns the client's address as accepted.
+func (c *conn) source() netip.AddrPort {
+	switch c.srcKind {
+	case 4:
+		return netip.AddrPortFrom(netip.AddrFrom16(c.srcIP).Unmap(), c.srcPort)
+	case 6:
+		return netip.AddrPortFrom(netip.AddrFrom16(c.srcIP), c.srcPort)
+	}
+	return netip.AddrPort{}
+}
+
+// hasTried reports whether s was tried for this connection already.
+func (c *conn) hasTried(s *server) bool {
+	for _, id := range c.tried[:c.tries] {
+		if id == s.id {
+			return true
+		}
+	}
+	return false
 }
 
 // pending returns the bytes of direction d read but not yet written.
@@ -99,7 +139,7 @@ func (l *loop) adopt(c *conn) {
 		c.closeUnadopted(l.p)
 		return
 	}
-	l.conns.set(c.cfd, c)
+	l.register(c.cfd, c)
 	c.last = l.now
 	c.be = c.fe.be.Load()
 	c.connect(l)
@@ -113,14 +153,14 @@ func (c *conn) connect(l *loop) {
 		if s == nil {
 			break
 		}
-		c.tried[c.tries] = s
+		c.tried[c.tries] = s.id
 		c.tries++
 		fd, err := l.serverSocket(s.raw.family)
 		if err != nil {
 			if outOfFds(err) {
 				// Not the server's fault: wait for an fd, the server untried.
 				c.tries--
-				c.tried[c.tries] = nil
+				c.tried[c.tries] = 0
 				l.park(c, err)
 				return
 			}
@@ -149,7 +189,7 @@ func (c *conn) connect(l *loop) {
 			c.close(l)
 			return
 		}
-		l.conns.set(c.sfd, c)
+		l.register(c.sfd, c)
 		if err == nil {
 			c.established(l)
 			c.run(l)
@@ -176,21 +216,17 @@ func (c *conn) pick() *server {
 	if c.tries > 0 {
 		var buf [8]*server
 		f := buf[:0]
-	next:
 		for _, s := range cand {
-			for _, t := range c.tried[:c.tries] {
-				if s == t {
-					continue next
-				}
+			if !c.hasTried(s) {
+				f = append(f, s)
 			}
-			f = append(f, s)
 		}
 		cand = f
 	}
 	if len(cand) == 0 {
 		return nil
 	}
-	ip := c.src.Addr()
+	ip := c.source().Addr()
 	return snap.picker.pick(ip, cand)
 }
 
@@ -201,7 +237,7 @@ func (c *conn) connectFailed(l *loop, err error) {
 	s.active.Add(-1)
 	l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
 	c.srv = nil
-	l.conns.del(c.sfd)
+	l.unregister(c.sfd)
 	sysClose(int(c.sfd))
 	c.sfd = -1
 	c.connect(l)
@@ -213,7 +249,7 @@ func (c *conn) established(l *loop) {
 	c.srv.total.Add(1)
 	if c.be.snap.Load().proxyProto {
 		dst := netipFromFd(int(c.cfd))
-		hdr := appendProxyHeaderV2(make([]byte, 0, 52), c.src, dst)
+		hdr := appendProxyHeaderV2(make([]byte, 0, 52), c.source(), dst)
 		if n, err := sysWrite(int(c.sfd), hdr); err != nil || n != len(hdr) {
 			c.close(l)
 		}
@@ -274,10 +310,10 @@ func (c *conn) close(l *loop) {
 	if l.fdRetryAt != 0 {
 		l.fdRetryAt = l.now // fds freed: parked clients and accepting retry now
 	}
-	l.conns.del(c.cfd)
+	l.unregister(c.cfd)
 	sysClose(int(c.cfd))
 	if c.sfd >= 0 {
-		l.conns.del(c.sfd)
+		l.unregister(c.sfd)
 		sysClose(int(c.sfd))
 	}
 	for d, p := range c.pipes {

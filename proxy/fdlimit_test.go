@@ -373,7 +373,8 @@ func TestFDLimitParksClient(t *testing.T) {
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(cfd), sfd: -1, src: src}
+		c := &conn{fe: fe, cfd: int32(cfd), sfd: -1}
+		c.setSource(src)
 		l.load.Add(1)
 		l.adopt(c)
 		parked = c.flags&(fParked|fClosed) == fParked && len(l.parked) == 1 && l.fdRetryAt != 0

@@ -282,13 +282,13 @@ func (l *loop) export() []connExport {
 	wall := func(t int64) time.Time { return p.epoch.Add(time.Duration(t)).Round(0) }
 	var out []connExport
 	var broken []*conn
-	for _, c := range l.conns.clients() {
+	for _, c := range l.clients() {
 		if !c.drainPipes(l) {
 			broken = append(broken, c)
 			continue
 		}
 		h := HandoffConn{
-			Frontend: c.fe.name, Client: c.src,
+			Frontend: c.fe.name, Client: c.source(),
 			ToServer: c.pending(0), ToClient: c.pending(1),
 			ClientEOF: c.flags&fC2SEOF != 0, ServerShut: c.flags&fC2SShut != 0,
 			ServerEOF: c.flags&fS2CEOF != 0, ClientShut: c.flags&fS2CShut != 0,
@@ -309,8 +309,14 @@ func (l *loop) export() []connExport {
 		if c.srv != nil {
 			h.Server, h.ServerAddr = c.srv.name, c.srv.addr
 		}
-		for _, s := range c.tried[:c.tries] {
-			h.Tried = append(h.Tried, s.name)
+		for _, id := range c.tried[:c.tries] {
+			s := c.be.byID(id)
+			if s == nil && c.srv != nil && c.srv.id == id {
+				s = c.srv // a server the config no longer has
+			}
+			if s != nil {
+				h.Tried = append(h.Tried, s.name)
+			}
 		}
 		if idle := c.fe.idle.Load(); idle > 0 {
 			h.IdleDeadline = wall(c.last + idle)

@@ -74,7 +74,7 @@ func TestAdoptWaitsForRun(t *testing.T) {
 	}
 	registered := 0
 	for _, l := range np.loops {
-		l.do(func(l *loop) { registered += l.conns.len() })
+		l.do(func(l *loop) { registered += l.nfds })
 	}
 	if registered != 0 {
 		t.Fatalf("%d sockets registered before Run", registered)

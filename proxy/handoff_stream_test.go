@@ -92,7 +92,7 @@ func testHandoffStream(t *testing.T, d, chunk int, paced bool, stuck func(*conn)
 	}
 	// The loops are parked: their state can be read from here.
 	for _, l := range old.loops {
-		for _, c := range l.conns.clients() {
+		for _, c := range l.clients() {
 			if c.pipes[0] != nil || c.pipes[1] != nil {
 				t.Fatal("a connection kept a pipe through the freeze")
 			}

@@ -121,7 +121,7 @@ func anyConn(p *Proxy, f func(c *conn) bool) bool {
 	found := false
 	for _, l := range p.loops {
 		l.do(func(l *loop) {
-			for _, c := range l.conns.clients() {
+			for _, c := range l.clients() {
 				if f(c) {
 					found = true
 				}
@@ -264,7 +264,7 @@ func proxyFds(p *Proxy) map[int]string {
 		for _, ls := range l.lns {
 			add(int(ls.fd))
 		}
-		for _, c := range l.conns.clients() {
+		for _, c := range l.clients() {
 			add(int(c.cfd))
 			add(int(c.sfd))
 		}

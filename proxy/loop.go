@@ -23,8 +23,7 @@ type loop struct {
 	own sync.Mutex // held by the loop goroutine while it runs
 
 	mu       sync.Mutex
-	incoming []*conn
-	cmds     []func(*loop)
+	inbox    []queued // connections handed over and commands, in order
 	sleeping bool
 	running  bool
 	stopping bool
@@ -34,8 +33,8 @@ type loop struct {
 
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
-	frozen     bool      // a handoff is under way: no accepting (freeze.go)
-	conns      connTable // by fd, client and server side
+	frozen     bool // a handoff is under way: no accepting (freeze.go)
+	nfds       int  // fds registered in the proxy's table (fdtab.go)
 	lns        []*lnState
 	lnWork     bool  // some listener may have connections to accept now
 	lnRetryAt  int64 // the earliest retryAt of a listener backing off (0: none)
@@ -97,6 +96,29 @@ func (l *loop) kick() {
 	}
 }
 
+// queued is a connection handed to the loop (c) or a command (fn). One
+// queue keeps their order: a command given before a connection was
+// accepted must not act on it. With connections adopted before commands,
+// a "close server b's connections" given while a loop slept closed a
+// connection another loop accepted later and handed over, routed to b
+// after b was ready again (TestInboxOrder).
+type queued struct {
+	c  *conn
+	fn func(*loop)
+}
+
+// runInbox adopts the handed-over connections and runs the commands, in
+// the order they came.
+func (l *loop) runInbox(in []queued) {
+	for _, q := range in {
+		if q.c != nil {
+			l.adopt(q.c)
+		} else {
+			q.fn(l)
+		}
+	}
+}
+
 // post hands a freshly accepted connection to the loop. It returns false
 // when the loop has stopped for good.
 func (l *loop) post(c *conn) bool {
@@ -105,7 +127,7 @@ func (l *loop) post(c *conn) bool {
 		l.mu.Unlock()
 		return false
 	}
-	l.incoming = append(l.incoming, c)
+	l.inbox = append(l.inbox, queued{c: c})
 	l.load.Add(1)
 	w := l.wakeLocked()
 	l.mu.Unlock()
@@ -123,7 +145,7 @@ func (l *loop) postAwake(c *conn) bool {
 	if l.sleeping || l.stopping || !l.running {
 		return false
 	}
-	l.incoming = append(l.incoming, c)
+	l.inbox = append(l.inbox, queued{c: c})
 	l.load.Add(1)
 	return true
 }
@@ -134,7 +156,7 @@ func (l *loop) async(fn func(*loop)) {
 	l.mu.Lock()
 	switch {
 	case l.running && !l.stopping:
-		l.cmds = append(l.cmds, fn)
+		l.inbox = append(l.inbox, queued{fn: fn})
 		w := l.wakeLocked()
 		l.mu.Unlock()
 		if w {
@@ -192,7 +214,7 @@ func (l *loop) run() {
 		next := l.nextWake()
 		if next != 0 {
 			l.mu.Lock()
-			if len(l.incoming) == 0 && len(l.cmds) == 0 && !l.slotFreed.Load() {
+			if len(l.inbox) == 0 && !l.slotFreed.Load() {
 				l.sleeping = true
 			} else {
 				next = 0
@@ -215,7 +237,7 @@ func (l *loop) run() {
 				sysRead(l.efd, b[:])
 				continue
 			}
-			c := l.conns.get(ev.Fd)
+			c := l.lookup(ev.Fd)
 			if c == nil {
 				continue
 			}
@@ -228,15 +250,10 @@ func (l *loop) run() {
 		}
 		l.mu.Lock()
 		l.sleeping = false
-		in, cmds := l.incoming, l.cmds
-		l.incoming, l.cmds = nil, nil
+		in := l.inbox
+		l.inbox = nil
 		l.mu.Unlock()
-		for _, c := range in {
-			l.adopt(c)
-		}
-		for _, fn := range cmds {
-			fn(l)
-		}
+		l.runInbox(in)
 		if l.fdRetryAt != 0 && l.now >= l.fdRetryAt {
 			l.fdRetry()
 		}
@@ -280,15 +297,16 @@ func (l *loop) shutdown() {
 	l.mu.Lock()
 	l.stopping = true
 	l.running = false
-	in, cmds := l.incoming, l.cmds
-	l.incoming, l.cmds = nil, nil
+	in := l.inbox
+	l.inbox = nil
 	l.mu.Unlock()
-	for _, c := range in {
-		l.load.Add(-1)
-		c.closeUnadopted(l.p)
-	}
-	for _, fn := range cmds {
-		fn(l)
+	for _, q := range in {
+		if q.c != nil {
+			l.load.Add(-1)
+			q.c.closeUnadopted(l.p)
+		} else {
+			q.fn(l)
+		}
 	}
 	l.closeAll(nil)
 	for _, p := range l.free {
@@ -354,11 +372,11 @@ func (l *loop) nextWake() int64 {
 // (all if match is nil), including ones still connecting.
 func (l *loop) closeAll(match func(*conn) bool) {
 	var victims []*conn
-	for fd, c := range l.conns.s {
-		if c != nil && int32(fd) == c.cfd && (match == nil || match(c)) {
+	l.p.fds.each(l.index, func(c *conn) {
+		if match == nil || match(c) {
 			victims = append(victims, c)
 		}
-	}
+	})
 	for _, c := range victims {
 		c.close(l)
 	}

@@ -22,6 +22,7 @@ type Proxy struct {
 	log   zerolog.Logger
 	epoch time.Time
 	loops []*loop
+	fds   fdTable // every loop's connections by fd
 
 	// sleep waits d or until done is closed (false); tests replace it.
 	sleep func(done <-chan struct{}, d time.Duration) bool

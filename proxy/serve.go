@@ -180,7 +180,8 @@ func (p *Proxy) acceptLoop(fe *frontend, accept acceptFunc, done <-chan struct{}
 		fe.total.Add(1)
 		fe.active.Add(1)
 		p.active.Add(1)
-		c := &conn{fe: fe, cfd: int32(fd), sfd: -1, src: sa}
+		c := &conn{fe: fe, cfd: int32(fd), sfd: -1}
+		c.setSource(sa)
 		if !p.dispatch(c) {
 			c.closeUnadopted(p)
 		}

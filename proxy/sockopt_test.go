@@ -38,7 +38,7 @@ func sideOpts(t *testing.T, p *Proxy) (client, server []tcpOpts) {
 	t.Helper()
 	for _, l := range p.loops {
 		l.do(func(l *loop) {
-			for _, c := range l.conns.clients() {
+			for _, c := range l.clients() {
 				if c.flags&fEstablished != 0 {
 					client = append(client, readOpts(t, int(c.cfd)))
 					server = append(server, readOpts(t, int(c.sfd)))
