@@ -238,7 +238,20 @@ func (d *Daemon) thaw(fr *frozen) {
 
 // abandon lets go of everything frozen once the new process runs: no
 // leave action, no shutdown(2) on a socket the new process holds.
+//
+// The control socket's path is the new process's now, so this process
+// must not unlink it when it closes its copy of the listener; that is
+// settled first. An abandoned runner's Run returns ErrHandedOver, which
+// ends the daemon's run group and with it the control server, which closes
+// the listener. When that won the race against a later SetUnlinkOnClose,
+// the listener unlinked the path and the new process served on a control
+// socket no client could reach: only a first restart (later processes
+// adopt a listener that never unlinks), seen in `make bench-restart` on
+// the master 4 times over two days (TestAbandonKeepsControlPath).
 func (d *Daemon) abandon(fr *frozen) {
+	if ul, ok := d.ctlLn.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
 	closeFiles(fr.files)
 	fr.files = nil
 	if fr.proxy {
@@ -246,10 +259,6 @@ func (d *Daemon) abandon(fr *frozen) {
 	}
 	for _, inst := range fr.runners {
 		inst.runner.Abandon()
-	}
-	if ul, ok := d.ctlLn.(*net.UnixListener); ok {
-		// The socket's path is the new process's now.
-		ul.SetUnlinkOnClose(false)
 	}
 }
 
