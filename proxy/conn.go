@@ -237,7 +237,7 @@ func (c *conn) connectFailed(l *loop, err error) {
 	s.active.Add(-1)
 	l.p.log.Debug().Err(err).Str("backend", c.be.name).Str("server", s.name).Msg("connect failed")
 	c.srv = nil
-	l.unregister(c.sfd)
+	l.unregister(c.sfd, c)
 	sysClose(int(c.sfd))
 	c.sfd = -1
 	c.connect(l)
@@ -310,10 +310,10 @@ func (c *conn) close(l *loop) {
 	if l.fdRetryAt != 0 {
 		l.fdRetryAt = l.now // fds freed: parked clients and accepting retry now
 	}
-	l.unregister(c.cfd)
+	l.unregister(c.cfd, c)
 	sysClose(int(c.cfd))
 	if c.sfd >= 0 {
-		l.unregister(c.sfd)
+		l.unregister(c.sfd, c)
 		sysClose(int(c.sfd))
 	}
 	for d, p := range c.pipes {

@@ -51,10 +51,12 @@ func (t *fdTable) set(fd int32, c *conn) {
 	}
 }
 
-func (t *fdTable) del(fd int32) {
+// del clears fd's entry if it holds c, and says whether it did.
+func (t *fdTable) del(fd int32, c *conn) bool {
 	if pg := t.pageIfAny(int(fd) >> fdPageBits); fd >= 0 && pg != nil {
-		pg[fd&(fdPageSize-1)].Store(nil)
+		return pg[fd&(fdPageSize-1)].CompareAndSwap(c, nil)
 	}
+	return false
 }
 
 func (t *fdTable) pageIfAny(pi int) *fdPage {
@@ -116,9 +118,13 @@ func (l *loop) register(fd int32, c *conn) {
 	l.nfds++
 }
 
-func (l *loop) unregister(fd int32) {
-	l.p.fds.del(fd)
-	l.nfds--
+// unregister takes fd, one side of c, out of the proxy's table. A side
+// that never registered (its epoll_ctl failed, or an adopted connection
+// closed before it joined) is left alone, and not counted.
+func (l *loop) unregister(fd int32, c *conn) {
+	if l.p.fds.del(fd, c) {
+		l.nfds--
+	}
 }
 
 // lookup returns the connection of an event's fd if this loop owns it.

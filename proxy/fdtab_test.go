@@ -61,10 +61,15 @@ func TestFdTable(t *testing.T) {
 	if d := *tab.dir.Load(); len(d) <= pages || tab.get(3000) != a {
 		t.Fatal("growing lost an entry")
 	}
-	tab.del(3000)
-	tab.del(3000)    // again: nothing
-	tab.del(1 << 30) // no page there: nothing
-	tab.del(-1)
+	if !tab.del(3000, a) {
+		t.Fatal("del did not clear a's entry")
+	}
+	if tab.del(3000, a) || tab.del(1<<30, a) || tab.del(-1, a) { // again; no page there; no fd
+		t.Fatal("del cleared what was not there")
+	}
+	if tab.del(5, b) { // 5 holds a, not b
+		t.Fatal("del cleared another connection's entry")
+	}
 	if tab.get(3000) != nil || tab.get(5) != a {
 		t.Fatal("del cleared the wrong entry")
 	}
@@ -88,9 +93,22 @@ func TestLookupOwner(t *testing.T) {
 	if got := l0.clients(); len(got) != 0 {
 		t.Fatalf("loop 0 lists %d connections of loop 1", len(got))
 	}
-	l1.unregister(c.sfd)
+	l1.unregister(c.sfd, c)
 	if l1.lookup(10) != nil || l1.nfds != 1 || len(l1.clients()) != 1 {
 		t.Fatal("unregister left the server side")
+	}
+	// A side that never registered (its epoll_ctl failed) is closed
+	// through unregister too: the count stays right, and an entry the fd
+	// number holds for another connection stays.
+	d := &conn{cfd: 11, sfd: 12}
+	l1.register(d.cfd, d)
+	l1.unregister(d.sfd, d)
+	if l1.nfds != 2 {
+		t.Fatalf("nfds %d after unregistering a side never registered, want 2", l1.nfds)
+	}
+	l1.unregister(c.cfd, d)
+	if l1.lookup(9) != c || l1.nfds != 2 {
+		t.Fatal("unregister took another connection's entry")
 	}
 }
 
