@@ -40,16 +40,6 @@ func newServer(sc ServerConfig) *server {
 
 var serverIDs atomic.Uint32
 
-// byID returns the backend's server with id, or nil.
-func (b *backend) byID(id uint32) *server {
-	for _, s := range b.servers {
-		if s.id == id {
-			return s
-		}
-	}
-	return nil
-}
-
 func (s *server) state() State {
 	switch {
 	case s.admin == AdminMaint:

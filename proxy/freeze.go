@@ -20,6 +20,10 @@ const freezeMax = 2 * time.Second
 // freezeState is one handoff under way. decided is closed by Resume or
 // Abandon (or by a failed Freeze, as a resume); abandon is written before.
 type freezeState struct {
+	// names are the servers' names by id, read under p.mu before the
+	// loops park: the loops export tried servers by name and may not read
+	// the backends' server lists, which Update rewrites under p.mu.
+	names    map[uint32]string
 	decided  chan struct{}
 	abandon  bool
 	complete bool // Freeze returned successfully: Resume/Abandon may decide
@@ -116,9 +120,11 @@ func (p *Proxy) freeze(ctx context.Context, fs *freezeState) (*Handoff, []*os.Fi
 		s       *server
 	}
 	var servers []namedServer
+	fs.names = make(map[uint32]string)
 	for _, b := range p.backends {
 		for _, s := range b.servers {
 			servers = append(servers, namedServer{b.name, s})
+			fs.names[s.id] = s.name
 		}
 	}
 	p.mu.Unlock()
@@ -199,7 +205,7 @@ func (l *loop) parkForHandoff(fs *freezeState, out chan<- []connExport) {
 	select {
 	case <-fs.decided:
 	default:
-		out <- l.export()
+		out <- l.export(fs.names)
 		<-fs.decided
 	}
 	if fs.abandon {
@@ -277,7 +283,7 @@ func (p *Proxy) Abandon() {
 // export reads every connection's splice pipes out into its pending
 // bytes (so no pipe crosses over, and on Resume they are written first
 // all the same) and describes each connection.
-func (l *loop) export() []connExport {
+func (l *loop) export(names map[uint32]string) []connExport {
 	p := l.p
 	wall := func(t int64) time.Time { return p.epoch.Add(time.Duration(t)).Round(0) }
 	var out []connExport
@@ -310,12 +316,12 @@ func (l *loop) export() []connExport {
 			h.Server, h.ServerAddr = c.srv.name, c.srv.addr
 		}
 		for _, id := range c.tried[:c.tries] {
-			s := c.be.byID(id)
-			if s == nil && c.srv != nil && c.srv.id == id {
-				s = c.srv // a server the config no longer has
+			name, ok := names[id]
+			if !ok && c.srv != nil && c.srv.id == id {
+				name, ok = c.srv.name, true // a server the config no longer has
 			}
-			if s != nil {
-				h.Tried = append(h.Tried, s.name)
+			if ok {
+				h.Tried = append(h.Tried, name)
 			}
 		}
 		if idle := c.fe.idle.Load(); idle > 0 {

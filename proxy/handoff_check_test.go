@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,55 @@ func TestCloseAdoptedUnmatched(t *testing.T) {
 	if c, err := net.DialTimeout("tcp4", feAddr(cfg), time.Second); err == nil {
 		c.Close()
 		t.Error("the old address still accepts")
+	}
+}
+
+// A reload may run while a freeze is under way (Update blocks only once
+// it needs a loop). The loops' export names each connection's tried
+// servers without reading the backend's server list, which Update
+// rewrites under p.mu (the race detector caught the read).
+func TestUpdateDuringFreeze(t *testing.T) {
+	s1 := newTestServer(t, "s1", nil)
+	s2 := newTestServer(t, "s2", nil)
+	cfg := hoConfig(t, s1.config())
+	cfg2 := cfg
+	cfg2.Backends = []BackendConfig{{Name: "be", Servers: []ServerConfig{s1.config(), s2.config()}}}
+	old, _ := hoOld(t, cfg)
+	for range 4 {
+		dial(t, feAddr(cfg)).greeting(t)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c := cfg
+			if i%2 == 0 {
+				c = cfg2
+			}
+			if err := old.Update(c); err != nil {
+				t.Errorf("Update: %v", err)
+				return
+			}
+		}
+	}()
+	h, _ := freeze(t, old)
+	close(stop)
+	if err := old.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if len(h.Conns) != 4 {
+		t.Fatalf("%d connections exported, want 4", len(h.Conns))
+	}
+	for _, hc := range h.Conns {
+		if !slices.Equal(hc.Tried, []string{"s1"}) {
+			t.Errorf("connection tried %q, want [s1]", hc.Tried)
+		}
 	}
 }
