@@ -34,7 +34,8 @@ type adoptKey struct {
 //     are added to this proxy's.
 //
 // Nothing moves before Run: the connections join their loops on its first
-// turn. A malformed Handoff is refused whole (nothing adopted). Adopt
+// turn. What closes connections in between (SetAdmin, SetDrainLeft,
+// SetHealth with CloseOnDown, CloseConns) closes adopted ones too. A malformed Handoff is refused whole (nothing adopted). Adopt
 // takes ownership of files: it closes every one of them, used or not, on
 // success and on error (it keeps duplicates of those it uses).
 func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
@@ -120,13 +121,12 @@ func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
 		per[k] = append(per[k], c)
 		p.loops[k].load.Add(1)
 	}
+	// The loop's own list, not queued closures: a command given before Run
+	// that closes connections (a server put in maintenance, a drain carried
+	// over with no time left) runs at once and must find these too.
 	for k, cs := range per {
 		if len(cs) > 0 {
-			p.loops[k].queue(func(l *loop) {
-				for _, c := range cs {
-					l.join(c)
-				}
-			})
+			p.loops[k].async(func(l *loop) { l.adopting = append(l.adopting, cs...) })
 		}
 	}
 	p.addCounters(h)
@@ -338,6 +338,15 @@ func (l *loop) queue(fn func(*loop)) {
 	l.mu.Unlock()
 	if w {
 		l.wake()
+	}
+}
+
+// joinAdopted joins the connections adopted before Run, or while it ran.
+func (l *loop) joinAdopted() {
+	cs := l.adopting
+	l.adopting = nil
+	for _, c := range cs {
+		l.join(c)
 	}
 }
 

@@ -200,3 +200,56 @@ func TestUpdateDuringFreeze(t *testing.T) {
 		}
 	}
 }
+
+// A command given between Adopt and Run that closes connections (a server
+// put in maintenance, a drain carried over with no time left) closes the
+// adopted ones too, although they join their loops only on Run's first
+// turn. It ran at once and found none; the drain's one timer had fired,
+// so nothing closed them later.
+func TestCommandBeforeRunSeesAdopted(t *testing.T) {
+	s1 := newTestServer(t, "s1", nil)
+	s2 := newTestServer(t, "s2", nil)
+	cfg := hoConfig(t, s1.config(), s2.config())
+	old, _ := hoOld(t, cfg)
+	var on1, on2 []*client
+	for len(on1) == 0 || len(on2) == 0 {
+		c := dial(t, feAddr(cfg))
+		if c.greeting(t) == "s1" {
+			on1 = append(on1, c)
+		} else {
+			on2 = append(on2, c)
+		}
+		if len(on1)+len(on2) > 50 {
+			t.Fatal("50 connections, not one to each server")
+		}
+	}
+	h, files := freeze(t, old)
+	np, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := np.Adopt(h, files); err != nil {
+		t.Fatal(err)
+	}
+	if err := np.SetAdmin("be", "s1", AdminMaint); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(len(on2))
+	if st := np.Status(); st.ActiveConns != want {
+		t.Errorf("before Run: %d active, want %d (s2's)", st.ActiveConns, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { np.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	old.Abandon()
+	for _, c := range on1 {
+		c.closedWithin(t, 5*time.Second)
+	}
+	for _, c := range on2 {
+		c.echo(t, "s2 still served")
+	}
+	if st := np.Status(); st.ActiveConns != want {
+		t.Errorf("after Run: %d active, want %d", st.ActiveConns, want)
+	}
+}

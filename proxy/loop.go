@@ -33,8 +33,9 @@ type loop struct {
 
 	// Owned by the loop goroutine (or by whoever holds own).
 	stop       bool
-	frozen     bool // a handoff is under way: no accepting (freeze.go)
-	nfds       int  // fds registered in the proxy's table (fdtab.go)
+	frozen     bool    // a handoff is under way: no accepting (freeze.go)
+	nfds       int     // fds registered in the proxy's table (fdtab.go)
+	adopting   []*conn // adopted before Run, joining on its first turn (adopt.go)
 	lns        []*lnState
 	lnWork     bool  // some listener may have connections to accept now
 	lnRetryAt  int64 // the earliest retryAt of a listener backing off (0: none)
@@ -210,6 +211,7 @@ func (l *loop) run() {
 	defer l.own.Unlock()
 	events := make([]unix.EpollEvent, 256)
 	l.now = l.clock()
+	l.joinAdopted()
 	for !l.stop {
 		next := l.nextWake()
 		if next != 0 {
@@ -254,6 +256,9 @@ func (l *loop) run() {
 		l.inbox = nil
 		l.mu.Unlock()
 		l.runInbox(in)
+		if len(l.adopting) > 0 {
+			l.joinAdopted()
+		}
 		if l.fdRetryAt != 0 && l.now >= l.fdRetryAt {
 			l.fdRetry()
 		}
@@ -372,6 +377,20 @@ func (l *loop) nextWake() int64 {
 // (all if match is nil), including ones still connecting.
 func (l *loop) closeAll(match func(*conn) bool) {
 	var victims []*conn
+	if len(l.adopting) > 0 {
+		// Not joined yet: closing them closes this process's duplicates;
+		// the old process lets go of its own when it abandons.
+		kept := l.adopting[:0]
+		for _, c := range l.adopting {
+			if match == nil || match(c) {
+				victims = append(victims, c)
+			} else {
+				kept = append(kept, c)
+			}
+		}
+		clear(l.adopting[len(kept):])
+		l.adopting = kept
+	}
 	l.p.fds.each(l.index, func(c *conn) {
 		if match == nil || match(c) {
 			victims = append(victims, c)
