@@ -66,13 +66,7 @@ func TestAdoptWaitsForRun(t *testing.T) {
 	c := dial(t, feAddr(cfg))
 	c.greeting(t)
 	h, files := freeze(t, old)
-	np, err := New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := np.Adopt(h, files); err != nil {
-		t.Fatal(err)
-	}
+	np := adoptOnly(t, cfg, h, files)
 	registered := 0
 	for _, l := range np.loops {
 		l.do(func(l *loop) { registered += l.nfds })
@@ -83,11 +77,7 @@ func TestAdoptWaitsForRun(t *testing.T) {
 	if st := np.Status(); st.ActiveConns != 1 {
 		t.Errorf("status before Run: %d active, want 1", st.ActiveConns)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { np.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	old.Abandon()
+	runAndAbandon(t, np, old)
 	c.echo(t, "after Run")
 }
 
@@ -224,13 +214,7 @@ func TestCommandBeforeRunSeesAdopted(t *testing.T) {
 		}
 	}
 	h, files := freeze(t, old)
-	np, err := New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := np.Adopt(h, files); err != nil {
-		t.Fatal(err)
-	}
+	np := adoptOnly(t, cfg, h, files)
 	if err := np.SetAdmin("be", "s1", AdminMaint); err != nil {
 		t.Fatal(err)
 	}
@@ -238,11 +222,7 @@ func TestCommandBeforeRunSeesAdopted(t *testing.T) {
 	if st := np.Status(); st.ActiveConns != want {
 		t.Errorf("before Run: %d active, want %d (s2's)", st.ActiveConns, want)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { np.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	old.Abandon()
+	runAndAbandon(t, np, old)
 	for _, c := range on1 {
 		c.closedWithin(t, 5*time.Second)
 	}

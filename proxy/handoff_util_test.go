@@ -89,6 +89,18 @@ func handover(t *testing.T, old *Proxy, cfg Config) (*Proxy, *Handoff) {
 // adopt is handover after the freeze.
 func adopt(t *testing.T, old *Proxy, cfg Config, h *Handoff, files []*os.File) *Proxy {
 	t.Helper()
+	np := adoptOnly(t, cfg, h, files)
+	if err := np.Listen(); err != nil {
+		t.Fatalf("Listen after Adopt: %v", err)
+	}
+	np.CloseAdopted()
+	runAndAbandon(t, np, old)
+	return np
+}
+
+// adoptOnly is the new process up to Adopt: not listening, not running.
+func adoptOnly(t *testing.T, cfg Config, h *Handoff, files []*os.File) *Proxy {
+	t.Helper()
 	np, err := New(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -96,10 +108,12 @@ func adopt(t *testing.T, old *Proxy, cfg Config, h *Handoff, files []*os.File) *
 	if err := np.Adopt(h, files); err != nil {
 		t.Fatalf("Adopt: %v", err)
 	}
-	if err := np.Listen(); err != nil {
-		t.Fatalf("Listen after Adopt: %v", err)
-	}
-	np.CloseAdopted()
+	return np
+}
+
+// runAndAbandon runs np (stopped at the test's end) and then lets old go.
+func runAndAbandon(t *testing.T, np, old *Proxy) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { np.Run(ctx); close(done) }()
@@ -112,7 +126,6 @@ func adopt(t *testing.T, old *Proxy, cfg Config, h *Handoff, files []*os.File) *
 		}
 	})
 	old.Abandon()
-	return np
 }
 
 // anyConn reports whether some connection of p satisfies f, looked at
