@@ -46,6 +46,7 @@ func main() {
 	threads := flag.Int("threads", 2, "HAProxy nbthread and the vipd proxy's GOMAXPROCS (event loops)")
 	only := flag.String("only", "", "comma-separated subset of bulk,rate,pp,idle (default all)")
 	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
+	slices := flag.Int("slices", 6, "slices, taken in turn with the other targets', of each repetition's connection-rate run")
 	perfDir := flag.String("perf", "", "also record each proxy with `perf record -g` (kernel included) during the counted connection run, into this directory (go build the benchmark first: perf report needs the binary that ran)")
 	flag.Parse()
 	lab.RaiseNofile()
@@ -56,7 +57,7 @@ func main() {
 	case "proxy":
 		err = runProxy(*cfgFile)
 	case "":
-		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir,
+		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir, slices: max(*slices, 1),
 			only: splitSet(*only), targets: splitSet(*targetsFlag)})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
@@ -69,6 +70,7 @@ func main() {
 
 type benchOpts struct {
 	reps, idle, threads int
+	slices              int // per repetition's connection-rate run (rateInterleaved)
 	dur                 time.Duration
 	haproxy             string
 	only, targets       map[string]bool
@@ -433,8 +435,23 @@ backend echo
 		}
 	}
 	for rep := range reps {
+		order := make([]target, len(targets))
 		for i := range targets {
-			t := targets[(i+rep)%len(targets)] // alternate the order
+			order[i] = targets[(i+rep)%len(targets)] // alternate the order
+		}
+		if o.want("rate") {
+			fmt.Fprintf(os.Stderr, "rep %d: connection rate, %d slices each, in turn\n", rep+1, o.slices)
+			for i, r := range rateInterleaved(order, dur, o.slices) {
+				t := order[i]
+				add(t.name, "rate", r.rate)
+				add(t.name, "rate_p50", r.p50)
+				add(t.name, "rate_p99", r.p99)
+				if t.proc != nil {
+					add(t.name, "cpu", r.cpuPerConn)
+				}
+			}
+		}
+		for _, t := range order {
 			fmt.Fprintf(os.Stderr, "rep %d: %s\n", rep+1, t.name)
 			if o.want("bulk") {
 				for _, streams := range []int{1, 8} {
@@ -442,12 +459,7 @@ backend echo
 				}
 			}
 			if o.want("rate") {
-				r := connRate(t, dur, false)
-				add(t.name, "rate", r.rate)
-				add(t.name, "rate_p50", r.p50)
-				add(t.name, "rate_p99", r.p99)
 				if t.proc != nil {
-					add(t.name, "cpu", r.cpuPerConn)
 					var stopRec func()
 					if o.perf != "" {
 						stopRec = perfRecord(t.proc.pid(), filepath.Join(o.perf, fmt.Sprintf("%s-rep%d.data", t.name, rep+1)))
@@ -579,32 +591,25 @@ func perfStat(pid int) (stop func() (syscalls, switches float64, ok bool)) {
 	}
 }
 
-// connRate opens, uses (1 byte each way) and closes connections from 32
-// workers for dur. With count, the proxy's system calls and context
-// switches are counted (perf's tracepoint slows every system call a
-// little, so a counted run is not a timed one).
-func connRate(t target, dur time.Duration, count bool) rateResult {
-	const workers = 32
+// rateWorkers is the number of clients that open connections at once.
+const rateWorkers = 32
+
+// dialLoop opens, uses (1 byte each way) and closes connections to addr
+// from rateWorkers clients until dur has passed, and returns each
+// completed connection's time and the time the clients took.
+func dialLoop(addr string, dur time.Duration) ([]time.Duration, time.Duration) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
-	var cpu0 int64
-	stopStat := func() (float64, float64, bool) { return 0, 0, false }
-	if t.proc != nil {
-		if count {
-			stopStat = perfStat(t.proc.pid())
-		}
-		cpu0 = cpuTicks(t.proc.pid())
-	}
 	start := time.Now()
 	end := start.Add(dur)
-	for range workers {
+	for range rateWorkers {
 		wg.Go(func() {
 			var mine []time.Duration
 			b := []byte{1}
 			for i := 0; i < 1_000_000 && time.Now().Before(end); i++ {
 				t0 := time.Now()
-				c, err := net.DialTimeout("tcp", t.echo, 2*time.Second)
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 				if err != nil {
 					continue
 				}
@@ -622,7 +627,21 @@ func connRate(t target, dur time.Duration, count bool) rateResult {
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	return lat, time.Since(start)
+}
+
+// connRate measures t's connection rate for dur; count also counts the
+// proxy's system calls and context switches (perf stat).
+func connRate(t target, dur time.Duration, count bool) rateResult {
+	var cpu0 int64
+	stopStat := func() (float64, float64, bool) { return 0, 0, false }
+	if t.proc != nil {
+		if count {
+			stopStat = perfStat(t.proc.pid())
+		}
+		cpu0 = cpuTicks(t.proc.pid())
+	}
+	lat, el := dialLoop(t.echo, dur)
 	r := rateResult{rate: float64(len(lat)) / el.Seconds()}
 	if t.proc != nil && len(lat) > 0 {
 		r.cpuPerConn = float64(cpuTicks(t.proc.pid())-cpu0) * 1e4 / float64(len(lat)) // ticks are 10ms
@@ -632,6 +651,52 @@ func connRate(t target, dur time.Duration, count bool) rateResult {
 	}
 	r.p50, r.p99 = pct(lat)
 	return r
+}
+
+// rateInterleaved measures the connection rate of every target for dur
+// each, in slices taken in turn (AB BA AB ...), and sums each
+// target's slices. On a shared host the CPU a guest gets moves from one
+// second to the next (6–24 % steal in `vmstat 1` on 2026-12-03); with one
+// 1.5 s run per target, seconds apart, one 5-repetition run put vipd at
+// 1.03x and the next at 1.35x HAProxy's rate. Slices a quarter of a second
+// apart meet the same weather.
+func rateInterleaved(ts []target, dur time.Duration, slices int) []rateResult {
+	type acc struct {
+		lat   []time.Duration
+		el    time.Duration
+		ticks int64
+	}
+	accs := make([]acc, len(ts))
+	slice := dur / time.Duration(slices)
+	for s := range slices {
+		for j := range ts {
+			i := j
+			if s%2 == 1 {
+				i = len(ts) - 1 - j
+			}
+			t, a := ts[i], &accs[i]
+			var cpu0 int64
+			if t.proc != nil {
+				cpu0 = cpuTicks(t.proc.pid())
+			}
+			lat, el := dialLoop(t.echo, slice)
+			if t.proc != nil {
+				a.ticks += cpuTicks(t.proc.pid()) - cpu0
+			}
+			a.lat = append(a.lat, lat...)
+			a.el += el
+		}
+	}
+	rs := make([]rateResult, len(ts))
+	for i, a := range accs {
+		r := &rs[i]
+		r.rate = float64(len(a.lat)) / a.el.Seconds()
+		if ts[i].proc != nil && len(a.lat) > 0 {
+			r.cpuPerConn = float64(a.ticks) * 1e4 / float64(len(a.lat)) // ticks are 10ms
+		}
+		r.p50, r.p99 = pct(a.lat)
+	}
+	return rs
 }
 
 func pct(lat []time.Duration) (p50, p99 float64) {
