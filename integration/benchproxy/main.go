@@ -446,6 +446,7 @@ backend echo
 				add(t.name, "rate", r.rate)
 				add(t.name, "rate_p50", r.p50)
 				add(t.name, "rate_p99", r.p99)
+				add(t.name, "machine", r.machinePerConn)
 				if t.proc != nil {
 					add(t.name, "cpu", r.cpuPerConn)
 				}
@@ -530,6 +531,7 @@ func bulk(addr string, n int, dur time.Duration) float64 {
 
 type rateResult struct {
 	rate, p50, p99, cpuPerConn float64
+	machinePerConn             float64 // busy CPU of the whole machine per connection (rateInterleaved only)
 	syscalls, switches         float64 // per connection, from perf stat; 0 without perf
 }
 
@@ -662,9 +664,9 @@ func connRate(t target, dur time.Duration, count bool) rateResult {
 // apart meet the same weather.
 func rateInterleaved(ts []target, dur time.Duration, slices int) []rateResult {
 	type acc struct {
-		lat   []time.Duration
-		el    time.Duration
-		ticks int64
+		lat            []time.Duration
+		el             time.Duration
+		ticks, machine int64
 	}
 	accs := make([]acc, len(ts))
 	slice := dur / time.Duration(slices)
@@ -679,7 +681,9 @@ func rateInterleaved(ts []target, dur time.Duration, slices int) []rateResult {
 			if t.proc != nil {
 				cpu0 = cpuTicks(t.proc.pid())
 			}
+			m0 := busyTicks()
 			lat, el := dialLoop(t.echo, slice)
+			a.machine += busyTicks() - m0
 			if t.proc != nil {
 				a.ticks += cpuTicks(t.proc.pid()) - cpu0
 			}
@@ -694,9 +698,33 @@ func rateInterleaved(ts []target, dur time.Duration, slices int) []rateResult {
 		if ts[i].proc != nil && len(a.lat) > 0 {
 			r.cpuPerConn = float64(a.ticks) * 1e4 / float64(len(a.lat)) // ticks are 10ms
 		}
+		if len(a.lat) > 0 {
+			r.machinePerConn = float64(a.machine) * 1e4 / float64(len(a.lat))
+		}
 		r.p50, r.p99 = pct(a.lat)
 	}
 	return rs
+}
+
+// busyTicks returns the clock ticks (100 per second) every CPU of the
+// machine spent busy: user, nice, system, irq and softirq, not idle,
+// iowait or steal (time the host gave to other guests).
+func busyTicks() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var n int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		n += v
+	}
+	return n
 }
 
 func pct(lat []time.Duration) (p50, p99 float64) {
@@ -803,6 +831,7 @@ func printTable(res map[string]map[string][]float64, reps int, dur time.Duration
 		{"rate_p50", "connect+1B echo latency p50", "µs", true},
 		{"rate_p99", "connect+1B echo latency p99", "µs", true},
 		{"cpu", "proxy CPU per connection", "µs", true},
+		{"machine", "machine CPU per connection (client, backend, proxy)", "µs", true},
 		{"syscalls", "proxy system calls per connection", "calls", true},
 		{"switches", "proxy context switches per connection", "switches", true},
 		{"pp_p50", "ping-pong 64B RTT p50", "µs", true},
