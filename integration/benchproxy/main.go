@@ -46,7 +46,7 @@ func main() {
 	threads := flag.Int("threads", 2, "HAProxy nbthread and the vipd proxy's GOMAXPROCS (event loops)")
 	only := flag.String("only", "", "comma-separated subset of bulk,rate,pp,idle (default all)")
 	targetsFlag := flag.String("targets", "direct,haproxy,vipd", "comma-separated targets to measure")
-	slices := flag.Int("slices", 6, "slices, taken in turn with the other targets', of each repetition's connection-rate run")
+	nslices := flag.Int("slices", 6, "slices, taken in turn with the other targets', of each repetition's connection-rate run")
 	perfDir := flag.String("perf", "", "also record each proxy with `perf record -g` (kernel included) during the counted connection run, into this directory (go build the benchmark first: perf report needs the binary that ran)")
 	flag.Parse()
 	lab.RaiseNofile()
@@ -57,7 +57,7 @@ func main() {
 	case "proxy":
 		err = runProxy(*cfgFile)
 	case "":
-		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir, slices: max(*slices, 1),
+		err = runBench(benchOpts{reps: *reps, dur: *dur, idle: *idle, haproxy: *haproxy, threads: *threads, perf: *perfDir, slices: max(*nslices, 1),
 			only: splitSet(*only), targets: splitSet(*targetsFlag)})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
@@ -662,15 +662,15 @@ func connRate(t target, dur time.Duration, count bool) rateResult {
 // 1.5 s run per target, seconds apart, one 5-repetition run put vipd at
 // 1.03x and the next at 1.35x HAProxy's rate. Slices a quarter of a second
 // apart meet the same weather.
-func rateInterleaved(ts []target, dur time.Duration, slices int) []rateResult {
+func rateInterleaved(ts []target, dur time.Duration, nslices int) []rateResult {
 	type acc struct {
 		lat            []time.Duration
 		el             time.Duration
 		ticks, machine int64
 	}
 	accs := make([]acc, len(ts))
-	slice := dur / time.Duration(slices)
-	for s := range slices {
+	slice := dur / time.Duration(nslices)
+	for s := range nslices {
 		for j := range ts {
 			i := j
 			if s%2 == 1 {
