@@ -632,8 +632,10 @@ func dialLoop(addr string, dur time.Duration) ([]time.Duration, time.Duration) {
 	return lat, time.Since(start)
 }
 
-// connRate measures t's connection rate for dur; count also counts the
-// proxy's system calls and context switches (perf stat).
+// connRate measures t's connection rate for dur. With count, the proxy's
+// system calls and context switches are counted (perf's tracepoint slows
+// every system call a little, so a counted run is not a timed one: the
+// timed rate comes from rateInterleaved).
 func connRate(t target, dur time.Duration, count bool) rateResult {
 	var cpu0 int64
 	stopStat := func() (float64, float64, bool) { return 0, 0, false }
