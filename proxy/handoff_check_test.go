@@ -5,6 +5,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -231,5 +232,67 @@ func TestCommandBeforeRunSeesAdopted(t *testing.T) {
 	}
 	if st := np.Status(); st.ActiveConns != want {
 		t.Errorf("after Run: %d active, want %d", st.ActiveConns, want)
+	}
+}
+
+// TestAdoptWhileRunningSeenByNextCommand: connections adopted while the
+// loops run are in the loop's connections for the next command in its
+// inbox (a freeze's export, a drain): they joined only after the whole
+// batch, so a freeze that came in the same batch as the adoption left
+// them out of the next handoff while they still counted as active.
+func TestAdoptWhileRunningSeenByNextCommand(t *testing.T) {
+	s1 := newTestServer(t, "s1", nil)
+	cfg := hoConfig(t, s1.config())
+	old, _ := hoOld(t, cfg)
+	var clients []*client
+	for range 4 {
+		c := dial(t, feAddr(cfg))
+		if g := c.greeting(t); g != "s1" {
+			t.Fatalf("greeting %q", g)
+		}
+		clients = append(clients, c)
+	}
+	h, files := freeze(t, old)
+	np := startProxy(t, cfg, zerolog.Nop())
+
+	// Hold every loop inside one command, so the adoption and the probe
+	// after it arrive in the same batch.
+	gate := make(chan struct{})
+	entered := make(chan struct{}, len(np.loops))
+	for _, l := range np.loops {
+		l.queue(func(*loop) { entered <- struct{}{}; <-gate })
+	}
+	for range np.loops {
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			close(gate)
+			t.Fatal("a loop did not run its command")
+		}
+	}
+	if err := np.Adopt(h, files); err != nil {
+		close(gate)
+		t.Fatalf("Adopt: %v", err)
+	}
+	seen := make(chan int, len(np.loops))
+	for _, l := range np.loops {
+		l.queue(func(l *loop) { seen <- len(l.clients()) })
+	}
+	close(gate)
+	total := 0
+	for range np.loops {
+		select {
+		case n := <-seen:
+			total += n
+		case <-time.After(5 * time.Second):
+			t.Fatal("a loop did not run the probe")
+		}
+	}
+	if total != len(h.Conns) {
+		t.Errorf("the command after the adoption saw %d connections, want %d", total, len(h.Conns))
+	}
+	old.Abandon()
+	for i, c := range clients {
+		c.echo(t, fmt.Sprintf("client %d after the adoption", i))
 	}
 }

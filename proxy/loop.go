@@ -109,13 +109,19 @@ type queued struct {
 }
 
 // runInbox adopts the handed-over connections and runs the commands, in
-// the order they came.
+// the order they came. Connections a command adopted from an old process
+// (Adopt while the loop runs) join before the next command, which may be
+// a freeze's export or a drain that must see them
+// (TestAdoptWhileRunningSeenByNextCommand).
 func (l *loop) runInbox(in []queued) {
 	for _, q := range in {
 		if q.c != nil {
 			l.adopt(q.c)
-		} else {
-			q.fn(l)
+			continue
+		}
+		q.fn(l)
+		if len(l.adopting) > 0 {
+			l.joinAdopted()
 		}
 	}
 }
@@ -256,9 +262,6 @@ func (l *loop) run() {
 		l.inbox = nil
 		l.mu.Unlock()
 		l.runInbox(in)
-		if len(l.adopting) > 0 {
-			l.joinAdopted()
-		}
 		if l.fdRetryAt != 0 && l.now >= l.fdRetryAt {
 			l.fdRetry()
 		}
