@@ -193,45 +193,60 @@ func TestUpdateDuringFreeze(t *testing.T) {
 }
 
 // A command given between Adopt and Run that closes connections (a server
-// put in maintenance, a drain carried over with no time left) closes the
-// adopted ones too, although they join their loops only on Run's first
+// put in maintenance, a drain carried over with no time left, the
+// frontend's connections closed) closes the adopted ones too, although they join their loops only on Run's first
 // turn. It ran at once and found none; the drain's one timer had fired,
 // so nothing closed them later.
 func TestCommandBeforeRunSeesAdopted(t *testing.T) {
-	s1 := newTestServer(t, "s1", nil)
-	s2 := newTestServer(t, "s2", nil)
-	cfg := hoConfig(t, s1.config(), s2.config())
-	old, _ := hoOld(t, cfg)
-	var on1, on2 []*client
-	for len(on1) == 0 || len(on2) == 0 {
-		c := dial(t, feAddr(cfg))
-		if c.greeting(t) == "s1" {
-			on1 = append(on1, c)
-		} else {
-			on2 = append(on2, c)
-		}
-		if len(on1)+len(on2) > 50 {
-			t.Fatal("50 connections, not one to each server")
-		}
-	}
-	h, files := freeze(t, old)
-	np := adoptOnly(t, cfg, h, files)
-	if err := np.SetAdmin("be", "s1", AdminMaint); err != nil {
-		t.Fatal(err)
-	}
-	want := int64(len(on2))
-	if st := np.Status(); st.ActiveConns != want {
-		t.Errorf("before Run: %d active, want %d (s2's)", st.ActiveConns, want)
-	}
-	runAndAbandon(t, np, old)
-	for _, c := range on1 {
-		c.closedWithin(t, 5*time.Second)
-	}
-	for _, c := range on2 {
-		c.echo(t, "s2 still served")
-	}
-	if st := np.Status(); st.ActiveConns != want {
-		t.Errorf("after Run: %d active, want %d", st.ActiveConns, want)
+	for _, tc := range []struct {
+		name   string
+		cmd    func(*Proxy) error
+		keepS2 bool // s2's connections stay open
+	}{
+		{"maintenance", func(p *Proxy) error { return p.SetAdmin("be", "s1", AdminMaint) }, true},
+		{"drain with no time left", func(p *Proxy) error { return p.SetDrainLeft("be", "s1", 0) }, true},
+		{"close the frontend's connections", func(p *Proxy) error { p.CloseConns("fe"); return nil }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s1 := newTestServer(t, "s1", nil)
+			s2 := newTestServer(t, "s2", nil)
+			cfg := hoConfig(t, s1.config(), s2.config())
+			old, _ := hoOld(t, cfg)
+			var on1, on2 []*client
+			for len(on1) == 0 || len(on2) == 0 {
+				c := dial(t, feAddr(cfg))
+				if c.greeting(t) == "s1" {
+					on1 = append(on1, c)
+				} else {
+					on2 = append(on2, c)
+				}
+				if len(on1)+len(on2) > 50 {
+					t.Fatal("50 connections, not one to each server")
+				}
+			}
+			h, files := freeze(t, old)
+			np := adoptOnly(t, cfg, h, files)
+			if err := tc.cmd(np); err != nil {
+				t.Fatal(err)
+			}
+			closed, kept := on1, on2
+			if !tc.keepS2 {
+				closed, kept = append(on1, on2...), nil
+			}
+			// A drain's end is a timer, even with no time left: poll.
+			want := int64(len(kept))
+			waitFor(t, fmt.Sprintf("%d active before Run", want), func() bool { return np.Status().ActiveConns == want })
+			runAndAbandon(t, np, old)
+			for _, c := range closed {
+				c.closedWithin(t, 5*time.Second)
+			}
+			for _, c := range kept {
+				c.echo(t, "s2 still served")
+			}
+			if st := np.Status(); st.ActiveConns != want {
+				t.Errorf("after Run: %d active, want %d", st.ActiveConns, want)
+			}
+		})
 	}
 }
 
