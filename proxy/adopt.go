@@ -35,9 +35,11 @@ type adoptKey struct {
 //
 // Nothing moves before Run: the connections join their loops on its first
 // turn. What closes connections in between (SetAdmin, SetDrainLeft,
-// SetHealth with CloseOnDown, CloseConns) closes adopted ones too. A malformed Handoff is refused whole (nothing adopted). Adopt
-// takes ownership of files: it closes every one of them, used or not, on
-// success and on error (it keeps duplicates of those it uses).
+// SetHealth with CloseOnDown, CloseConns) closes adopted ones too. Adopted
+// while Run runs, they join before their loop's next command (a Freeze
+// exports them). A malformed Handoff is refused whole (nothing adopted).
+// Adopt takes ownership of files: it closes every one of them, used or
+// not, on success and on error (it keeps duplicates of those it uses).
 func (p *Proxy) Adopt(h *Handoff, files []*os.File) error {
 	defer func() {
 		for _, f := range files {
