@@ -128,12 +128,22 @@ func TestSendKeepsNonblocking(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
+	// The drain ends before the test does: raw is closed at cleanup, and a
+	// Recvmsg on its number after that read whatever socket the next test
+	// opened under it (TestFromEnv's, whose READY it took: a 10-minute
+	// hang in CI).
+	done := make(chan struct{})
+	defer func() {
+		unix.Shutdown(raw, unix.SHUT_RD)
+		<-done
+	}()
 	go func() { // drain what writeState sends
+		defer close(done)
 		buf := make([]byte, maxFrame)
 		oob := make([]byte, unix.CmsgSpace(4*MaxFilesPerMessage))
 		for {
-			_, oobn, _, _, err := unix.Recvmsg(raw, buf, oob, unix.MSG_CMSG_CLOEXEC)
-			if err != nil {
+			n, oobn, _, _, err := unix.Recvmsg(raw, buf, oob, unix.MSG_CMSG_CLOEXEC)
+			if err != nil || n == 0 && oobn == 0 {
 				return
 			}
 			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
