@@ -238,11 +238,15 @@ func TestHandoffAbandonFds(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
+	// At most as many as before: descriptors earlier tests left closing
+	// (their servers' accepted connections) may have gone meanwhile, so
+	// fewer is no leak (one run of go test -count=3 saw 6 against 15).
+	// Each fd the old proxy held is checked by name above.
 	deadline := time.Now().Add(5 * time.Second)
-	for countFds(t) != before && time.Now().Before(deadline) {
+	for countFds(t) > before && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond) // polling
 	}
-	if n := countFds(t); n != before {
+	if n := countFds(t); n > before {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		for _, e := range ents {
 			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
