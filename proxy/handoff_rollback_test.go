@@ -197,7 +197,7 @@ func TestHandoffListener(t *testing.T) {
 func TestHandoffAbandonFds(t *testing.T) {
 	srv := echoServer(t)
 	cfg := hoConfig(t, srv.config())
-	before := countFds(t)
+	before, beforeList := countFds(t), openFds()
 	old, oldLog := hoOld(t, cfg)
 	var conns []net.Conn
 	for range 4 {
@@ -238,21 +238,21 @@ func TestHandoffAbandonFds(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	// At most as many as before: descriptors earlier tests left closing
-	// (their servers' accepted connections) may have gone meanwhile, so
-	// fewer is no leak (one run of go test -count=3 saw 6 against 15).
-	// Each fd the old proxy held is checked by name above.
+	// At most as many as before: a descriptor an earlier test left may
+	// close meanwhile, and fewer is no leak (one go test -count=3 of every
+	// package saw 6 against 15, not seen again in 18 runs; the lists say
+	// which next time). Each fd the old proxy held is checked by name
+	// above.
 	deadline := time.Now().Add(5 * time.Second)
 	for countFds(t) > before && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond) // polling
 	}
 	if n := countFds(t); n > before {
-		ents, _ := os.ReadDir("/proc/self/fd")
-		for _, e := range ents {
-			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			t.Log(e.Name(), l)
-		}
+		t.Logf("before the old proxy: %q", beforeList)
+		t.Logf("now: %q", openFds())
 		t.Fatalf("%d fds open, %d before the old proxy", n, before)
+	} else if n < before {
+		t.Logf("%d fds open, %d before the old proxy; before: %q; now: %q", n, before, beforeList, openFds())
 	}
 	noErrors(t, oldLog)
 }

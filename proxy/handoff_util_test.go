@@ -255,7 +255,7 @@ func countFds(t *testing.T) int {
 	return n - 1 // the directory's own fd
 }
 
-// fdLinks maps each fd to what it refers to (/proc/self/fd).
+// fdLink returns what fd refers to (/proc/self/fd).
 func fdLink(fd int) string {
 	l, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	return l
@@ -287,4 +287,15 @@ func proxyFds(p *Proxy) map[int]string {
 		}
 	}
 	return fds
+}
+
+// openFds lists the process's descriptors and what each refers to.
+func openFds() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	out := make([]string, 0, len(ents))
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+" "+l)
+	}
+	return out
 }
