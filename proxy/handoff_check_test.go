@@ -194,9 +194,9 @@ func TestUpdateDuringFreeze(t *testing.T) {
 
 // A command given between Adopt and Run that closes connections (a server
 // put in maintenance, a drain carried over with no time left, the
-// frontend's connections closed) closes the adopted ones too, although they join their loops only on Run's first
-// turn. It ran at once and found none; the drain's one timer had fired,
-// so nothing closed them later.
+// frontend's connections closed) closes the adopted ones too, although
+// they join their loops only on Run's first turn. It ran at once and found
+// none; the drain's one timer had fired, so nothing closed them later.
 func TestCommandBeforeRunSeesAdopted(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

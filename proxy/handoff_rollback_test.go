@@ -197,7 +197,7 @@ func TestHandoffListener(t *testing.T) {
 func TestHandoffAbandonFds(t *testing.T) {
 	srv := echoServer(t)
 	cfg := hoConfig(t, srv.config())
-	before, beforeList := countFds(t), openFds()
+	before, beforeList := countFds(t), openFds(t)
 	old, oldLog := hoOld(t, cfg)
 	var conns []net.Conn
 	for range 4 {
@@ -248,11 +248,11 @@ func TestHandoffAbandonFds(t *testing.T) {
 		time.Sleep(2 * time.Millisecond) // polling
 	}
 	if n := countFds(t); n > before {
-		t.Logf("before the old proxy: %q", beforeList)
-		t.Logf("now: %q", openFds())
+		t.Logf("before the old proxy: %v", beforeList)
+		t.Logf("now: %v", openFds(t))
 		t.Fatalf("%d fds open, %d before the old proxy", n, before)
 	} else if n < before {
-		t.Logf("%d fds open, %d before the old proxy; before: %q; now: %q", n, before, beforeList, openFds())
+		t.Logf("%d fds open, %d before the old proxy; before: %v; now: %v", n, before, beforeList, openFds(t))
 	}
 	noErrors(t, oldLog)
 }

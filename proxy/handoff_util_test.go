@@ -242,13 +242,9 @@ func noErrors(t *testing.T, log *syncBuf) {
 // collector) and the directory read.
 func countFds(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(l, "pipe:") {
+	for _, l := range openFds(t) {
+		if !strings.HasPrefix(l, "pipe:") {
 			n++
 		}
 	}
@@ -289,13 +285,20 @@ func proxyFds(p *Proxy) map[int]string {
 	return fds
 }
 
-// openFds lists the process's descriptors and what each refers to.
-func openFds() []string {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	out := make([]string, 0, len(ents))
-	for _, e := range ents {
-		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, e.Name()+" "+l)
+// openFds maps this process's open file descriptors to what each refers
+// to (/proc/self/fd).
+func openFds(t *testing.T) map[int]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	fds := make(map[int]string, len(ents))
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		if l := fdLink(fd); l != "" {
+			fds[fd] = l
+		}
+	}
+	return fds
 }
