@@ -648,7 +648,7 @@ func connRate(t target, dur time.Duration, count bool) rateResult {
 	lat, el := dialLoop(t.echo, dur)
 	r := rateResult{rate: float64(len(lat)) / el.Seconds()}
 	if t.proc != nil && len(lat) > 0 {
-		r.cpuPerConn = float64(cpuTicks(t.proc.pid())-cpu0) * 1e4 / float64(len(lat)) // ticks are 10ms
+		r.cpuPerConn = usPerConn(cpuTicks(t.proc.pid())-cpu0, len(lat))
 	}
 	if sc, cs, ok := stopStat(); ok && len(lat) > 0 {
 		r.syscalls, r.switches = sc/float64(len(lat)), cs/float64(len(lat))
@@ -698,15 +698,19 @@ func rateInterleaved(ts []target, dur time.Duration, nslices int) []rateResult {
 		r := &rs[i]
 		r.rate = float64(len(a.lat)) / a.el.Seconds()
 		if ts[i].proc != nil && len(a.lat) > 0 {
-			r.cpuPerConn = float64(a.ticks) * 1e4 / float64(len(a.lat)) // ticks are 10ms
+			r.cpuPerConn = usPerConn(a.ticks, len(a.lat))
 		}
 		if len(a.lat) > 0 {
-			r.machinePerConn = float64(a.machine) * 1e4 / float64(len(a.lat))
+			r.machinePerConn = usPerConn(a.machine, len(a.lat))
 		}
 		r.p50, r.p99 = pct(a.lat)
 	}
 	return rs
 }
+
+// usPerConn turns clock ticks (10 ms each) spent on n connections into
+// microseconds per connection.
+func usPerConn(ticks int64, n int) float64 { return float64(ticks) * 1e4 / float64(n) }
 
 // busyTicks returns the clock ticks (100 per second) every CPU of the
 // machine spent busy: user, nice, system, irq and softirq, not idle,
