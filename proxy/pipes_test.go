@@ -62,3 +62,35 @@ func TestPipeBudget(t *testing.T) {
 		t.Error("no pipe was ever used: the test measured nothing")
 	}
 }
+
+// TestPipeBudgetLoops: loops taking pipes at the same moment stay within
+// MaxPipes together.
+func TestPipeBudgetLoops(t *testing.T) {
+	p, err := New(Config{MaxPipes: 1}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.closeLoops()
+	if len(p.loops) < 2 {
+		t.Skip("SKIP: one event loop here (GOMAXPROCS 1)")
+	}
+	for round := range 2000 {
+		start := make(chan struct{})
+		got := make([]*pipe, len(p.loops))
+		var wg sync.WaitGroup
+		for i, l := range p.loops {
+			wg.Go(func() { <-start; got[i] = l.getPipe() })
+		}
+		close(start)
+		wg.Wait()
+		if n := p.pipes.Load(); n > 1 {
+			t.Fatalf("round %d: %d pipes open at once, want at most MaxPipes = 1", round, n)
+		}
+		for i, pp := range got {
+			if pp != nil {
+				pp.n = 1 // closed, not pooled
+				p.loops[i].putPipe(pp)
+			}
+		}
+	}
+}

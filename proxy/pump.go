@@ -209,14 +209,24 @@ func (l *loop) getPipe() *pipe {
 		l.free = l.free[:n-1]
 		return p
 	}
-	if max := l.p.maxPipes.Load(); max > 0 && l.p.pipes.Load() >= max {
-		return nil // at the bound: the caller copies
+	// Reserve a place under the bound before opening: the loops share it,
+	// and a look then an add let two loops both take the last place
+	// (TestPipeBudgetLoops).
+	max := l.p.maxPipes.Load()
+	for {
+		n := l.p.pipes.Load()
+		if max > 0 && n >= max {
+			return nil // at the bound: the caller copies
+		}
+		if l.p.pipes.CompareAndSwap(n, n+1) {
+			break
+		}
 	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		l.p.pipes.Add(-1)
 		return nil
 	}
-	l.p.pipes.Add(1)
 	p := &pipe{r: fds[0], w: fds[1], cap: 1 << 16}
 	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
 		p.cap = n
