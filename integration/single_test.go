@@ -61,6 +61,10 @@ socket = %q
 	}); err != nil {
 		t.Fatalf("%v\n%s", err, n.Log())
 	}
+	// Round robin is over the servers that are UP: wait for both first
+	// checks (the listener is up before them).
+	awaitServer(t, n, "kube-apiserver", "cp1", "UP", 5*time.Second)
+	awaitServer(t, n, "kube-apiserver", "cp2", "UP", 5*time.Second)
 	got := count(lab.Get(t, client, pki.CA, fmt.Sprintf("https://%s:6443/whoami", lb.Addr), 10))
 	if got["cp1"] != 5 || got["cp2"] != 5 {
 		t.Errorf("roundrobin over two servers gave %v, want 5 and 5", got)
