@@ -22,7 +22,9 @@ const freezeMax = 2 * time.Second
 type freezeState struct {
 	// names are the servers' names by id, read under p.mu before the
 	// loops park: the loops export tried servers by name and may not read
-	// the backends' server lists, which Update rewrites under p.mu.
+	// the backends' server lists, which Update rewrites under p.mu. A
+	// server added since is named from its backend's snapshot
+	// (conn.serverName).
 	names    map[uint32]string
 	decided  chan struct{}
 	abandon  bool
@@ -280,6 +282,30 @@ func (p *Proxy) Abandon() {
 	p.log.Info().Int("listeners", n).Msg("handed over to the new process")
 }
 
+// serverName names server id for a connection's export: from names, the
+// servers Freeze saw before the loops parked; else the connection's own
+// server (one the config no longer has); else the servers the
+// connection's backend offers now, from the snapshot the loops pick from
+// (one an Update added after Freeze looked, and the connection tried
+// before its loop parked). Only a server added and removed again within
+// the freeze goes unnamed: the new process may try it once more.
+func (c *conn) serverName(id uint32, names map[uint32]string) (string, bool) {
+	if name, ok := names[id]; ok {
+		return name, true
+	}
+	if c.srv != nil && c.srv.id == id {
+		return c.srv.name, true
+	}
+	if c.be != nil {
+		for _, s := range c.be.snap.Load().servers {
+			if s.id == id {
+				return s.name, true
+			}
+		}
+	}
+	return "", false
+}
+
 // export reads every connection's splice pipes out into its pending
 // bytes (so no pipe crosses over, and on Resume they are written first
 // all the same) and describes each connection.
@@ -316,11 +342,7 @@ func (l *loop) export(names map[uint32]string) []connExport {
 			h.Server, h.ServerAddr = c.srv.name, c.srv.addr
 		}
 		for _, id := range c.tried[:c.tries] {
-			name, ok := names[id]
-			if !ok && c.srv != nil && c.srv.id == id {
-				name, ok = c.srv.name, true // a server the config no longer has
-			}
-			if ok {
+			if name, ok := c.serverName(id, names); ok {
 				h.Tried = append(h.Tried, name)
 			}
 		}

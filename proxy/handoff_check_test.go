@@ -192,6 +192,45 @@ func TestUpdateDuringFreeze(t *testing.T) {
 	}
 }
 
+// A connection's Tried names a server that an Update added after Freeze
+// read the servers' names, when the connection tried it before its loop
+// parked: export finds it in the backend's snapshot. Here export runs with
+// no names at all, as if every server had come after Freeze looked; the
+// refused server is then named only through the snapshot.
+func TestExportNamesServersAddedAfterSnapshot(t *testing.T) {
+	dead := ServerConfig{Name: "dead", Addr: deadPort(t)}
+	s1 := newTestServer(t, "s1", nil)
+	cfg := hoConfig(t, dead, s1.config())
+	cfg.Backends[0].Balance = BalanceRoundRobin
+	old, _ := hoOld(t, cfg)
+	for range 4 {
+		dial(t, feAddr(cfg)).greeting(t)
+	}
+	var tried [][]string
+	for _, l := range old.loops {
+		l.do(func(l *loop) {
+			for _, e := range l.export(nil) {
+				tried = append(tried, e.h.Tried)
+			}
+		})
+	}
+	if len(tried) != 4 {
+		t.Fatalf("%d connections exported, want 4", len(tried))
+	}
+	both := 0
+	for _, tr := range tried {
+		switch {
+		case slices.Equal(tr, []string{"dead", "s1"}):
+			both++
+		case !slices.Equal(tr, []string{"s1"}):
+			t.Errorf("connection tried %q, want [dead s1] or [s1]", tr)
+		}
+	}
+	if both == 0 {
+		t.Errorf("no connection names the refused server: tried %q", tried)
+	}
+}
+
 // A command given between Adopt and Run that closes connections (a server
 // put in maintenance, a drain carried over with no time left, the
 // frontend's connections closed) closes the adopted ones too, although
