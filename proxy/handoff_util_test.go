@@ -60,6 +60,10 @@ func freeze(t *testing.T, p *Proxy) (*Handoff, []*os.File) {
 		t.Fatalf("Freeze: %v", err)
 	}
 	t.Cleanup(func() { p.Resume() }) // a test that failed while frozen
+	// A test that failed before closing them: a duplicate held here keeps
+	// the socket open after the proxy closes its own, and a backend's
+	// cleanup would wait forever for the connection to end.
+	t.Cleanup(func() { closeFiles(files) })
 	data, err := json.Marshal(h)
 	if err != nil {
 		t.Fatalf("marshal Handoff: %v", err)
@@ -130,18 +134,22 @@ func runAndAbandon(t *testing.T, np, old *Proxy) {
 
 // anyConn reports whether some connection of p satisfies f, looked at
 // from its loop.
-func anyConn(p *Proxy, f func(c *conn) bool) bool {
-	found := false
+func anyConn(p *Proxy, f func(c *conn) bool) bool { return countConns(p, f) > 0 }
+
+// countConns counts the connections of p that satisfy f, looked at from
+// their loops.
+func countConns(p *Proxy, f func(c *conn) bool) int {
+	n := 0
 	for _, l := range p.loops {
 		l.do(func(l *loop) {
 			for _, c := range l.clients() {
 				if f(c) {
-					found = true
+					n++
 				}
 			}
 		})
 	}
-	return found
+	return n
 }
 
 // gen is a reproducible byte stream.
