@@ -245,18 +245,23 @@ func noErrors(t *testing.T, log *syncBuf) {
 	}
 }
 
-// countFds counts this process's open file descriptors but pipes (Go's
-// io.Copy keeps a pool of splice pipes that come and go with the garbage
-// collector) and the directory read.
+// countFds counts this process's open file descriptors but pipes.
 func countFds(t *testing.T) int {
 	t.Helper()
+	return nonPipeFds(openFds(t))
+}
+
+// nonPipeFds counts the fds in an openFds map that are not pipes (Go's
+// io.Copy keeps a pool of splice pipes that come and go with the garbage
+// collector).
+func nonPipeFds(fds map[int]string) int {
 	n := 0
-	for _, l := range openFds(t) {
+	for _, l := range fds {
 		if !strings.HasPrefix(l, "pipe:") {
 			n++
 		}
 	}
-	return n - 1 // the directory's own fd
+	return n
 }
 
 // fdLink returns what fd refers to (/proc/self/fd).
@@ -294,7 +299,8 @@ func proxyFds(p *Proxy) map[int]string {
 }
 
 // openFds maps this process's open file descriptors to what each refers
-// to (/proc/self/fd).
+// to (/proc/self/fd). The directory's own fd is closed before its entries
+// are read, so it is not in the map.
 func openFds(t *testing.T) map[int]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
