@@ -125,6 +125,7 @@ func TestChildrenGetNoAmbientCaps(t *testing.T) {
 	}{
 		{"exec", want}, // what hooks and scripts got before
 		{"start", 0},
+		{"startnice", 0},
 		{"drop", 0},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -170,7 +171,7 @@ func capsHelper(mode string) int {
 	var err error
 	switch mode {
 	case "exec":
-	case "start":
+	case "start", "startnice":
 	case "drop":
 		if err := DropAmbient(); errors.Is(err, ErrNotSupported) {
 			fmt.Println("skip: DropAmbient is not supported in this build (cgo or -race)")
@@ -181,11 +182,15 @@ func capsHelper(mode string) int {
 		}
 	}
 	var out []byte
-	if mode == "start" {
+	if mode == "start" || mode == "startnice" {
 		var tail Tail
 		tail.Max = 1 << 16
 		cmd.Stdout = &tail
-		err = Run(cmd)
+		if mode == "start" {
+			err = Run(cmd)
+		} else if err = StartNice(cmd, 19); err == nil {
+			err = cmd.Wait()
+		}
 		out = tail.Bytes()
 	} else {
 		out, err = cmd.Output()
