@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vipd/vipd/internal/config"
@@ -34,8 +35,8 @@ import (
 // nothing here hooks into the VRRP, proxy or health hot paths.
 //
 // Under abuse (issue 9): a bcrypt comparison costs tens of milliseconds of
-// CPU, so at most bcryptSlots run at once, each on a thread at nice 19,
-// and any login beyond that is answered 429 at once; a source whose login failed waits (100 ms,
+// CPU, so at most bcryptSlots run at once, each in a helper process at
+// nice 19 (bcrypt.go), and any login beyond that is answered 429 at once; a source whose login failed waits (100 ms,
 // doubling to 30 s) before it may try again, and gets 429 meanwhile.
 // Successful logins are cached, so a page refreshing every 2 s costs no
 // bcrypt. Without users the page answers only requests whose Host is an
@@ -73,6 +74,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, h *config.HTTP, inner net.Listen
 func (d *Daemon) httpHandler(h *config.HTTP) http.Handler {
 	return newHTTPHandler(h, httpSource{
 		status: d.Status,
+		log:    d.log.With().Str("component", "http").Logger(),
 		self: func() string {
 			if _, node := d.config(); node.Address.IsValid() {
 				return node.Address.String()
@@ -90,6 +92,8 @@ type httpSource struct {
 	self func() string
 	// now is the clock of the login backoff; nil means time.Now.
 	now func() time.Time
+	// log takes the warning of a password check that fell back to vipd.
+	log zerolog.Logger
 }
 
 // newHTTPHandler builds the listener's handler: access control in front
@@ -102,7 +106,7 @@ func newHTTPHandler(h *config.HTTP, src httpSource) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		control.WriteJSON(w, http.StatusOK, src.status())
 	})
-	a := newAccess(h)
+	a := newAccess(h, src.log)
 	if src.now != nil {
 		a.now = src.now
 	}
@@ -132,9 +136,9 @@ type access struct {
 // CPUs, at most two, so that a login storm leaves the proxy and VRRP a CPU.
 func bcryptSlots() int { return max(1, min(2, runtime.GOMAXPROCS(0)/2)) }
 
-func newAccess(h *config.HTTP) *access {
+func newAccess(h *config.HTTP, log zerolog.Logger) *access {
 	a := &access{
-		allow: config.DefaultHTTPAllow(), now: time.Now, compare: bcrypt.CompareHashAndPassword,
+		allow: config.DefaultHTTPAllow(), now: time.Now, compare: newBcryptChild(log).compare,
 		slots: make(chan struct{}, bcryptSlots()), fails: newFailures(),
 		hosts: []string{"localhost"},
 	}
@@ -262,8 +266,12 @@ func (a *access) login(source netip.Addr, user, pass string) int {
 	}
 	// bcrypt always runs once, whether or not the name matched, so that a
 	// wrong name costs as much as a wrong password.
-	ok := atLowPriority(func() error { return a.compare(hash, []byte(pass)) }) == nil && found == 1
+	err := a.compare(hash, []byte(pass))
 	<-a.slots
+	if errors.Is(err, errBcryptTimeout) {
+		return authBusy // no verdict: neither a failure nor a success
+	}
+	ok := err == nil && found == 1
 	now = a.now()
 	if !ok {
 		a.fails.fail(source, now)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vipd/vipd/internal/config"
@@ -272,7 +273,7 @@ func TestHTTPLoginBackoff(t *testing.T) {
 // defect 2: 64 parallel wrong passwords held vipd at 150% CPU).
 func TestHTTPBcryptBounded(t *testing.T) {
 	cfg := &config.HTTP{Listen: "127.0.0.1:9600", Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}
-	a := newAccess(cfg)
+	a := newAccess(cfg, zerolog.Nop())
 	release := make(chan struct{})
 	var inside atomic.Int32
 	a.compare = func(hash, pw []byte) error {

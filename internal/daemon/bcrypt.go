@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vipd/vipd/internal/child"
+)
+
+// A login's bcrypt comparison runs in a child process: vipd itself,
+// started with BcryptHelperArg, at nice 19. It costs tens of
+// milliseconds of CPU, and at nice 19 it takes only CPU that the proxy,
+// VRRP and the checks leave idle.
+//
+// It ran on a thread of vipd's own at nice 19 before. That thread held
+// one of the Go scheduler's Ps for the whole comparison, and on a busy
+// host the kernel left it descheduled for long stretches. A
+// stop-the-world GC must stop every P, so it waited for that thread:
+// with the CPUs busy, GC pauses of up to half a second stopped the
+// proxy and the VRRP adverts with it. A process of its own shares
+// nothing with vipd's scheduler; vipd waits for it in a system call.
+
+// BcryptHelperArg is the argument vipd is started with to compare one
+// password against one hash for a running daemon. It is not an operator
+// command: main dispatches it before the command line is read.
+const BcryptHelperArg = "__bcrypt-compare"
+
+// Exit codes of the helper.
+const (
+	bcryptMatch    = 0
+	bcryptMismatch = 1
+	bcryptBadInput = 2
+)
+
+// bcryptHashLen is the length of every hash vipd accepts ($2a$, $2b$,
+// $2y$; internal/config checks it).
+const bcryptHashLen = 60
+
+// maxPassword bounds the password a login may send; a longer one is a
+// wrong one. bcrypt reads no more than the first 72 bytes.
+const maxPassword = 1024
+
+// BcryptHelper is the helper's main: it reads a hash and then a password
+// from stdin, compares them and exits with bcryptMatch or bcryptMismatch.
+func BcryptHelper(stdin io.Reader, stderr io.Writer) int {
+	in, err := io.ReadAll(io.LimitReader(stdin, bcryptHashLen+maxPassword+1))
+	if err != nil || len(in) < bcryptHashLen || len(in) > bcryptHashLen+maxPassword {
+		fmt.Fprintf(stderr, "vipd %s: want a %d-byte bcrypt hash and a password of at most %d bytes on stdin (%d bytes, %v)\n",
+			BcryptHelperArg, bcryptHashLen, maxPassword, len(in), err)
+		return bcryptBadInput
+	}
+	switch err := bcrypt.CompareHashAndPassword(in[:bcryptHashLen], in[bcryptHashLen:]); {
+	case err == nil:
+		return bcryptMatch
+	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+		return bcryptMismatch
+	default:
+		fmt.Fprintf(stderr, "vipd %s: %v\n", BcryptHelperArg, err)
+		return bcryptBadInput
+	}
+}
+
+// errBcryptTimeout: the helper gave no verdict within its time (a host
+// too busy to spare it the CPU); the login is answered "try again".
+var errBcryptTimeout = errors.New("the password check took too long")
+
+// bcryptChild compares passwords in helper processes.
+type bcryptChild struct {
+	// argv starts the helper: this binary (/proc/self/exe names it even
+	// after a package upgrade replaced the file) and BcryptHelperArg.
+	argv    []string
+	timeout time.Duration
+	log     zerolog.Logger
+	// warned is set once a helper failed and a comparison ran in vipd.
+	warned atomic.Bool
+}
+
+func newBcryptChild(log zerolog.Logger) *bcryptChild {
+	return &bcryptChild{argv: []string{"/proc/self/exe", BcryptHelperArg}, timeout: 10 * time.Second, log: log}
+}
+
+// compare is bcrypt.CompareHashAndPassword run in a helper. A helper that
+// cannot start or gives no verdict (not a mismatch) is logged once, and
+// the comparison then runs in vipd at its normal priority: a login must
+// keep working, and the bcrypt slots still bound its cost. A helper that
+// runs past timeout is killed and errBcryptTimeout returned.
+func (b *bcryptChild) compare(hash, password []byte) error {
+	if len(password) > maxPassword {
+		return bcrypt.ErrMismatchedHashAndPassword // and costs no bcrypt
+	}
+	if len(hash) != bcryptHashLen {
+		return bcrypt.CompareHashAndPassword(hash, password) // its error: config refuses such hashes
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	cmd := child.Command(ctx, b.argv)
+	in := make([]byte, 0, len(hash)+len(password))
+	cmd.Stdin = bytes.NewReader(append(append(in, hash...), password...))
+	out := &child.Tail{Max: 512}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	err := child.StartNice(cmd, 19)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return errBcryptTimeout
+	case errors.As(err, &ee) && ee.ExitCode() == bcryptMismatch:
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	if !b.warned.Swap(true) {
+		b.log.Warn().Err(err).Str("output", out.Lines()).Strs("helper", b.argv).
+			Msg("a login's password check could not run in its helper process at nice 19, so it ran in vipd at full priority (logged once; each failing helper falls back the same way)")
+	}
+	return bcrypt.CompareHashAndPassword(hash, password)
+}

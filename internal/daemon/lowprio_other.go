@@ -1,5 +1,0 @@
-//go:build !linux
-
-package daemon
-
-func atLowPriority(f func() error) error { return f() }
