@@ -250,15 +250,32 @@ func errorsAsTimeout(err error, ne *net.Error) bool {
 
 // TestBcryptStorm: 64 clients inside [http] allow send wrong passwords to
 // lb1's page, each its next one 100 ms after the last answer (at most
-// 640/s; before, 27/s held vipd at 150% CPU), for 5 s, while another process
+// 640/s; before, 27/s held vipd at 150% CPU), while another process
 // measures proxied connects (connect and the backend's banner through
 // VIP:50000). Before: vipd sat at 150% CPU and the proxied connect went
 // from 0.66 ms median to 552 ms (max 1.4 s), near Down_Interval. Now:
-// bcrypt runs at most one or two at a time, the rest get 429 at once, a
-// failing source backs off; proxied connect p99 stays within 2x its
-// baseline and no VRRP transition happens.
+// bcrypt runs at most one or two at a time, each in a helper process at
+// nice 19, the rest get 429 at once, a failing source backs off; proxied
+// connect p99 stays within 2x its baseline and no VRRP transition
+// happens.
+//
+// The baseline and the storm take turns, 500 ms each, 20 times each,
+// and the prober, connecting every 5 ms, runs through all of them: about
+// 1,800 connects on each side, so that p99 is not the 5th-worst sample. This machine is a VM whose
+// host takes up to a third of its CPU (steal) in bursts of seconds; a
+// baseline taken before the storm and compared with the storm after it
+// compared two different hosts as often as it compared storm and no
+// storm.
 func TestBcryptStorm(t *testing.T) {
-	const workers = 64
+	const (
+		workers = 64
+		turns   = 20
+		turn    = 500 * time.Millisecond
+		every   = 5 * time.Millisecond
+		// guard drops the samples that began within it of a turn's
+		// start: requests sent in the turn before are still answered.
+		guard = 50 * time.Millisecond
+	)
 	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
@@ -275,30 +292,23 @@ func TestBcryptStorm(t *testing.T) {
 	pageURL := fmt.Sprintf("http://%s:9600/", c.lb1.Addr)
 	base1, base2 := instance(t, c.n1).Transitions, instance(t, c.n2).Transitions
 
-	measure := func(d time.Duration) []float64 {
-		p := lab.StartProber(t, c.client, mustAddrPort(t, target), true)
-		time.Sleep(d)
-		var ms []float64
-		for _, s := range p.Stop() {
-			if !s.OK {
-				ms = append(ms, 1e6) // a failure counts as the worst
-				continue
-			}
-			ms = append(ms, s.Ms)
-		}
-		return ms
-	}
-	baseline := measure(5 * time.Second)
-
-	cpu0 := cpuTicks(t, c.n1.Pid())
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	hc := pageClient(c.client)
+	var storming atomic.Bool
 	var codes sync.Map
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				if !storming.Load() {
+					select {
+					case <-ctx.Done():
+					case <-time.After(5 * time.Millisecond):
+					}
+					continue
+				}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pageURL, nil)
 				req.SetBasicAuth("admin", "wrong"+strconv.Itoa(int(sent.Add(1))))
 				resp, err := hc.Do(req)
@@ -315,27 +325,75 @@ func TestBcryptStorm(t *testing.T) {
 			}
 		})
 	}
-	start := time.Now()
-	storm := measure(5 * time.Second)
-	stormFor := time.Since(start)
-	cpu1 := cpuTicks(t, c.n1.Pid())
+
+	type span struct {
+		from, to time.Time
+		storm    bool
+	}
+	var spans []span
+	var cpuStorm, kidsStorm int
+	var stormFor time.Duration
+	p := lab.StartProberEvery(t, c.client, mustAddrPort(t, target), true, every)
+	for i := range 2 * turns {
+		storm := i%2 == 1
+		storming.Store(storm)
+		cpu0, kids0 := cpuTicks(t, c.n1.Pid()), childTicks(t, c.n1.Pid())
+		from := time.Now()
+		time.Sleep(turn)
+		spans = append(spans, span{from, time.Now(), storm})
+		if storm {
+			cpuStorm += cpuTicks(t, c.n1.Pid()) - cpu0
+			kidsStorm += childTicks(t, c.n1.Pid()) - kids0
+			stormFor += time.Since(from)
+		}
+	}
+	storming.Store(false)
+	samples := p.Stop()
 	cancel()
 	wg.Wait()
+
+	var baseline, storm []float64
+	for _, s := range samples {
+		ms := s.Ms
+		if !s.OK {
+			ms = 1e6 // a failure counts as the worst
+		}
+		end := s.At.Add(time.Duration(s.Ms * float64(time.Millisecond)))
+		for _, sp := range spans {
+			if s.At.Before(sp.from.Add(guard)) || end.After(sp.to) {
+				continue
+			}
+			if sp.storm {
+				storm = append(storm, ms)
+			} else {
+				baseline = append(baseline, ms)
+			}
+		}
+	}
 
 	tally := map[int]int64{}
 	codes.Range(func(k, v any) bool { tally[k.(int)] = v.(*atomic.Int64).Load(); return true })
 	bp50, bp99 := percentile(baseline, 50), percentile(baseline, 99)
 	sp50, sp99, smax := percentile(storm, 50), percentile(storm, 99), percentile(storm, 100)
-	cpu := float64(cpu1-cpu0) / ticksPerSecond / stormFor.Seconds() * 100
-	t.Logf("baseline: %d proxied connects, median %.2f ms, p99 %.2f ms", len(baseline), bp50, bp99)
-	t.Logf("storm (%d workers, %d requests, answers %v): %d proxied connects, median %.2f ms, p99 %.2f ms, max %.2f ms; vipd CPU %.0f%%",
-		workers, sent.Load(), tally, len(storm), sp50, sp99, smax, cpu)
+	cpu := float64(cpuStorm) / ticksPerSecond / stormFor.Seconds() * 100
+	kids := float64(kidsStorm) / ticksPerSecond / stormFor.Seconds() * 100
+	t.Logf("baseline (%d turns of %s): %d proxied connects, median %.2f ms, p99 %.2f ms", turns, turn, len(baseline), bp50, bp99)
+	t.Logf("storm (%d turns of %s, %d workers, %d requests, answers %v): %d proxied connects, median %.2f ms, p99 %.2f ms, max %.2f ms; vipd CPU %.0f%%, its password-check helpers %.0f%%",
+		turns, turn, workers, sent.Load(), tally, len(storm), sp50, sp99, smax, cpu, kids)
+	if min(len(baseline), len(storm)) < turns*int(turn/every)/2 {
+		t.Fatalf("too few samples to compare: %d in the baseline, %d in the storm", len(baseline), len(storm))
+	}
 	// A baseline p99 under 1 ms is the machine's noise: 2x of at least 1 ms.
 	if limit := 2 * max(bp99, 1); sp99 > limit {
 		t.Errorf("proxied connect p99 %.2f ms under the storm, want at most %.2f ms (2x the baseline)", sp99, limit)
 	}
 	if tally[http.StatusTooManyRequests] == 0 {
 		t.Errorf("no 429 under the storm: %v", tally)
+	}
+	// The 401s came from helper processes at nice 19; a helper that failed
+	// would have left its check to vipd, which logs that it did.
+	if tally[http.StatusUnauthorized] == 0 || strings.Contains(c.n1.Log(), "password check could not run") {
+		t.Errorf("the password checks did not run in their helper (answers %v):\n%s", tally, c.n1.Log())
 	}
 	if n1, n2 := instance(t, c.n1).Transitions-base1, instance(t, c.n2).Transitions-base2; n1+n2 != 0 {
 		t.Errorf("VRRP transitions during the storm: lb1 %d, lb2 %d; want 0", n1, n2)

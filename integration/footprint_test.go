@@ -55,13 +55,30 @@ func BenchmarkFootprint(b *testing.B) {
 // cpuTicks is utime+stime of a process in clock ticks.
 func cpuTicks(tb testing.TB, pid int) int {
 	tb.Helper()
+	f := statFields(tb, pid)
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return utime + stime
+}
+
+// childTicks is the CPU time, in ticks, of pid's children that it has
+// waited for (cutime + cstime).
+func childTicks(tb testing.TB, pid int) int {
+	tb.Helper()
+	f := statFields(tb, pid)
+	cutime, _ := strconv.Atoi(f[13])
+	cstime, _ := strconv.Atoi(f[14])
+	return cutime + cstime
+}
+
+// statFields returns the fields of /proc/pid/stat after the command name:
+// the state is [0], utime [11].
+func statFields(tb testing.TB, pid int) []string {
+	tb.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return utime + stime
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 }

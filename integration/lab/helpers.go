@@ -176,6 +176,13 @@ func StartProber(t testing.TB, h *Host, target netip.AddrPort, readLine bool) *P
 	return startProber(t, h, target, readLine, false)
 }
 
+// StartProberEvery is StartProber with an attempt every `every` instead
+// of every 10 ms.
+func StartProberEvery(t testing.TB, h *Host, target netip.AddrPort, readLine bool, every time.Duration) *Prober {
+	t.Helper()
+	return startProber(t, h, target, readLine, false, "VIPD_PROBE_EVERY="+every.String())
+}
+
 // StartProberConcurrent starts an attempt every 10 ms whatever the earlier
 // ones are doing: an outage of d shows as about d/10ms failed attempts,
 // to the tick, instead of one per connect timeout. Its samples are in
@@ -185,7 +192,7 @@ func StartProberConcurrent(t testing.TB, h *Host, target netip.AddrPort, readLin
 	return startProber(t, h, target, readLine, true)
 }
 
-func startProber(t testing.TB, h *Host, target netip.AddrPort, readLine, concurrent bool) *Prober {
+func startProber(t testing.TB, h *Host, target netip.AddrPort, readLine, concurrent bool, env ...string) *Prober {
 	t.Helper()
 	self, _ := os.Executable()
 	p := &Prober{t: t, out: filepath.Join(t.TempDir(), "probe.jsonl"), done: make(chan struct{})}
@@ -197,6 +204,7 @@ func startProber(t testing.TB, h *Host, target netip.AddrPort, readLine, concurr
 	if concurrent {
 		p.cmd.Env = append(p.cmd.Env, "VIPD_PROBE_CONCURRENT=1")
 	}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
