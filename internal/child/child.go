@@ -138,26 +138,3 @@ func Successor(start func() error) error {
 	defer clearThreadAmbient()
 	return start()
 }
-
-// StartNice is Start from an OS thread set to the given nice value first,
-// so that the child runs at that priority from its first instruction, all
-// of its threads included (Linux keeps a nice value per thread and a new
-// task copies its parent's). The thread is not given back to the Go
-// scheduler: without CAP_SYS_NICE its nice value cannot be lowered again,
-// so it ends with the goroutine that started the child.
-func StartNice(cmd *exec.Cmd, nice int) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		if err := clearThreadAmbient(); err != nil {
-			errc <- err
-			return
-		}
-		if err := setThreadNice(nice); err != nil {
-			errc <- err
-			return
-		}
-		errc <- cmd.Start()
-	}()
-	return <-errc
-}

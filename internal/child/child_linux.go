@@ -51,9 +51,3 @@ func raiseThreadAmbient() {
 		}
 	}
 }
-
-// setThreadNice sets the calling thread's nice value (on Linux
-// PRIO_PROCESS with a thread id names that thread alone).
-func setThreadNice(nice int) error {
-	return unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice)
-}

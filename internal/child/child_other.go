@@ -8,7 +8,3 @@ func clearThreadAmbient() error { return nil }
 func DropAmbient() error { return ErrNotSupported }
 
 func raiseThreadAmbient() {}
-
-// setThreadNice: a nice value is per process outside Linux, so the child
-// starts at vipd's own.
-func setThreadNice(int) error { return nil }

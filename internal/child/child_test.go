@@ -125,7 +125,6 @@ func TestChildrenGetNoAmbientCaps(t *testing.T) {
 	}{
 		{"exec", want}, // what hooks and scripts got before
 		{"start", 0},
-		{"startnice", 0},
 		{"drop", 0},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -171,7 +170,7 @@ func capsHelper(mode string) int {
 	var err error
 	switch mode {
 	case "exec":
-	case "start", "startnice":
+	case "start":
 	case "drop":
 		if err := DropAmbient(); errors.Is(err, ErrNotSupported) {
 			fmt.Println("skip: DropAmbient is not supported in this build (cgo or -race)")
@@ -182,15 +181,11 @@ func capsHelper(mode string) int {
 		}
 	}
 	var out []byte
-	if mode == "start" || mode == "startnice" {
+	if mode == "start" {
 		var tail Tail
 		tail.Max = 1 << 16
 		cmd.Stdout = &tail
-		if mode == "start" {
-			err = Run(cmd)
-		} else if err = StartNice(cmd, 19); err == nil {
-			err = cmd.Wait()
-		}
+		err = Run(cmd)
 		out = tail.Bytes()
 	} else {
 		out, err = cmd.Output()

@@ -7,27 +7,32 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/internal/child"
 )
 
 // A login's bcrypt comparison runs in a child process: vipd itself,
-// started with BcryptHelperArg, at nice 19. It costs tens of
-// milliseconds of CPU, and at nice 19 it takes only CPU that the proxy,
-// VRRP and the checks leave idle.
+// started with BcryptHelperArg, which first lowers every thread of its own
+// to nice 19. It costs tens of milliseconds of CPU, and at nice 19 it
+// takes only CPU that the proxy, VRRP and the checks leave idle.
 //
 // It ran on a thread of vipd's own at nice 19 before. That thread held
 // one of the Go scheduler's Ps for the whole comparison, and on a busy
 // host the kernel left it descheduled for long stretches. A
 // stop-the-world GC must stop every P, so it waited for that thread:
-// with the CPUs busy, GC pauses of up to half a second stopped the
-// proxy and the VRRP adverts with it. A process of its own shares
-// nothing with vipd's scheduler; vipd waits for it in a system call.
+// with the CPUs busy, GC pauses of up to 300 ms stopped the proxy and the
+// VRRP adverts with it. No thread of vipd changes its priority now, not
+// even to start the helper (a thread at nice 19 holds its P through the
+// fork as well); vipd waits for the helper in a system call.
 
 // BcryptHelperArg is the argument vipd is started with to compare one
 // password against one hash for a running daemon. It is not an operator
@@ -49,9 +54,23 @@ const bcryptHashLen = 60
 // wrong one. bcrypt reads no more than the first 72 bytes.
 const maxPassword = 1024
 
-// BcryptHelper is the helper's main: it reads a hash and then a password
-// from stdin, compares them and exits with bcryptMatch or bcryptMismatch.
+// helperNice is the helper's nice value: the lowest priority.
+const helperNice = 19
+
+// BcryptHelper is the helper's main: it lowers its priority, reads a hash
+// and then a password from stdin, compares them and exits with
+// bcryptMatch or bcryptMismatch. If its priority cannot be lowered it
+// says so on stderr and compares all the same: it still shares nothing
+// with vipd's scheduler.
 func BcryptHelper(stdin io.Reader, stderr io.Writer) int {
+	if err := lowerPriority(helperNice); err != nil {
+		fmt.Fprintf(stderr, "vipd %s: %v\n", BcryptHelperArg, err)
+	}
+	return bcryptVerdict(stdin, stderr)
+}
+
+// bcryptVerdict is the helper's work after lowering its priority.
+func bcryptVerdict(stdin io.Reader, stderr io.Writer) int {
 	in, err := io.ReadAll(io.LimitReader(stdin, bcryptHashLen+maxPassword+1))
 	if err != nil || len(in) < bcryptHashLen || len(in) > bcryptHashLen+maxPassword {
 		fmt.Fprintf(stderr, "vipd %s: want a %d-byte bcrypt hash and a password of at most %d bytes on stdin (%d bytes, %v)\n",
@@ -109,7 +128,7 @@ func (b *bcryptChild) compare(hash, password []byte) error {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = []string{}
 	cmd.Dir = "/"
-	err := child.StartNice(cmd, 19)
+	err := child.Start(cmd) // with no capabilities
 	if err == nil {
 		err = cmd.Wait()
 	}
@@ -124,7 +143,40 @@ func (b *bcryptChild) compare(hash, password []byte) error {
 	}
 	if !b.warned.Swap(true) {
 		b.log.Warn().Err(err).Str("output", out.Lines()).Strs("helper", b.argv).
-			Msg("a login's password check could not run in its helper process at nice 19, so it ran in vipd at full priority (logged once; each failing helper falls back the same way)")
+			Msg("a login's password check could not run in its low-priority helper process, so it ran in vipd at full priority (logged once; each failing helper falls back the same way)")
 	}
 	return bcrypt.CompareHashAndPassword(hash, password)
+}
+
+// lowerPriority sets every thread of this process to nice. Linux keeps a
+// nice value per thread, and the Go runtime has started threads before
+// main, so it goes through /proc/self/task until a pass finds no thread it
+// had not set: a thread started meanwhile copies the nice value of the
+// thread that started it, which may not have been set yet.
+func lowerPriority(nice int) error {
+	var done []int
+	for range 10 {
+		paths, err := filepath.Glob("/proc/self/task/*")
+		if err != nil || len(paths) == 0 {
+			return fmt.Errorf("listing this process's threads: %v", err)
+		}
+		var tids []int
+		for _, p := range paths {
+			if tid, err := strconv.Atoi(filepath.Base(p)); err == nil {
+				tids = append(tids, tid)
+			}
+		}
+		slices.Sort(tids)
+		if slices.Equal(tids, done) {
+			return nil
+		}
+		for _, tid := range tids {
+			err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
+			if err != nil && !errors.Is(err, unix.ESRCH) { // ESRCH: the thread has ended
+				return fmt.Errorf("setting thread %d to nice %d: %w", tid, nice, err)
+			}
+		}
+		done = tids
+	}
+	return fmt.Errorf("threads kept appearing while setting them to nice %d", nice)
 }
