@@ -20,7 +20,7 @@ import (
 // not an operator command, so it is answered before run reads a command.
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == daemon.BcryptHelperArg {
-		os.Exit(daemon.BcryptHelper(os.Stdin, os.Stderr))
+		os.Exit(daemon.BcryptHelper(os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,12 +40,17 @@ import (
 // command: main dispatches it before the command line is read.
 const BcryptHelperArg = "__bcrypt-compare"
 
-// Exit codes of the helper.
+// The helper's verdict is one of these lines on stdout, with exit code 0.
+// Exit code 0 alone is no verdict: a program that is not the helper
+// (/bin/true, a binary without the dispatch in main) must not pass a
+// login.
 const (
-	bcryptMatch    = 0
-	bcryptMismatch = 1
-	bcryptBadInput = 2
+	verdictMatch    = "vipd-bcrypt: match\n"
+	verdictMismatch = "vipd-bcrypt: mismatch\n"
 )
+
+// bcryptBadInput is the helper's exit code for input it refuses.
+const bcryptBadInput = 2
 
 // bcryptHashLen is the length of every hash vipd accepts ($2a$, $2b$,
 // $2y$; internal/config checks it).
@@ -58,19 +64,22 @@ const maxPassword = 1024
 const helperNice = 19
 
 // BcryptHelper is the helper's main: it lowers its priority, reads a hash
-// and then a password from stdin, compares them and exits with
-// bcryptMatch or bcryptMismatch. If its priority cannot be lowered it
-// says so on stderr and compares all the same: it still shares nothing
-// with vipd's scheduler.
-func BcryptHelper(stdin io.Reader, stderr io.Writer) int {
+// and then a password from stdin, compares them and writes its verdict
+// to stdout. If its priority cannot be lowered it says so on stderr, which
+// vipd logs, and compares all the same: it still shares nothing with
+// vipd's scheduler. It ignores the signals an operator sends vipd with
+// `systemctl kill`, which reach every process of the unit: SIGHUP
+// (reload), SIGUSR2 (hitless restart), SIGUSR1.
+func BcryptHelper(stdin io.Reader, stdout, stderr io.Writer) int {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	if err := lowerPriority(helperNice); err != nil {
 		fmt.Fprintf(stderr, "vipd %s: %v\n", BcryptHelperArg, err)
 	}
-	return bcryptVerdict(stdin, stderr)
+	return bcryptVerdict(stdin, stdout, stderr)
 }
 
 // bcryptVerdict is the helper's work after lowering its priority.
-func bcryptVerdict(stdin io.Reader, stderr io.Writer) int {
+func bcryptVerdict(stdin io.Reader, stdout, stderr io.Writer) int {
 	in, err := io.ReadAll(io.LimitReader(stdin, bcryptHashLen+maxPassword+1))
 	if err != nil || len(in) < bcryptHashLen || len(in) > bcryptHashLen+maxPassword {
 		fmt.Fprintf(stderr, "vipd %s: want a %d-byte bcrypt hash and a password of at most %d bytes on stdin (%d bytes, %v)\n",
@@ -79,13 +88,14 @@ func bcryptVerdict(stdin io.Reader, stderr io.Writer) int {
 	}
 	switch err := bcrypt.CompareHashAndPassword(in[:bcryptHashLen], in[bcryptHashLen:]); {
 	case err == nil:
-		return bcryptMatch
+		io.WriteString(stdout, verdictMatch)
 	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
-		return bcryptMismatch
+		io.WriteString(stdout, verdictMismatch)
 	default:
 		fmt.Fprintf(stderr, "vipd %s: %v\n", BcryptHelperArg, err)
 		return bcryptBadInput
 	}
+	return 0
 }
 
 // errBcryptTimeout: the helper gave no verdict within its time (a host
@@ -99,8 +109,9 @@ type bcryptChild struct {
 	argv    []string
 	timeout time.Duration
 	log     zerolog.Logger
-	// warned is set once a helper failed and a comparison ran in vipd.
-	warned atomic.Bool
+	// warned is set once a helper failed and a comparison ran in vipd;
+	// complained once a helper gave its verdict but wrote to stderr.
+	warned, complained atomic.Bool
 }
 
 func newBcryptChild(log zerolog.Logger) *bcryptChild {
@@ -124,29 +135,44 @@ func (b *bcryptChild) compare(hash, password []byte) error {
 	cmd := child.Command(ctx, b.argv)
 	in := make([]byte, 0, len(hash)+len(password))
 	cmd.Stdin = bytes.NewReader(append(append(in, hash...), password...))
-	out := &child.Tail{Max: 512}
-	cmd.Stdout, cmd.Stderr = out, out
+	var stdout, stderr child.Tail
+	stdout.Max, stderr.Max = 64, 512
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = []string{}
 	cmd.Dir = "/"
-	err := child.Start(cmd) // with no capabilities
+	err := child.Start(cmd) // from a thread without ambient capabilities
 	if err == nil {
 		err = cmd.Wait()
 	}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
+	if err == nil {
+		var verdict error = errNoVerdict
+		switch string(stdout.Bytes()) {
+		case verdictMatch:
+			verdict = nil
+		case verdictMismatch:
+			verdict = bcrypt.ErrMismatchedHashAndPassword
+		}
+		if verdict != errNoVerdict {
+			if stderr.Written() > 0 && !b.complained.Swap(true) {
+				b.log.Warn().Str("output", stderr.Lines()).
+					Msg("a login's password-check helper gave its verdict but complained (logged once)")
+			}
+			return verdict
+		}
+		err = errNoVerdict
+	}
+	if ctx.Err() != nil {
 		return errBcryptTimeout
-	case errors.As(err, &ee) && ee.ExitCode() == bcryptMismatch:
-		return bcrypt.ErrMismatchedHashAndPassword
 	}
 	if !b.warned.Swap(true) {
-		b.log.Warn().Err(err).Str("output", out.Lines()).Strs("helper", b.argv).
+		b.log.Warn().Err(err).Str("output", stderr.Lines()).Strs("helper", b.argv).
 			Msg("a login's password check could not run in its low-priority helper process, so it ran in vipd at full priority (logged once; each failing helper falls back the same way)")
 	}
 	return bcrypt.CompareHashAndPassword(hash, password)
 }
+
+// errNoVerdict: the helper exited 0 without a verdict line.
+var errNoVerdict = errors.New("the helper exited without a verdict")
 
 // lowerPriority sets every thread of this process to nice. Linux keeps a
 // nice value per thread, and the Go runtime has started threads before

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,9 +12,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +31,7 @@ import (
 // cmd/vipd's main does for the real binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == BcryptHelperArg {
-		os.Exit(BcryptHelper(os.Stdin, os.Stderr))
+		os.Exit(BcryptHelper(os.Stdin, os.Stdout, os.Stderr))
 	}
 	if len(os.Args) == 2 && os.Args[1] == lowerProbeArg {
 		os.Exit(lowerProbe())
@@ -38,22 +41,31 @@ func TestMain(m *testing.M) {
 
 const lowerProbeArg = "lower-priority-probe"
 
-// lowerProbe lowers this process's priority as the helper does, starts
-// more threads, and prints every thread's nice value, one per line.
+// lowerProbe lowers this process's priority as the helper does, then
+// starts more threads and, while they still run, prints every thread's
+// id, nice value and whether it is new, one thread per line.
 func lowerProbe() int {
 	if err := lowerPriority(helperNice); err != nil {
 		fmt.Println("error:", err)
 		return 1
 	}
-	var wg sync.WaitGroup
-	for range 4 { // locked goroutines in system calls make the runtime start threads
-		wg.Go(func() {
-			runtime.LockOSThread()
-			time.Sleep(20 * time.Millisecond)
-		})
+	before := map[string]bool{}
+	paths, _ := filepath.Glob("/proc/self/task/*")
+	for _, p := range paths {
+		before[filepath.Base(p)] = true
 	}
-	wg.Wait()
-	paths, _ := filepath.Glob("/proc/self/task/*/stat")
+	var started sync.WaitGroup
+	release := make(chan struct{})
+	for range 4 { // a goroutine locked to its thread keeps that thread to itself
+		started.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			started.Done()
+			<-release
+		}()
+	}
+	started.Wait()
+	paths, _ = filepath.Glob("/proc/self/task/*/stat")
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -61,8 +73,10 @@ func lowerProbe() int {
 		}
 		st := string(b)
 		f := strings.Fields(st[strings.LastIndexByte(st, ')')+2:])
-		fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), f[16])
+		tid := filepath.Base(filepath.Dir(p))
+		fmt.Printf("%s %s %v\n", tid, f[16], !before[tid])
 	}
+	close(release)
 	return 0
 }
 
@@ -73,16 +87,25 @@ func TestLowerPriority(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	lines := strings.Fields(strings.ReplaceAll(string(out), "\n", " "))
-	if len(lines) < 4 {
-		t.Fatalf("want a thread id and a nice value per thread, at least 2 threads: %q", out)
-	}
-	for i := 0; i+1 < len(lines); i += 2 {
-		if lines[i+1] != "19" {
-			t.Errorf("thread %s at nice %s, want 19 (all: %q)", lines[i], lines[i+1], out)
+	var threads, fresh int
+	for line := range strings.Lines(string(out)) {
+		var tid, nice int
+		var isNew bool
+		if _, err := fmt.Sscanf(line, "%d %d %t", &tid, &nice, &isNew); err != nil {
+			t.Fatalf("line %q: %v (all: %s)", line, err, out)
+		}
+		threads++
+		if isNew {
+			fresh++
+		}
+		if nice != helperNice {
+			t.Errorf("thread %d (new: %v) at nice %d, want %d", tid, isNew, nice, helperNice)
 		}
 	}
-	t.Logf("%d threads, all at nice 19", len(lines)/2)
+	if fresh == 0 {
+		t.Errorf("no thread started after lowerPriority; the test shows nothing of inheritance:\n%s", out)
+	}
+	t.Logf("%d threads at nice %d, %d of them started after", threads, helperNice, fresh)
 }
 
 // TestBcryptHelper: the helper's verdict is its exit code, and input that
@@ -94,26 +117,29 @@ func TestBcryptHelper(t *testing.T) {
 	long := strings.Repeat("x", maxPassword+1)
 	for _, tc := range []struct {
 		name, in string
-		want     int
+		code     int
+		out      string
 	}{
-		{"match", hash + "s3cret", bcryptMatch},
-		{"mismatch", hash + "guess", bcryptMismatch},
-		{"empty password", hash, bcryptMismatch},
-		{"no hash", "s3cret", bcryptBadInput},
-		{"not a hash", strings.Repeat("$", bcryptHashLen) + "s3cret", bcryptBadInput},
-		{"password too long", hash + long, bcryptBadInput},
+		{"match", hash + "s3cret", 0, verdictMatch},
+		{"mismatch", hash + "guess", 0, verdictMismatch},
+		{"empty password", hash, 0, verdictMismatch},
+		{"no hash", "s3cret", bcryptBadInput, ""},
+		{"not a hash", strings.Repeat("$", bcryptHashLen) + "s3cret", bcryptBadInput, ""},
+		{"password too long", hash + long, bcryptBadInput, ""},
 	} {
-		var stderr bytes.Buffer
-		if got := bcryptVerdict(strings.NewReader(tc.in), &stderr); got != tc.want {
-			t.Errorf("%s: exit %d, want %d (%s)", tc.name, got, tc.want, stderr.String())
+		var stdout, stderr bytes.Buffer
+		if got := bcryptVerdict(strings.NewReader(tc.in), &stdout, &stderr); got != tc.code || stdout.String() != tc.out {
+			t.Errorf("%s: exit %d, stdout %q; want %d, %q (stderr %s)", tc.name, got, stdout.String(), tc.code, tc.out, stderr.String())
 		}
 	}
 }
 
 // TestBcryptChildVerdicts: logins checked by helper processes (this test
-// binary started as one) get the verdicts an in-process check gives.
+// binary started as one) get the verdicts an in-process check gives, and
+// no check falls back into the process (which would log).
 func TestBcryptChildVerdicts(t *testing.T) {
-	a := newAccess(&config.HTTP{Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}, zerolog.Nop())
+	var logbuf syncBuffer
+	a := newAccess(&config.HTTP{Users: []config.User{{Name: "admin", PasswordHash: hashOf(t, "s3cret")}}}, zerolog.New(&logbuf))
 	src := netip.MustParseAddr("192.0.2.1")
 	for i, tc := range []struct {
 		user, pass string
@@ -129,17 +155,25 @@ func TestBcryptChildVerdicts(t *testing.T) {
 			t.Errorf("%d: login %s/%.10s: verdict %d, want %d", i, tc.user, tc.pass, got, tc.want)
 		}
 	}
+	if logbuf.String() != "" {
+		t.Errorf("a check did not run in its helper:\n%s", logbuf.String())
+	}
 }
 
-// TestBcryptChildFallsBack: a helper that cannot start, or dies without a
-// verdict, leaves the check to vipd itself, with one warning in all.
+// TestBcryptChildFallsBack: a helper that cannot start, dies, or exits 0
+// without a verdict line (a program that is not the helper) leaves the
+// check to vipd itself, with one warning per helper: none of them passes
+// a wrong password.
 func TestBcryptChildFallsBack(t *testing.T) {
 	var logbuf bytes.Buffer
 	hash := []byte(hashOf(t, "s3cret"))
-	for _, argv := range [][]string{
+	helpers := [][]string{
 		{"/nonexistent/vipd", BcryptHelperArg},
 		{"/bin/sh", "-c", "kill -9 $$"},
-	} {
+		{"/bin/true"},
+		{"/bin/sh", "-c", "echo PASS"},
+	}
+	for _, argv := range helpers {
 		b := newBcryptChild(zerolog.New(&logbuf))
 		b.argv = argv
 		for range 2 {
@@ -151,12 +185,79 @@ func TestBcryptChildFallsBack(t *testing.T) {
 			}
 		}
 	}
-	if n := strings.Count(logbuf.String(), "\n"); n != 2 {
-		t.Errorf("%d warnings for two failing helpers used four times each, want one per helper:\n%s", n, logbuf.String())
+	if n := strings.Count(logbuf.String(), "\n"); n != len(helpers) {
+		t.Errorf("%d warnings for %d failing helpers used four times each, want one per helper:\n%s", n, len(helpers), logbuf.String())
 	}
 	if !strings.Contains(logbuf.String(), "nonexistent") {
 		t.Errorf("the warning does not name the helper:\n%s", logbuf.String())
 	}
+}
+
+// TestBcryptChildComplains: a helper that gives its verdict but writes to
+// stderr (its priority could not be lowered) is believed, and logged once.
+func TestBcryptChildComplains(t *testing.T) {
+	var logbuf bytes.Buffer
+	b := newBcryptChild(zerolog.New(&logbuf))
+	b.argv = []string{"/bin/sh", "-c", "echo 'cannot lower' >&2; printf 'vipd-bcrypt: mismatch\\n'"}
+	hash := []byte(hashOf(t, "s3cret"))
+	for range 2 {
+		if err := b.compare(hash, []byte("s3cret")); !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			t.Errorf("the helper's verdict was mismatch, compare says %v", err)
+		}
+	}
+	if n := strings.Count(logbuf.String(), "\n"); n != 1 || !strings.Contains(logbuf.String(), "cannot lower") {
+		t.Errorf("want one warning with the helper's stderr, got:\n%s", logbuf.String())
+	}
+}
+
+// TestBcryptHelperIgnoresOperatorSignals: `systemctl kill -s USR2 vipd`
+// (a hitless restart) or -s HUP signals every process of the unit; a
+// helper checking a password at that moment carries on.
+func TestBcryptHelperIgnoresOperatorSignals(t *testing.T) {
+	cmd := exec.Command("/proc/self/exe", BcryptHelperArg)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The helper blocks reading stdin; wait until it ignores the signals.
+	want := uint64(1)<<(syscall.SIGHUP-1) | 1<<(syscall.SIGUSR1-1) | 1<<(syscall.SIGUSR2-1)
+	deadline := time.Now().Add(10 * time.Second)
+	for sigIgn(t, cmd.Process.Pid)&want != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the helper does not ignore SIGHUP, SIGUSR1 and SIGUSR2 after 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGUSR2, syscall.SIGHUP, syscall.SIGUSR1} {
+		cmd.Process.Signal(sig)
+	}
+	io.WriteString(stdin, hashOf(t, "s3cret")+"guess")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || stdout.String() != verdictMismatch {
+		t.Errorf("helper after the signals: %v, stdout %q; want exit 0 and %q", err, stdout.String(), verdictMismatch)
+	}
+}
+
+// sigIgn reads the ignored-signals mask of pid.
+func sigIgn(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // TestBcryptChildTimeout: a helper that gives no verdict in time is
