@@ -20,7 +20,7 @@ const manDescription = `vipd gives a Kubernetes or Talos control plane one stabl
 var manSignals = [][2]string{
 	{"SIGTERM, SIGINT", "Leave on purpose: a master sends a priority-0 advert and keeps serving until the new master is heard (make before break, bounded by the peer's Down_Interval), then removes the virtual IP and exits 0. A second terminal signal stops at once. systemctl stop and systemctl restart send SIGTERM."},
 	{"SIGHUP", "Reload: parse and validate the whole file, keep the running configuration if it fails, apply only the differences (same as vipd reload and systemctl reload vipd)."},
-	{"SIGUSR2", "Restart without a failover (same as vipd restart and systemctl kill -s USR2 vipd): start the binary on disk, hand it the VRRP sockets, the listeners, every proxied connection and the state, and exit once it runs; if it fails, carry on as before. A new binary that cannot read this one's state gets the SIGTERM path (the backup takes over) and starts fresh. The settings that reload refuses (advert_interval, preempt, checksum, ...) apply this way with no VRRP transition."},
+	{"SIGUSR2", "Restart without a failover (same as vipd restart and systemctl kill --kill-whom=main -s USR2 vipd): start the binary on disk, hand it the VRRP sockets, the listeners, every proxied connection and the state, and exit once it runs; if it fails, carry on as before. A new binary that cannot read this one's state gets the SIGTERM path (the backup takes over) and starts fresh. The settings that reload refuses (advert_interval, preempt, checksum, ...) apply this way with no VRRP transition."},
 }
 
 var manFiles = [][2]string{
