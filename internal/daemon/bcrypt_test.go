@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/internal/config"
 )
@@ -43,7 +44,7 @@ const lowerProbeArg = "lower-priority-probe"
 
 // lowerProbe lowers this process's priority as the helper does, then
 // starts more threads and, while they still run, prints every thread's
-// id, nice value and whether it is new, one thread per line.
+// id, nice value, policy and whether it is new, one thread per line.
 func lowerProbe() int {
 	if err := lowerPriority(helperNice); err != nil {
 		fmt.Println("error:", err)
@@ -74,14 +75,15 @@ func lowerProbe() int {
 		st := string(b)
 		f := strings.Fields(st[strings.LastIndexByte(st, ')')+2:])
 		tid := filepath.Base(filepath.Dir(p))
-		fmt.Printf("%s %s %v\n", tid, f[16], !before[tid])
+		fmt.Printf("%s %s %s %v\n", tid, f[16], f[38], !before[tid])
 	}
 	close(release)
 	return 0
 }
 
-// TestLowerPriority: the helper sets every thread it has to nice 19,
-// the runtime's too, and the threads started after inherit it.
+// TestLowerPriority: the helper sets every thread it has to nice 19 and
+// SCHED_IDLE, the runtime's too, and the threads started after inherit
+// both.
 func TestLowerPriority(t *testing.T) {
 	out, err := exec.Command("/proc/self/exe", lowerProbeArg).CombinedOutput()
 	if err != nil {
@@ -89,23 +91,23 @@ func TestLowerPriority(t *testing.T) {
 	}
 	var threads, fresh int
 	for line := range strings.Lines(string(out)) {
-		var tid, nice int
+		var tid, nice, policy int
 		var isNew bool
-		if _, err := fmt.Sscanf(line, "%d %d %t", &tid, &nice, &isNew); err != nil {
+		if _, err := fmt.Sscanf(line, "%d %d %d %t", &tid, &nice, &policy, &isNew); err != nil {
 			t.Fatalf("line %q: %v (all: %s)", line, err, out)
 		}
 		threads++
 		if isNew {
 			fresh++
 		}
-		if nice != helperNice {
-			t.Errorf("thread %d (new: %v) at nice %d, want %d", tid, isNew, nice, helperNice)
+		if nice != helperNice || policy != unix.SCHED_IDLE {
+			t.Errorf("thread %d (new: %v) at nice %d, policy %d; want %d, SCHED_IDLE (%d)", tid, isNew, nice, policy, helperNice, unix.SCHED_IDLE)
 		}
 	}
 	if fresh == 0 {
 		t.Errorf("no thread started after lowerPriority; the test shows nothing of inheritance:\n%s", out)
 	}
-	t.Logf("%d threads at nice %d, %d of them started after", threads, helperNice, fresh)
+	t.Logf("%d threads at nice %d and SCHED_IDLE, %d of them started after", threads, helperNice, fresh)
 }
 
 // TestBcryptHelper: the helper's verdict is its exit code, and input that

@@ -94,6 +94,9 @@ type httpSource struct {
 	now func() time.Time
 	// log takes the warning of a password check that fell back to vipd.
 	log zerolog.Logger
+	// compare checks a password against a hash; nil means in a helper
+	// process (bcrypt.go). Tests of the page's rules use bcrypt's own.
+	compare func(hash, password []byte) error
 }
 
 // newHTTPHandler builds the listener's handler: access control in front
@@ -109,6 +112,9 @@ func newHTTPHandler(h *config.HTTP, src httpSource) http.Handler {
 	a := newAccess(h, src.log)
 	if src.now != nil {
 		a.now = src.now
+	}
+	if src.compare != nil {
+		a.compare = src.compare
 	}
 	return a.wrap(mux)
 }

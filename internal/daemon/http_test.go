@@ -64,8 +64,12 @@ func fakeStatus(now time.Time) control.Status {
 	}
 }
 
+// testSource feeds a fixed document; passwords are checked in this
+// process (bcrypt_test.go tests the helper; started from a -race test
+// binary it takes a second a login).
 func testSource(now time.Time) httpSource {
-	return httpSource{status: func() control.Status { return fakeStatus(now) }, self: func() string { return "10.0.0.11" }}
+	return httpSource{status: func() control.Status { return fakeStatus(now) }, self: func() string { return "10.0.0.11" },
+		compare: bcrypt.CompareHashAndPassword}
 }
 
 func hashOf(t *testing.T, pw string) string {
