@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/integration/lab"
 	"github.com/vipd/vipd/internal/control"
@@ -95,10 +97,19 @@ func (s *notifyStandIn) ready() bool {
 }
 
 // pageClient gets lb1's status page from inside the client's namespace.
-func pageClient(from *lab.Host) *http.Client {
+func pageClient(from *lab.Host) *http.Client { return pageClientFrom(from) }
+
+// pageClientFrom is pageClient whose connections come from the given
+// source addresses in turn (the kernel's choice when there are none).
+func pageClientFrom(from *lab.Host, srcs ...netip.Addr) *http.Client {
+	var next atomic.Int64
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return lab.DialFrom(from, addr, 2*time.Second)
+			var src netip.Addr
+			if len(srcs) > 0 {
+				src = srcs[int(next.Add(1)-1)%len(srcs)]
+			}
+			return lab.DialFromSource(from, src, addr, 2*time.Second)
 		},
 		MaxIdleConnsPerHost: 64,
 	}}
@@ -248,9 +259,10 @@ func errorsAsTimeout(err error, ne *net.Error) bool {
 	return false
 }
 
-// TestBcryptStorm: 64 clients inside [http] allow send wrong passwords to
-// lb1's page, each its next one 100 ms after the last answer (at most
-// 640/s; before, 27/s held vipd at 150% CPU), while another process
+// TestBcryptStorm: 64 clients inside [http] allow send wrong passwords
+// to lb1's page, each its next one 100 ms after the
+// last answer (at most 640/s; before, 27/s held vipd at 150% CPU), while
+// another process
 // measures proxied connects (connect and the backend's banner through
 // VIP:50000). Before: vipd sat at 150% CPU and the proxied connect went
 // from 0.66 ms median to 552 ms (max 1.4 s), near Down_Interval. Now:
@@ -266,6 +278,15 @@ func errorsAsTimeout(err error, ne *net.Error) bool {
 // baseline taken before the storm and compared with the storm after it
 // compared two different hosts as often as it compared storm and no
 // storm.
+//
+// The clients share the client's address, as in issue 9's report. A
+// failed login makes its source wait (100 ms, doubling), so they get 8
+// bcrypt checks through in 20 s and the storm is mostly one of instant
+// 429s. VIPD_STORM_SOURCES=16 spreads them over 16 addresses, each with
+// its own backoff: a check then waits whenever the bcrypt slot comes
+// free, and the helpers run without a break (docs/reliability.md has
+// that figure; it is not the default because its p99 ratio, 1.2-1.9x,
+// leaves CI too little room below 2x).
 func TestBcryptStorm(t *testing.T) {
 	const (
 		workers = 64
@@ -273,7 +294,8 @@ func TestBcryptStorm(t *testing.T) {
 		turn    = 500 * time.Millisecond
 		every   = 5 * time.Millisecond
 		// guard drops the samples that began within it of a turn's
-		// start: requests sent in the turn before are still answered.
+		// start: requests sent in the turn before are still answered. A
+		// sample counts in the turn it began in, however long it took.
 		guard = 50 * time.Millisecond
 	)
 	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.DefaultCost)
@@ -292,13 +314,21 @@ func TestBcryptStorm(t *testing.T) {
 	pageURL := fmt.Sprintf("http://%s:9600/", c.lb1.Addr)
 	base1, base2 := instance(t, c.n1).Transitions, instance(t, c.n2).Transitions
 
+	var sources []netip.Addr
+	n, _ := strconv.Atoi(os.Getenv("VIPD_STORM_SOURCES"))
+	for i := range min(max(n, 0), 50) {
+		src := c.Addr(200 + i)
+		c.IPN(c.client.NS, "addr", "add", src.String()+"/24", "dev", "eth0")
+		sources = append(sources, src)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hc := pageClient(c.client)
 	var storming atomic.Bool
 	var codes sync.Map
 	var sent atomic.Int64
 	var wg sync.WaitGroup
+	hc := pageClientFrom(c.client, sources...)
 	for range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -334,6 +364,12 @@ func TestBcryptStorm(t *testing.T) {
 	var cpuStorm, kidsStorm int
 	var stormFor time.Duration
 	p := lab.StartProberEvery(t, c.client, mustAddrPort(t, target), true, every)
+	// The clients stand for hosts elsewhere, whose CPU the load balancer
+	// does not share; here they share 2 CPUs with the prober, vipd and the
+	// backends. At nice 19 they still send at the same rate (the request
+	// count is logged), but a waking prober or backend no longer waits
+	// behind them. The prober started before this, at nice 0.
+	reniceSelf(t, 19)
 	for i := range 2 * turns {
 		storm := i%2 == 1
 		storming.Store(storm)
@@ -358,9 +394,8 @@ func TestBcryptStorm(t *testing.T) {
 		if !s.OK {
 			ms = 1e6 // a failure counts as the worst
 		}
-		end := s.At.Add(time.Duration(s.Ms * float64(time.Millisecond)))
 		for _, sp := range spans {
-			if s.At.Before(sp.from.Add(guard)) || end.After(sp.to) {
+			if s.At.Before(sp.from.Add(guard)) || !s.At.Before(sp.to) {
 				continue
 			}
 			if sp.storm {
@@ -378,8 +413,8 @@ func TestBcryptStorm(t *testing.T) {
 	cpu := float64(cpuStorm) / ticksPerSecond / stormFor.Seconds() * 100
 	kids := float64(kidsStorm) / ticksPerSecond / stormFor.Seconds() * 100
 	t.Logf("baseline (%d turns of %s): %d proxied connects, median %.2f ms, p99 %.2f ms", turns, turn, len(baseline), bp50, bp99)
-	t.Logf("storm (%d turns of %s, %d workers, %d requests, answers %v): %d proxied connects, median %.2f ms, p99 %.2f ms, max %.2f ms; vipd CPU %.0f%%, its password-check helpers %.0f%%",
-		turns, turn, workers, sent.Load(), tally, len(storm), sp50, sp99, smax, cpu, kids)
+	t.Logf("storm (%d turns of %s, %d workers from %d extra addresses, %d requests, answers %v): %d proxied connects, median %.2f ms, p99 %.2f ms, max %.2f ms; vipd CPU %.0f%%, its password-check helpers %.0f%%",
+		turns, turn, workers, len(sources), sent.Load(), tally, len(storm), sp50, sp99, smax, cpu, kids)
 	if min(len(baseline), len(storm)) < turns*int(turn/every)/2 {
 		t.Fatalf("too few samples to compare: %d in the baseline, %d in the storm", len(baseline), len(storm))
 	}
@@ -399,6 +434,38 @@ func TestBcryptStorm(t *testing.T) {
 		t.Errorf("VRRP transitions during the storm: lb1 %d, lb2 %d; want 0", n1, n2)
 	}
 	oneMaster(t, c.vip, c.n1, 2*time.Second, c.n1, c.n2)
+}
+
+// reniceSelf sets every thread of this test process to nice and back to
+// 0 when the test ends (root may raise a priority again). Threads started
+// meanwhile inherit it; the processes started before keep theirs.
+func reniceSelf(t *testing.T, nice int) {
+	t.Helper()
+	set := func(n int) error {
+		var done []string
+		for range 10 {
+			paths, _ := filepath.Glob("/proc/self/task/*")
+			if slices.Equal(paths, done) {
+				return nil
+			}
+			for _, p := range paths {
+				tid, _ := strconv.Atoi(filepath.Base(p))
+				if err := unix.Setpriority(unix.PRIO_PROCESS, tid, n); err != nil && err != unix.ESRCH {
+					return err
+				}
+			}
+			done = paths
+		}
+		return fmt.Errorf("threads kept appearing")
+	}
+	t.Cleanup(func() {
+		if err := set(0); err != nil {
+			t.Errorf("renice back to 0: %v", err)
+		}
+	})
+	if err := set(nice); err != nil {
+		t.Fatalf("renice to %d: %v", nice, err)
+	}
 }
 
 func mustAddrPort(t *testing.T, s string) netip.AddrPort {

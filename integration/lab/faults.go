@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +244,12 @@ func (q *CPUQuota) remove() {
 // DialFrom opens a TCP connection from inside host's network namespace
 // (the socket is created there; the calling process stays where it is).
 func DialFrom(h *Host, addr string, timeout time.Duration) (net.Conn, error) {
+	return DialFromSource(h, netip.Addr{}, addr, timeout)
+}
+
+// DialFromSource is DialFrom from the source address src, one of h's
+// addresses (the kernel chooses when src is not valid).
+func DialFromSource(h *Host, src netip.Addr, addr string, timeout time.Duration) (net.Conn, error) {
 	type res struct {
 		c   net.Conn
 		err error
@@ -270,7 +277,11 @@ func DialFrom(h *Host, addr string, timeout time.Duration) (net.Conn, error) {
 			return
 		}
 		// The socket is created in the namespace of this thread.
-		c, err := net.DialTimeout("tcp", addr, timeout)
+		d := net.Dialer{Timeout: timeout}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		c, err := d.Dial("tcp", addr)
 		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		} // else: leave the thread locked so it exits with the goroutine
