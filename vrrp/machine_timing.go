@@ -46,7 +46,10 @@ func DownInterval(version, prio uint8, interval time.Duration) time.Duration {
 // timer runs out. It is a quarter of Skew_Time because the crash is known
 // (a closed connection and the host's own word that nothing listens
 // there): the wait only has to cover the winner's first advert reaching
-// the others, milliseconds on a LAN, not the loss of adverts.
+// the others, milliseconds on a LAN, not the loss of adverts. Those
+// milliseconds can be too few on a busy host, so the daemon does not send
+// MasterGone to a backup whose beacons show a ready backup outranking it
+// (internal/daemon's outrankedBy).
 func GoneSkew(version, prio uint8, interval time.Duration) time.Duration {
 	return SkewTime(version, prio, interval) / goneSkewDivisor
 }
